@@ -1,0 +1,261 @@
+//! The JSON spec format: the seed's CPI files plus safe extensions (reference: `cpis/REFERENCE.md`).
+//!
+//! Loading is two passes over one parse: [`json`] keeps spans, [`load`] decodes the tree into the
+//! model below, checking every key, type and placeholder and reporting all problems with their
+//! locations. Templates are parsed here, once, and only rendered per call.
+
+pub mod json;
+pub mod kinds;
+mod load;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::error::ErrorKind;
+use crate::template::Template;
+
+pub use load::{load_file, load_str, MAX_SPEC_BYTES};
+
+/// Which interface a CPI implements; it decides the required actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpiKind {
+    /// Manages application containers on a node (the seed's container CPI).
+    Container,
+    /// Manages workers (VMs, machines) on an IaaS for the Director.
+    Director,
+}
+
+impl CpiKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CpiKind::Container => "container",
+            CpiKind::Director => "director",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub kind: CpiKind,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub actions: Vec<Action>,
+    pub default_settings: serde_json::Map<String, Value>,
+    pub validation: Validation,
+    pub setup_commands: Vec<Template>,
+    pub env: EnvPolicy,
+    /// Error rules tried after an action's own rules.
+    pub errors: Vec<ErrorRule>,
+    /// Default timeout for every action and hook of this spec.
+    pub timeout: Option<Duration>,
+    pub working_dir: PathBuf,
+    /// The file it came from, for messages.
+    pub source: PathBuf,
+    /// Where the `actions` object starts, for completeness diagnostics.
+    pub actions_location: Option<Location>,
+    /// Problems that do not stop the spec from loading (unused parameters, unknown action names).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Spec {
+    pub fn action(&self, name: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.name == name)
+    }
+
+    /// Every program the spec may run: the exec gate for JSON specs.
+    pub fn allowed_programs(&self) -> &[String] {
+        &self.validation.required_commands
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub name: String,
+    pub description: Option<String>,
+    pub body: ActionBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActionBody {
+    /// The spec says the runtime cannot do this, and why.
+    Unsupported {
+        reason: String,
+    },
+    Command(Box<CommandAction>),
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandAction {
+    pub command: Template,
+    /// Required parameters first, then optional ones, each in declaration order.
+    pub params: Vec<ParamDecl>,
+    pub hooks: Vec<Hook>,
+    pub timeout: Option<Duration>,
+    pub success_exit_codes: ExitCodes,
+    pub output: OutputFormat,
+    pub errors: Vec<ErrorRule>,
+}
+
+impl CommandAction {
+    pub fn param(&self, name: &str) -> Option<&ParamDecl> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    pub fn pre_hooks(&self) -> impl Iterator<Item = &Hook> {
+        self.hooks.iter().filter(|h| h.stage == HookStage::Pre)
+    }
+
+    pub fn post_hooks(&self) -> impl Iterator<Item = &Hook> {
+        self.hooks.iter().filter(|h| h.stage == HookStage::Post)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    /// A string, number or boolean, rendered as text. The default, so a caller cannot turn one
+    /// argument into several by passing a list.
+    String,
+    /// An array of scalars.
+    List,
+    /// An object of scalars, rendered as `key=value` items.
+    Map,
+}
+
+impl ParamType {
+    pub fn accepts(self, value: &Value) -> bool {
+        let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+        match self {
+            ParamType::String => scalar(value),
+            ParamType::List => value.as_array().is_some_and(|a| a.iter().all(scalar)),
+            ParamType::Map => value.as_object().is_some_and(|m| m.values().all(scalar)),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::List => "list",
+            ParamType::Map => "map",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamDecl {
+    pub name: String,
+    pub required: bool,
+    pub ty: ParamType,
+    pub allow_dash: bool,
+    /// The whole value (each item, for lists and maps) must match.
+    pub pattern: Option<Regex>,
+    pub description: Option<String>,
+    /// `optional_params` fragment appended to the command when the parameter is given.
+    pub fragment: Option<Template>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookStage {
+    Pre,
+    Post,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hook {
+    /// The key it was declared under, such as `pre_delete`.
+    pub name: String,
+    pub stage: HookStage,
+    pub command: Template,
+    pub ignore_failure: bool,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitCodes {
+    Any,
+    Only(Vec<i32>),
+}
+
+impl ExitCodes {
+    pub fn accepts(&self, code: i32) -> bool {
+        match self {
+            ExitCodes::Any => true,
+            ExitCodes::Only(codes) => codes.contains(&code),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum OutputFormat {
+    /// No parsing: the result is stdout, stderr and the exit code.
+    Raw,
+    /// stdout, trimmed, as a string.
+    Text,
+    /// Non-empty trimmed lines of stdout as an array of strings.
+    Lines,
+    /// stdout as one JSON document.
+    Json,
+    /// One JSON document per non-empty line, as an array.
+    JsonLines,
+    /// Named captures of a regex as an object; with `multiple`, an array of one object per match.
+    Regex { pattern: Regex, multiple: bool },
+}
+
+/// Maps a failed command to a typed error: every condition given must hold.
+#[derive(Debug, Clone)]
+pub struct ErrorRule {
+    pub kind: ErrorKind,
+    pub exit_codes: Option<Vec<i32>>,
+    pub stderr: Option<Regex>,
+    pub stdout: Option<Regex>,
+}
+
+impl ErrorRule {
+    pub fn matches(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> bool {
+        self.exit_codes
+            .as_ref()
+            .is_none_or(|codes| exit_code.is_some_and(|c| codes.contains(&c)))
+            && self.stderr.as_ref().is_none_or(|re| re.is_match(stderr))
+            && self.stdout.as_ref().is_none_or(|re| re.is_match(stdout))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Validation {
+    /// Programs the spec runs; also the only programs it may run.
+    pub required_commands: Vec<String>,
+    pub version_requirements: Vec<VersionRequirement>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRequirement {
+    pub tool: String,
+    pub range: semver::VersionReq,
+    /// The command printing the version; `TOOL --version` unless the spec says otherwise.
+    pub command: Template,
+}
+
+/// The environment a spec's processes see: always `PATH`, plus what is named here.
+#[derive(Debug, Clone, Default)]
+pub struct EnvPolicy {
+    /// Variables copied from the host's environment when set there.
+    pub inherit: Vec<String>,
+    /// Variables set to fixed values.
+    pub set: Vec<(String, String)>,
+}
+
+/// Loads a spec file and also runs the completeness checks of `validate`.
+pub fn validate_file(path: &Path) -> Result<(Spec, Diagnostics), Diagnostics> {
+    let spec = load_file(path)?;
+    let mut diagnostics = spec.warnings.clone();
+    diagnostics.extend(kinds::check_required_actions(&spec));
+    Ok((spec, Diagnostics(diagnostics)))
+}

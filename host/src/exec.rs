@@ -1,0 +1,381 @@
+//! Runs one process the safe way: an argv (never a shell unless the argv says `/bin/sh -c`), a
+//! cleared environment, an explicit working directory, its own process group, a deadline, and
+//! bounded capture of stdout and stderr.
+//!
+//! Every process an action starts belongs to the group of the command's first process. When the
+//! deadline passes the group gets SIGTERM, then SIGKILL after a grace period. When the command
+//! exits on its own, whatever it left running in its group is killed too: an action's processes
+//! end with the action. Programs that must outlive the call (container monitors such as conmon or
+//! lxc-start's daemon) detach into their own session, as they all do, and are not touched.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// How long a timed-out group gets between SIGTERM and SIGKILL.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long the output pipes may stay open after the command exits, held by something it left
+/// running, before that leftover is killed.
+const DRAIN_GRACE: Duration = Duration::from_millis(250);
+/// Bytes kept per stream; more is read and counted but dropped.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// `argv[0]` is the program: an absolute path, or a name looked up in the request's `PATH`.
+    pub argv: Vec<String>,
+    /// The complete environment of the process; nothing is inherited.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+    pub kill_grace: Duration,
+    /// Bytes kept per stream.
+    pub output_limit: usize,
+    pub stdin: Option<Vec<u8>>,
+}
+
+/// What a stream produced: the first `output_limit` bytes and how many there were in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Captured {
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    pub total_bytes: u64,
+}
+
+impl Captured {
+    pub fn truncated(&self) -> bool {
+        self.total_bytes > self.bytes.len() as u64
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// The program as resolved on `PATH`.
+    pub program: PathBuf,
+    /// The exit code, or `None` when a signal ended the process.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub duration: Duration,
+    /// The deadline passed and the process group was killed.
+    pub timed_out: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("program `{program}` was not found (searched PATH={path})")]
+    NotFound { program: String, path: String },
+    #[error("cannot run `{program}`: {source}")]
+    Spawn { program: String, source: io::Error },
+    #[error("empty argv")]
+    EmptyArgv,
+    #[error("I/O error while running `{program}`: {source}")]
+    Io { program: String, source: io::Error },
+}
+
+/// Finds `program` the way execvp would, in the given `PATH` value, without touching the host's.
+pub fn resolve_program(program: &str, path: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    path.split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs the request to completion or to its deadline. Never leaves a process of its group behind.
+pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
+    let started = Instant::now();
+    let name = request.argv.first().ok_or(ExecError::EmptyArgv)?;
+    let path = request
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or("", |(_, v)| v.as_str());
+    let program = resolve_program(name, path).ok_or_else(|| ExecError::NotFound {
+        program: name.clone(),
+        path: path.to_string(),
+    })?;
+
+    let mut command = Command::new(&program);
+    command
+        .arg0(name)
+        .args(&request.argv[1..])
+        .env_clear()
+        .envs(request.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&request.cwd)
+        .stdin(if request.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let io_error = |source| ExecError::Io {
+        program: name.clone(),
+        source,
+    };
+    let mut child = command.spawn().map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => ExecError::NotFound {
+            program: name.clone(),
+            path: path.to_string(),
+        },
+        _ => ExecError::Spawn {
+            program: name.clone(),
+            source,
+        },
+    })?;
+    let group = child.id().map(|id| Pid::from_raw(id as i32));
+
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(capture(s, request.output_limit)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(capture(s, request.output_limit)));
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), request.stdin.clone()) {
+        tokio::spawn(async move {
+            // A command that exits without reading its input is not an error of ours.
+            let _ = stdin.write_all(&input).await;
+        });
+    }
+
+    let deadline = tokio::time::Instant::from_std(started + request.timeout);
+    let (status, timed_out) = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(status) => (status.map_err(io_error)?, false),
+        Err(_) => {
+            signal_group(group, Signal::SIGTERM);
+            let status = match tokio::time::timeout(request.kill_grace, child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    signal_group(group, Signal::SIGKILL);
+                    child.wait().await
+                }
+            };
+            (status.map_err(io_error)?, true)
+        }
+    };
+
+    // The leader is gone; give its pipes a moment to drain, then end anything it left behind so
+    // no process of this action outlives it (and no reader waits on a pipe it holds open).
+    let readers = async {
+        let out = join_capture(stdout).await;
+        let err = join_capture(stderr).await;
+        (out, err)
+    };
+    tokio::pin!(readers);
+    let (stdout, stderr) = match tokio::time::timeout(DRAIN_GRACE, &mut readers).await {
+        Ok(done) => {
+            signal_group(group, Signal::SIGKILL);
+            done
+        }
+        Err(_) => {
+            signal_group(group, Signal::SIGKILL);
+            readers.await
+        }
+    };
+
+    use std::os::unix::process::ExitStatusExt;
+    Ok(ExecOutput {
+        program,
+        exit_code: status.code(),
+        signal: status.signal(),
+        stdout: stdout.map_err(io_error)?,
+        stderr: stderr.map_err(io_error)?,
+        duration: started.elapsed(),
+        timed_out,
+    })
+}
+
+fn signal_group(group: Option<Pid>, signal: Signal) {
+    if let Some(group) = group {
+        // ESRCH means the group is already empty, which is the goal.
+        let _ = killpg(group, signal);
+    }
+}
+
+async fn join_capture(
+    task: Option<tokio::task::JoinHandle<io::Result<Captured>>>,
+) -> io::Result<Captured> {
+    match task {
+        None => Ok(Captured::default()),
+        Some(task) => task.await.map_err(io::Error::other)?,
+    }
+}
+
+/// Reads a stream to its end, keeping at most `limit` bytes. Reading on past the limit keeps the
+/// writer from blocking on a full pipe; the total is reported so truncation is visible.
+async fn capture(mut stream: impl AsyncRead + Unpin, limit: usize) -> io::Result<Captured> {
+    let mut kept = Vec::new();
+    let mut total: u64 = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(Captured {
+                bytes: kept,
+                total_bytes: total,
+            });
+        }
+        total += n as u64;
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..n.min(room)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(script: &str) -> ExecRequest {
+        ExecRequest {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: PathBuf::from("/"),
+            timeout: Duration::from_secs(10),
+            kill_grace: Duration::from_millis(500),
+            output_limit: 1024,
+            stdin: None,
+        }
+    }
+
+    /// Processes (zombies included) whose process group is `pgid`.
+    fn group_members(pgid: i32) -> Vec<i32> {
+        let mut members = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // Fields after the parenthesised command name: state, ppid, pgrp, ...
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            if rest
+                .split_whitespace()
+                .nth(2)
+                .and_then(|g| g.parse::<i32>().ok())
+                == Some(pgid)
+            {
+                members.push(pid);
+            }
+        }
+        members
+    }
+
+    #[tokio::test]
+    async fn captures_exit_code_and_both_streams() {
+        let out = run(&request("echo out; echo err >&2; exit 3"))
+            .await
+            .expect("runs");
+        assert_eq!(out.exit_code, Some(3));
+        assert_eq!(out.stdout.text(), "out\n");
+        assert_eq!(out.stderr.text(), "err\n");
+        assert!(!out.timed_out);
+    }
+
+    #[tokio::test]
+    async fn environment_is_exactly_what_was_given() {
+        std::env::set_var("OMNI_CPI_SHOULD_NOT_LEAK", "secret");
+        let mut req = request("env");
+        req.env.push(("GIVEN".into(), "yes".into()));
+        let out = run(&req).await.expect("runs");
+        let text = out.stdout.text();
+        assert!(text.contains("GIVEN=yes"), "{text}");
+        assert!(!text.contains("OMNI_CPI_SHOULD_NOT_LEAK"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_a_forking_command_and_all_its_children() {
+        // `$$` is the shell, the group leader, so it names the group every child inherits.
+        let mut req = request("echo $$; sleep 301 & sleep 301 & (sleep 301 &) ; sleep 301");
+        req.timeout = Duration::from_millis(300);
+        let out = run(&req).await.expect("runs");
+        assert!(out.timed_out);
+        assert!(out.duration < Duration::from_secs(5), "{:?}", out.duration);
+        let group: i32 = out.stdout.text().trim().parse().expect("pgid");
+        wait_until_group_empty(group).await;
+    }
+
+    #[tokio::test]
+    async fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
+        let mut req = request("trap '' TERM; sleep 300 & wait");
+        req.timeout = Duration::from_millis(200);
+        let out = run(&req).await.expect("runs");
+        assert!(out.timed_out);
+        assert_eq!(out.signal, Some(9));
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_a_command_that_exits_are_killed() {
+        let req = request("echo $$; sleep 302 & sleep 302 >/dev/null 2>&1 & exit 0");
+        let out = run(&req).await.expect("runs");
+        assert_eq!(out.exit_code, Some(0));
+        assert!(!out.timed_out);
+        let group: i32 = out.stdout.text().trim().parse().expect("pgid");
+        wait_until_group_empty(group).await;
+    }
+
+    /// Waits until no process, zombie or alive, is left in the group.
+    async fn wait_until_group_empty(group: i32) {
+        for _ in 0..100 {
+            if group_members(group).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "processes {:?} of group {group} survived their action",
+            group_members(group)
+        );
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_and_truncation_reported() {
+        let out = run(&request("head -c 100000 /dev/zero"))
+            .await
+            .expect("runs");
+        assert_eq!(out.stdout.bytes.len(), 1024);
+        assert_eq!(out.stdout.total_bytes, 100_000);
+        assert!(out.stdout.truncated());
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_typed_error() {
+        let mut req = request("");
+        req.argv = vec!["definitely-not-a-program".into()];
+        assert!(matches!(run(&req).await, Err(ExecError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn feeds_stdin() {
+        let mut req = request("cat");
+        req.stdin = Some(b"hello".to_vec());
+        assert_eq!(run(&req).await.expect("runs").stdout.text(), "hello");
+    }
+}

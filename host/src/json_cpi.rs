@@ -1,0 +1,756 @@
+//! A CPI defined by a JSON spec: plans an action call from its templates and runs the plan.
+//!
+//! A call takes three steps, each cheap because loading already did the parsing:
+//! 1. check the caller's parameters against the action's declarations (required, type, pattern);
+//! 2. render every hook and the command into argv arrays: the [`Plan`] (what `--dry-run` shows);
+//! 3. run the steps in order through [`crate::exec`], then map the result to an [`Outcome`] or a
+//!    typed [`CpiError`] using the spec's error rules.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::diagnostic::Diagnostics;
+use crate::error::{CpiError, ErrorKind, FailedStep};
+use crate::exec::{self, ExecOutput, ExecRequest};
+use crate::output;
+use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
+use crate::spec::{self, ActionBody, CommandAction, ErrorRule, Spec};
+use crate::suggest;
+use crate::template::{Binding, Bindings, Template};
+
+/// Parameters of a call, by name.
+pub type Params = serde_json::Map<String, Value>;
+
+/// Timeout of an action whose spec sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// `PATH` given to processes when the host has none.
+const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// How much of stderr an error report keeps (its end, where runtimes put the reason).
+const STDERR_TAIL: usize = 2048;
+
+/// Per-call settings chosen by the caller, not the spec.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// Overrides the spec's timeouts for every step.
+    pub timeout: Option<Duration>,
+    pub kill_grace: Duration,
+    pub output_limit: usize,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            timeout: None,
+            kill_grace: exec::DEFAULT_KILL_GRACE,
+            output_limit: exec::DEFAULT_OUTPUT_LIMIT,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JsonCpi {
+    spec: Arc<Spec>,
+    /// The complete environment of every process this CPI starts, fixed at load.
+    env: Arc<Vec<(String, String)>>,
+}
+
+impl JsonCpi {
+    pub fn load(path: &Path) -> Result<JsonCpi, Diagnostics> {
+        spec::load_file(path).map(JsonCpi::new)
+    }
+
+    pub fn new(spec: Spec) -> JsonCpi {
+        let env = process_env(&spec, |name| std::env::var(name).ok());
+        JsonCpi {
+            spec: Arc::new(spec),
+            env: Arc::new(env),
+        }
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    fn command_action(&self, action: &str) -> Result<&CommandAction, CpiError> {
+        match self.spec.action(action).map(|a| &a.body) {
+            Some(ActionBody::Command(command)) => Ok(command),
+            Some(ActionBody::Unsupported { reason }) => Err(CpiError::new(
+                ErrorKind::Unsupported,
+                action,
+                format!(
+                    "CPI `{}` declares this action unsupported: {reason}",
+                    self.spec.name
+                ),
+            )),
+            None => {
+                let near =
+                    suggest::closest(action, self.spec.actions.iter().map(|a| a.name.as_str()))
+                        .map(|n| format!("; did you mean `{n}`?"))
+                        .unwrap_or_default();
+                Err(CpiError::new(
+                    ErrorKind::Unsupported,
+                    action,
+                    format!("CPI `{}` has no action `{action}`{near}", self.spec.name),
+                ))
+            }
+        }
+    }
+
+    /// Renders every step of a call without running anything (the dry run).
+    pub fn plan(
+        &self,
+        action_name: &str,
+        params: &Params,
+        options: &CallOptions,
+    ) -> Result<Plan, CpiError> {
+        let action = self.command_action(action_name)?;
+        self.check_params(action_name, action, params)?;
+        let bindings = ActionBindings {
+            action,
+            params,
+            defaults: &self.spec.default_settings,
+        };
+        let render = |template: &Template| {
+            template.render_parts(&bindings).map_err(|e| {
+                CpiError::for_param(
+                    ErrorKind::InvalidArgument,
+                    action_name,
+                    &e.param,
+                    e.to_string(),
+                )
+            })
+        };
+        let timeout_of = |own: Option<Duration>| {
+            options
+                .timeout
+                .or(own)
+                .or(action.timeout)
+                .or(self.spec.timeout)
+                .unwrap_or(DEFAULT_TIMEOUT)
+        };
+
+        let mut steps = Vec::with_capacity(action.hooks.len() + 1);
+        for hook in action.pre_hooks() {
+            steps.push(PlannedStep {
+                name: hook.name.clone(),
+                stage: StepStage::Pre,
+                argv: render(&hook.command)?.into_argv(),
+                ignore_failure: hook.ignore_failure,
+                timeout: timeout_of(hook.timeout),
+            });
+        }
+        let mut command = render(&action.command)?;
+        for param in &action.params {
+            let (Some(fragment), Some(binding)) = (&param.fragment, bindings.get(&param.name))
+            else {
+                continue;
+            };
+            if binding.value != &Value::Bool(false) {
+                command.append(render(fragment)?);
+            }
+        }
+        steps.push(PlannedStep {
+            name: "command".into(),
+            stage: StepStage::Command,
+            argv: command.into_argv(),
+            ignore_failure: false,
+            timeout: timeout_of(None),
+        });
+        for hook in action.post_hooks() {
+            steps.push(PlannedStep {
+                name: hook.name.clone(),
+                stage: StepStage::Post,
+                argv: render(&hook.command)?.into_argv(),
+                ignore_failure: hook.ignore_failure,
+                timeout: timeout_of(hook.timeout),
+            });
+        }
+        let mut ignored_params: Vec<String> = params
+            .keys()
+            .filter(|k| action.param(k).is_none())
+            .cloned()
+            .collect();
+        ignored_params.sort();
+        Ok(Plan {
+            cpi: self.spec.name.clone(),
+            action: action_name.to_string(),
+            steps,
+            ignored_params,
+        })
+    }
+
+    fn check_params(
+        &self,
+        action_name: &str,
+        action: &CommandAction,
+        params: &Params,
+    ) -> Result<(), CpiError> {
+        for decl in &action.params {
+            let given = params.get(&decl.name).filter(|v| !v.is_null());
+            let Some(value) = given else {
+                if decl.required && !self.spec.default_settings.contains_key(&decl.name) {
+                    return Err(CpiError::for_param(
+                        ErrorKind::InvalidArgument,
+                        action_name,
+                        &decl.name,
+                        format!("missing required parameter `{}`", decl.name),
+                    ));
+                }
+                continue;
+            };
+            if !decl.ty.accepts(value) {
+                return Err(CpiError::for_param(
+                    ErrorKind::InvalidArgument,
+                    action_name,
+                    &decl.name,
+                    format!(
+                        "parameter `{}` must be a {} ({}), got {}",
+                        decl.name,
+                        decl.ty.as_str(),
+                        match decl.ty {
+                            spec::ParamType::String => "a string, number or boolean",
+                            spec::ParamType::List => "an array of strings",
+                            spec::ParamType::Map => "an object of strings",
+                        },
+                        describe(value)
+                    ),
+                ));
+            }
+            if let Some(pattern) = &decl.pattern {
+                let items: Vec<String> = match value {
+                    Value::Array(items) => items.iter().map(scalar_text).collect(),
+                    Value::Object(map) => map.values().map(scalar_text).collect(),
+                    other => vec![scalar_text(other)],
+                };
+                if let Some(bad) = items.iter().find(|item| !pattern.is_match(item)) {
+                    let shown = pattern
+                        .as_str()
+                        .trim_start_matches("^(?:")
+                        .trim_end_matches(")$");
+                    return Err(CpiError::for_param(
+                        ErrorKind::InvalidArgument,
+                        action_name,
+                        &decl.name,
+                        format!(
+                            "parameter `{}`: value {bad:?} does not match the pattern `{shown}`",
+                            decl.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans and runs an action.
+    pub async fn call(
+        &self,
+        action: &str,
+        params: &Params,
+        options: &CallOptions,
+    ) -> Result<Outcome, CpiError> {
+        let plan = self.plan(action, params, options)?;
+        self.execute(&plan, options).await
+    }
+
+    /// Runs a plan made by [`JsonCpi::plan`]: pre hooks, the command, post hooks.
+    pub async fn execute(&self, plan: &Plan, options: &CallOptions) -> Result<Outcome, CpiError> {
+        let action = self.command_action(&plan.action)?;
+        let mut reports = Vec::with_capacity(plan.steps.len());
+        let mut main: Option<ExecOutput> = None;
+        for step in &plan.steps {
+            let run = self.run_step(&plan.action, step, options).await?;
+            let failure = self.classify(action, step, &run);
+            let report = StepReport {
+                name: step.name.clone(),
+                argv: step.argv.clone(),
+                exit_code: run.exit_code,
+                timed_out: run.timed_out,
+                failure_ignored: failure.is_some() && step.ignore_failure,
+                duration: run.duration,
+            };
+            tracing::debug!(action = %plan.action, step = %step.name, exit_code = ?run.exit_code, duration = ?run.duration, "step finished");
+            reports.push(report);
+            if let Some((kind, message)) = failure {
+                if !step.ignore_failure {
+                    return Err(self.step_error(&plan.action, step, &run, kind, message));
+                }
+            }
+            if step.stage == StepStage::Command {
+                main = Some(run);
+            }
+        }
+        let main = main.ok_or_else(|| {
+            CpiError::new(
+                ErrorKind::Internal,
+                &plan.action,
+                "the plan has no command step",
+            )
+        })?;
+        let stdout = main.stdout.text();
+        let result = output::parse(&action.output, &stdout).map_err(|message| {
+            CpiError::new(
+                ErrorKind::Failed,
+                &plan.action,
+                format!("cannot parse the output of `{}`: {message}", plan.action),
+            )
+        })?;
+        Ok(Outcome {
+            cpi: plan.cpi.clone(),
+            action: plan.action.clone(),
+            exit_code: main.exit_code,
+            stdout_truncated: main.stdout.truncated(),
+            stderr_truncated: main.stderr.truncated(),
+            stdout,
+            stderr: main.stderr.text(),
+            result,
+            steps: reports,
+            ignored_params: plan.ignored_params.clone(),
+        })
+    }
+
+    async fn run_step(
+        &self,
+        action: &str,
+        step: &PlannedStep,
+        options: &CallOptions,
+    ) -> Result<ExecOutput, CpiError> {
+        let request = ExecRequest {
+            argv: step.argv.clone(),
+            env: self.env.as_ref().clone(),
+            cwd: self.spec.working_dir.clone(),
+            timeout: step.timeout,
+            kill_grace: options.kill_grace,
+            output_limit: options.output_limit,
+            stdin: None,
+        };
+        exec::run(&request).await.map_err(|e| {
+            let kind = match e {
+                exec::ExecError::NotFound { .. } => ErrorKind::Unavailable,
+                _ => ErrorKind::Failed,
+            };
+            let mut err = CpiError::new(kind, action, format!("{}: {e}", step.name));
+            err.failed_step = Some(FailedStep {
+                step: step.name.clone(),
+                argv: step.argv.clone(),
+                exit_code: None,
+                stderr: String::new(),
+            });
+            err
+        })
+    }
+
+    /// `None` when the step succeeded; otherwise the error kind and a message.
+    fn classify(
+        &self,
+        action: &CommandAction,
+        step: &PlannedStep,
+        run: &ExecOutput,
+    ) -> Option<(ErrorKind, String)> {
+        if run.timed_out {
+            return Some((
+                ErrorKind::Timeout,
+                format!(
+                    "{} did not finish within {:?} and was killed",
+                    step.name, step.timeout
+                ),
+            ));
+        }
+        let succeeded = run.exit_code.is_some_and(|code| match step.stage {
+            StepStage::Command => action.success_exit_codes.accepts(code),
+            StepStage::Pre | StepStage::Post => code == 0,
+        });
+        let stdout = run.stdout.text();
+        let stderr = run.stderr.text();
+        // A rule that names an exit code applies whatever the status (it can turn a "successful"
+        // empty answer into not_found); a rule without one applies only to failed runs.
+        let applies = |rule: &&ErrorRule| {
+            (!succeeded || rule.exit_codes.is_some())
+                && rule.matches(run.exit_code, &stdout, &stderr)
+        };
+        if let Some(rule) = action.errors.iter().chain(&self.spec.errors).find(applies) {
+            return Some((rule.kind, failure_message(step, run)));
+        }
+        (!succeeded).then(|| (ErrorKind::Failed, failure_message(step, run)))
+    }
+
+    fn step_error(
+        &self,
+        action: &str,
+        step: &PlannedStep,
+        run: &ExecOutput,
+        kind: ErrorKind,
+        message: String,
+    ) -> CpiError {
+        let mut err = CpiError::new(kind, action, message);
+        err.failed_step = Some(FailedStep {
+            step: step.name.clone(),
+            argv: step.argv.clone(),
+            exit_code: run.exit_code,
+            stderr: tail(&run.stderr.text(), STDERR_TAIL),
+        });
+        err
+    }
+}
+
+fn failure_message(step: &PlannedStep, run: &ExecOutput) -> String {
+    let status = match (run.exit_code, run.signal) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended without a status".to_string(),
+    };
+    let reason = run.stderr.text();
+    let reason = reason.trim().lines().last().unwrap_or("").trim();
+    let program = step.argv.first().map_or("", String::as_str);
+    if reason.is_empty() {
+        format!("{} (`{program}`) {status}", step.name)
+    } else {
+        format!("{} (`{program}`) {status}: {reason}", step.name)
+    }
+}
+
+fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The environment of a spec's processes: `PATH`, the inherited names that are set on the host,
+/// then the fixed values. Nothing else from the host leaks through.
+fn process_env(spec: &Spec, host: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let mut env = vec![(
+        "PATH".to_string(),
+        host("PATH").unwrap_or_else(|| FALLBACK_PATH.to_string()),
+    )];
+    for name in &spec.env.inherit {
+        if let Some(value) = host(name) {
+            env.retain(|(k, _)| k != name);
+            env.push((name.clone(), value));
+        }
+    }
+    for (name, value) in &spec.env.set {
+        env.retain(|(k, _)| k != name);
+        env.push((name.clone(), value.clone()));
+    }
+    env
+}
+
+/// Resolves placeholders for one call: a declared parameter the caller gave, else a default
+/// setting, else absent. Undeclared caller parameters are never consulted.
+struct ActionBindings<'a> {
+    action: &'a CommandAction,
+    params: &'a Params,
+    defaults: &'a serde_json::Map<String, Value>,
+}
+
+impl Bindings for ActionBindings<'_> {
+    fn get(&self, name: &str) -> Option<Binding<'_>> {
+        let decl = self.action.param(name);
+        if let Some(value) = decl
+            .and_then(|_| self.params.get(name))
+            .filter(|v| !v.is_null())
+        {
+            return Some(Binding {
+                value,
+                allow_dash: decl.is_some_and(|d| d.allow_dash),
+            });
+        }
+        // Default settings are written by the spec's author, not the caller.
+        self.defaults.get(name).map(|value| Binding {
+            value,
+            allow_dash: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cpi(actions: &str) -> JsonCpi {
+        let text = format!(
+            r#"{{"name": "t", "type": "container", "validation": {{"required_commands": ["sh", "echo", "true", "false", "sleep"]}},
+               "default_settings": {{"stop_timeout": 2, "log_opts": {{"max-size": "1m"}}}},
+               "actions": {actions}}}"#
+        );
+        JsonCpi::new(spec::load_str("t.json", text).expect("spec loads"))
+    }
+
+    fn params(v: Value) -> Params {
+        match v {
+            Value::Object(map) => map,
+            _ => panic!("object"),
+        }
+    }
+
+    fn argvs(plan: &Plan) -> Vec<Vec<&str>> {
+        plan.steps
+            .iter()
+            .map(|s| s.argv.iter().map(String::as_str).collect())
+            .collect()
+    }
+
+    #[test]
+    fn plans_hooks_command_and_ignored_params() {
+        let cpi = cpi(
+            r#"{"delete_container": {"command": "echo rm {name}", "params": ["name"],
+            "pre_delete": {"command": "echo stop -t {stop_timeout} {name}", "ignore_failure": true}, "post_delete": "true"}}"#,
+        );
+        let plan = cpi
+            .plan(
+                "delete_container",
+                &params(json!({"name": "c1", "image": "x", "stop_timeout": 99})),
+                &CallOptions::default(),
+            )
+            .expect("plans");
+        assert_eq!(
+            argvs(&plan),
+            [
+                vec!["echo", "stop", "-t", "2", "c1"],
+                vec!["echo", "rm", "c1"],
+                vec!["true"]
+            ]
+        );
+        assert!(plan.steps[0].ignore_failure);
+        assert_eq!(
+            plan.ignored_params,
+            ["image", "stop_timeout"],
+            "undeclared values never reach a process"
+        );
+    }
+
+    #[test]
+    fn missing_required_parameter_names_action_and_parameter() {
+        let cpi = cpi(r#"{"start_container": {"command": "echo {name}", "params": ["name"]}}"#);
+        let err = cpi
+            .plan("start_container", &Params::new(), &CallOptions::default())
+            .expect_err("missing");
+        assert_eq!(
+            (err.kind, err.action.as_str(), err.param.as_deref()),
+            (ErrorKind::InvalidArgument, "start_container", Some("name"))
+        );
+        assert!(err.message.contains("missing required parameter `name`"));
+    }
+
+    #[test]
+    fn parameter_types_and_patterns_are_enforced() {
+        let cpi = cpi(
+            r#"{"create_container": {"command": "echo {name} -e {env}", "params": [{"name": "name", "pattern": "[a-z0-9-]+"}],
+             "optional_params": [{"name": "env", "type": "map"}]}}"#,
+        );
+        let plan = |v| cpi.plan("create_container", &params(v), &CallOptions::default());
+        assert_eq!(
+            plan(json!({"name": ["a", "b"]}))
+                .expect_err("list for a string")
+                .kind,
+            ErrorKind::InvalidArgument
+        );
+        assert!(plan(json!({"name": "../etc"}))
+            .expect_err("pattern")
+            .message
+            .contains("does not match"));
+        assert!(plan(json!({"name": "a", "env": ["x"]})).is_err());
+        let ok = plan(json!({"name": "a", "env": {"K": "v"}})).expect("plans");
+        assert_eq!(argvs(&ok), [vec!["echo", "a", "-e", "K=v"]]);
+    }
+
+    #[test]
+    fn fragments_appear_only_when_given() {
+        let cpi = cpi(
+            r#"{"create_vm": {"command": "echo create {name}", "params": ["name"],
+            "optional_params": {"memory": "--memory {memory}", "encrypted": "--encrypted"}}}"#,
+        );
+        let plan = |v| {
+            cpi.plan("create_vm", &params(v), &CallOptions::default())
+                .expect("plans")
+        };
+        assert_eq!(
+            argvs(&plan(json!({"name": "a"}))),
+            [vec!["echo", "create", "a"]]
+        );
+        assert_eq!(
+            argvs(&plan(
+                json!({"name": "a", "memory": 512, "encrypted": true})
+            )),
+            [vec![
+                "echo",
+                "create",
+                "a",
+                "--memory",
+                "512",
+                "--encrypted"
+            ]]
+        );
+        assert_eq!(
+            argvs(&plan(json!({"name": "a", "encrypted": false}))),
+            [vec!["echo", "create", "a"]]
+        );
+    }
+
+    #[test]
+    fn unsupported_and_unknown_actions_are_typed() {
+        let cpi = cpi(r#"{"attach_volume": {"unsupported": "volumes are given at create time"}}"#);
+        let err = cpi
+            .plan("attach_volume", &Params::new(), &CallOptions::default())
+            .expect_err("unsupported");
+        assert_eq!(err.kind, ErrorKind::Unsupported);
+        assert!(err.message.contains("volumes are given at create time"));
+        let err = cpi
+            .plan("atach_volume", &Params::new(), &CallOptions::default())
+            .expect_err("unknown");
+        assert!(
+            err.message.contains("did you mean `attach_volume`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn maps_failures_to_typed_errors_and_parses_output() {
+        let cpi = cpi(r#"{
+            "inspect_container": {"command": "sh -c {script}", "params": [{"name": "script", "allow_dash": true}],
+                "output": "json",
+                "errors": [{"kind": "not_found", "exit_code": 1, "stderr": "(?i)no such container"},
+                           {"kind": "not_found", "exit_code": 0, "stdout": "^\\s*\\[\\]\\s*$"}]},
+            "exec": {"command": "sh -c {script}", "params": ["script"], "success_exit_codes": "any"}}"#);
+        let call = |action: &'static str, script: &'static str| {
+            let cpi = cpi.clone();
+            async move {
+                cpi.call(
+                    action,
+                    &params(json!({"script": script})),
+                    &CallOptions::default(),
+                )
+                .await
+            }
+        };
+        let ok = call("inspect_container", "echo '[{\"State\": \"running\"}]'")
+            .await
+            .expect("ok");
+        assert_eq!(ok.result, Some(json!([{"State": "running"}])));
+        let missing = call(
+            "inspect_container",
+            "echo 'Error: no such container x' >&2; exit 1",
+        )
+        .await
+        .expect_err("missing");
+        assert_eq!(missing.kind, ErrorKind::NotFound);
+        assert_eq!(
+            missing.failed_step.as_ref().map(|s| s.exit_code),
+            Some(Some(1))
+        );
+        assert_eq!(
+            call("inspect_container", "echo '[]'")
+                .await
+                .expect_err("empty")
+                .kind,
+            ErrorKind::NotFound
+        );
+        let other = call("inspect_container", "echo boom >&2; exit 2")
+            .await
+            .expect_err("failed");
+        assert_eq!(other.kind, ErrorKind::Failed);
+        assert!(
+            other.message.contains("exited with status 2: boom"),
+            "{}",
+            other.message
+        );
+        assert_eq!(
+            call("inspect_container", "echo nope")
+                .await
+                .expect_err("bad json")
+                .kind,
+            ErrorKind::Failed
+        );
+        let exec = call("exec", "echo hi; exit 3")
+            .await
+            .expect("any exit code is a result");
+        assert_eq!((exec.exit_code, exec.stdout.as_str()), (Some(3), "hi\n"));
+    }
+
+    #[tokio::test]
+    async fn failing_pre_hook_aborts_unless_ignored() {
+        let cpi = cpi(r#"{
+            "delete_container": {"command": "echo deleted", "pre_stop": {"command": "false", "ignore_failure": true}},
+            "stop_container": {"command": "echo stopped", "pre_check": "false"}}"#);
+        let ok = cpi
+            .call("delete_container", &Params::new(), &CallOptions::default())
+            .await
+            .expect("ignored failure");
+        assert_eq!(ok.stdout, "deleted\n");
+        assert!(ok.steps[0].failure_ignored);
+        let err = cpi
+            .call("stop_container", &Params::new(), &CallOptions::default())
+            .await
+            .expect_err("aborts");
+        assert_eq!(
+            err.failed_step.map(|s| s.step),
+            Some("pre_check".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn timeout_is_a_typed_error() {
+        let cpi = cpi(r#"{"logs": {"command": "sleep 30", "timeout": "200ms"}}"#);
+        let err = cpi
+            .call("logs", &Params::new(), &CallOptions::default())
+            .await
+            .expect_err("times out");
+        assert_eq!(err.kind, ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn process_env_is_path_plus_what_the_spec_names() {
+        let spec = spec::load_str(
+            "t.json",
+            r#"{"name": "t", "type": "container", "env": {"inherit": ["DOCKER_HOST", "UNSET"], "set": {"LC_ALL": "C"}}, "actions": {}}"#.into(),
+        )
+        .expect("loads");
+        let host = |name: &str| match name {
+            "PATH" => Some("/bin".to_string()),
+            "DOCKER_HOST" => Some("unix:///x.sock".to_string()),
+            "SECRET" => Some("no".to_string()),
+            _ => None,
+        };
+        let env = process_env(&spec, host);
+        assert_eq!(
+            env,
+            [
+                ("PATH".into(), "/bin".into()),
+                ("DOCKER_HOST".into(), "unix:///x.sock".into()),
+                ("LC_ALL".into(), "C".into())
+            ]
+        );
+    }
+}

@@ -372,13 +372,18 @@ impl JsonCpi {
         // A rule that names an exit code applies whatever the status (it can turn a "successful"
         // empty answer into not_found); a rule without one applies only to failed runs.
         let applies = |rule: &&ErrorRule| {
-            (!succeeded || rule.exit_codes.is_some())
-                && rule.matches(run.exit_code, &stdout, &stderr)
+            (!succeeded || rule.when.exit_codes.is_some())
+                && rule.when.matches(run.exit_code, &stdout, &stderr)
         };
         if let Some(rule) = action.errors.iter().chain(&self.spec.errors).find(applies) {
             return Some((rule.kind, failure_message(step, run)));
         }
-        (!succeeded).then(|| (ErrorKind::Failed, failure_message(step, run)))
+        let accepted = step.stage == StepStage::Command
+            && action
+                .success_when
+                .iter()
+                .any(|c| c.matches(run.exit_code, &stdout, &stderr));
+        (!succeeded && !accepted).then(|| (ErrorKind::Failed, failure_message(step, run)))
     }
 
     fn step_error(
@@ -697,6 +702,32 @@ mod tests {
             .await
             .expect("any exit code is a result");
         assert_eq!((exec.exit_code, exec.stdout.as_str()), (Some(3), "hi\n"));
+    }
+
+    #[tokio::test]
+    async fn success_when_makes_a_repeat_idempotent_but_nothing_else() {
+        let cpi = cpi(
+            r#"{"disconnect_network": {"command": "sh -c {script}", "params": ["script"],
+            "success_when": [{"exit_code": 125, "stderr": "is not connected"}]}}"#,
+        );
+        let call = |script: &'static str| {
+            let cpi = cpi.clone();
+            async move {
+                cpi.call(
+                    "disconnect_network",
+                    &params(json!({ "script": script })),
+                    &CallOptions::default(),
+                )
+                .await
+            }
+        };
+        assert!(call("echo 'c is not connected to network n' >&2; exit 125")
+            .await
+            .is_ok());
+        let other = call("echo 'network not found' >&2; exit 125")
+            .await
+            .expect_err("other failures stay failures");
+        assert_eq!(other.kind, ErrorKind::Failed);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod json_cpi;
 pub mod output;
 pub mod plan;
+pub mod requirements;
 pub mod spec;
 mod suggest;
 pub mod template;

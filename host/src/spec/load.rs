@@ -49,6 +49,7 @@ const ACTION_KEYS: &[&str] = &[
     "success_exit_codes",
     "output",
     "errors",
+    "success_when",
     "unsupported",
 ];
 const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description"];
@@ -62,6 +63,7 @@ const PARAM_KEYS: &[&str] = &[
 ];
 const OUTPUT_KEYS: &[&str] = &["format", "pattern", "multiple"];
 const ERROR_RULE_KEYS: &[&str] = &["kind", "exit_code", "stderr", "stdout"];
+const CONDITION_KEYS: &[&str] = &["exit_code", "stderr", "stdout"];
 const VALIDATION_KEYS: &[&str] = &["required_commands", "version_requirements"];
 const VERSION_KEYS: &[&str] = &["range", "command"];
 const ENV_KEYS: &[&str] = &["inherit", "set"];
@@ -74,6 +76,7 @@ pub const KEYS_BY_OBJECT: &[(&str, &[&str])] = &[
     ("param", PARAM_KEYS),
     ("output", OUTPUT_KEYS),
     ("error_rule", ERROR_RULE_KEYS),
+    ("condition", CONDITION_KEYS),
     ("validation", VALIDATION_KEYS),
     ("version_requirement", VERSION_KEYS),
     ("env", ENV_KEYS),
@@ -775,28 +778,51 @@ impl Decoder<'_> {
                 }
                 None => continue,
             };
-            let exit_codes =
-                first(fields, "exit_code").and_then(|m| self.exit_codes(&m.value, "`exit_code`"));
-            let stderr =
-                first(fields, "stderr").and_then(|m| self.regex(&m.value, "`stderr`", false));
-            let stdout =
-                first(fields, "stdout").and_then(|m| self.regex(&m.value, "`stdout`", false));
-            if exit_codes.is_none() && stderr.is_none() && stdout.is_none() {
-                self.error(
-                    item.span,
-                    format!("an error rule of {owner} has no condition"),
-                    Some("add \"exit_code\", \"stderr\" or \"stdout\" (regular expressions match anywhere)".into()),
-                );
-                continue;
+            if let Some(when) = self.condition(item, fields, &format!("an error rule of {owner}")) {
+                rules.push(ErrorRule { kind, when });
             }
-            rules.push(ErrorRule {
-                kind,
-                exit_codes,
-                stderr,
-                stdout,
-            });
         }
         rules
+    }
+
+    fn success_conditions(&mut self, node: &Node, owner: &str) -> Vec<Condition> {
+        let what = format!("`success_when` of {owner}");
+        let Some(items) = self.array(node, &what) else {
+            return Vec::new();
+        };
+        let mut conditions = Vec::new();
+        for item in items {
+            let Some(fields) = self.object(
+                item,
+                &format!("a condition in {what}"),
+                CONDITION_KEYS,
+                |_| false,
+            ) else {
+                continue;
+            };
+            conditions.extend(self.condition(item, fields, &format!("a condition in {what}")));
+        }
+        conditions
+    }
+
+    fn condition(&mut self, item: &Node, fields: &[Member], what: &str) -> Option<Condition> {
+        let exit_codes =
+            first(fields, "exit_code").and_then(|m| self.exit_codes(&m.value, "`exit_code`"));
+        let stderr = first(fields, "stderr").and_then(|m| self.regex(&m.value, "`stderr`", false));
+        let stdout = first(fields, "stdout").and_then(|m| self.regex(&m.value, "`stdout`", false));
+        if exit_codes.is_none() && stderr.is_none() && stdout.is_none() {
+            self.error(
+                item.span,
+                format!("{what} has no condition"),
+                Some("add \"exit_code\", \"stderr\" or \"stdout\" (regular expressions match anywhere)".into()),
+            );
+            return None;
+        }
+        Some(Condition {
+            exit_codes,
+            stderr,
+            stdout,
+        })
     }
 
     fn exit_codes(&mut self, node: &Node, what: &str) -> Option<Vec<i32>> {
@@ -1094,6 +1120,9 @@ impl Decoder<'_> {
         let errors = first(fields, "errors")
             .map(|m| self.error_rules(&m.value, &what))
             .unwrap_or_default();
+        let success_when = first(fields, "success_when")
+            .map(|m| self.success_conditions(&m.value, &what))
+            .unwrap_or_default();
         let command = command?;
         self.warn_unused_params(&params, &command, &hooks, fields, name);
         Some(Action {
@@ -1107,6 +1136,7 @@ impl Decoder<'_> {
                 success_exit_codes,
                 output,
                 errors,
+                success_when,
             })),
         })
     }

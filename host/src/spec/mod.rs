@@ -19,7 +19,10 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::error::ErrorKind;
 use crate::template::Template;
 
-pub use load::{load_file, load_str, MAX_SPEC_BYTES};
+pub use load::{load_file, load_str, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
+
+/// The JSON Schema of the format, printed by `omni-cpi schema` for editors.
+pub const SCHEMA: &str = include_str!("cpi.schema.json");
 
 /// Which interface a CPI implements; it decides the required actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,6 +104,8 @@ pub struct CommandAction {
     pub success_exit_codes: ExitCodes,
     pub output: OutputFormat,
     pub errors: Vec<ErrorRule>,
+    /// Failed runs that still mean success (an idempotent repeat: disconnecting twice).
+    pub success_when: Vec<Condition>,
 }
 
 impl CommandAction {
@@ -209,16 +214,22 @@ pub enum OutputFormat {
     Regex { pattern: Regex, multiple: bool },
 }
 
-/// Maps a failed command to a typed error: every condition given must hold.
+/// Maps a failed command to a typed error.
 #[derive(Debug, Clone)]
 pub struct ErrorRule {
     pub kind: ErrorKind,
+    pub when: Condition,
+}
+
+/// What a finished run looked like: every part given must hold (regexes match anywhere).
+#[derive(Debug, Clone)]
+pub struct Condition {
     pub exit_codes: Option<Vec<i32>>,
     pub stderr: Option<Regex>,
     pub stdout: Option<Regex>,
 }
 
-impl ErrorRule {
+impl Condition {
     pub fn matches(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> bool {
         self.exit_codes
             .as_ref()

@@ -1,0 +1,311 @@
+//! How results look: readable text for people, one JSON document for machines.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use omni_cpi::diagnostic::Diagnostics;
+use omni_cpi::requirements::RequirementCheck;
+use omni_cpi::spec::{self, ActionBody, Spec};
+use omni_cpi::{CpiError, JsonCpi, Outcome, Plan};
+use serde_json::{json, Value};
+
+use super::Output;
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Quotes an argv for display so it can be pasted into a shell.
+fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                omni_cpi::template::shell_quote(a)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn diagnostics(path: &Path, diagnostics: &Diagnostics, output: Output) -> Result<()> {
+    match output {
+        Output::Json => print_json(&json!({"file": path, "diagnostics": diagnostics.0})),
+        Output::Text => {
+            eprint!("{diagnostics}");
+            Ok(())
+        }
+    }
+}
+
+pub struct ValidationReport {
+    pub file: PathBuf,
+    pub spec: Option<Spec>,
+    pub diagnostics: Diagnostics,
+    pub requirements: Vec<RequirementCheck>,
+}
+
+fn summary(spec: &Spec) -> String {
+    let unsupported = spec
+        .actions
+        .iter()
+        .filter(|a| matches!(a.body, ActionBody::Unsupported { .. }))
+        .count();
+    format!(
+        "{}, {} CPI, {} actions ({} declared unsupported)",
+        spec.name,
+        spec.kind.as_str(),
+        spec.actions.len(),
+        unsupported
+    )
+}
+
+pub fn validation(reports: &[ValidationReport], output: Output) -> Result<()> {
+    if output == Output::Json {
+        let items: Vec<Value> = reports
+            .iter()
+            .map(|r| {
+                json!({
+                    "file": r.file,
+                    "valid": !r.diagnostics.has_errors() && r.requirements.iter().all(|c| c.satisfied),
+                    "name": r.spec.as_ref().map(|s| s.name.clone()),
+                    "diagnostics": r.diagnostics.0,
+                    "requirements": r.requirements,
+                })
+            })
+            .collect();
+        return print_json(&items);
+    }
+    for r in reports {
+        let status = if r.diagnostics.has_errors() {
+            "invalid"
+        } else {
+            "ok"
+        };
+        match &r.spec {
+            Some(spec) => println!("{status:7} {} ({})", r.file.display(), summary(spec)),
+            None => println!("{status:7} {}", r.file.display()),
+        }
+        for d in &r.diagnostics.0 {
+            println!("{d}");
+        }
+        for check in &r.requirements {
+            let mark = if check.satisfied { "ok" } else { "MISSING" };
+            println!("        {mark:7} {}: {}", check.requirement, check.detail);
+        }
+    }
+    Ok(())
+}
+
+pub fn list(entries: &[(PathBuf, Result<Spec, Diagnostics>)], output: Output) -> Result<()> {
+    if output == Output::Json {
+        let items: Vec<Value> = entries
+            .iter()
+            .map(|(file, loaded)| match loaded {
+                Ok(spec) => json!({"file": file, "name": spec.name, "kind": spec.kind, "actions": spec.actions.len(), "loads": true}),
+                Err(d) => json!({"file": file, "loads": false, "errors": d.0.iter().filter(|x| x.is_error()).count()}),
+            })
+            .collect();
+        return print_json(&items);
+    }
+    for (file, loaded) in entries {
+        match loaded {
+            Ok(spec) => println!("{:28} {}", file.display(), summary(spec)),
+            Err(d) => println!(
+                "{:28} does not load: {} errors (run `omni-cpi validate {}`)",
+                file.display(),
+                d.0.iter().filter(|x| x.is_error()).count(),
+                file.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+pub fn info(cpi: &JsonCpi, output: Output) -> Result<()> {
+    let spec = cpi.spec();
+    let actions: Vec<Value> = spec
+        .actions
+        .iter()
+        .map(|action| match &action.body {
+            ActionBody::Unsupported { reason } => json!({"name": action.name, "supported": false, "reason": reason}),
+            ActionBody::Command(command) => json!({
+                "name": action.name,
+                "supported": true,
+                "description": action.description,
+                "command": command.command.source(),
+                "params": command.params.iter().map(|p| json!({
+                    "name": p.name,
+                    "required": p.required,
+                    "type": p.ty,
+                    "allow_dash": p.allow_dash,
+                    "pattern": p.pattern.as_ref().map(|r| r.as_str().trim_start_matches("^(?:").trim_end_matches(")$").to_string()),
+                    "fragment": p.fragment.as_ref().map(|f| f.source()),
+                })).collect::<Vec<_>>(),
+                "hooks": command.hooks.iter().map(|h| json!({"name": h.name, "command": h.command.source(), "ignore_failure": h.ignore_failure})).collect::<Vec<_>>(),
+                "timeout_ms": command.timeout.map(|t| t.as_millis() as u64),
+            }),
+        })
+        .collect();
+    let info = json!({
+        "name": spec.name,
+        "kind": spec.kind,
+        "version": spec.version,
+        "description": spec.description,
+        "source": spec.source,
+        "actions": actions,
+        "default_settings": spec.default_settings,
+        "required_commands": spec.validation.required_commands,
+        "version_requirements": spec.validation.version_requirements.iter()
+            .map(|v| json!({"tool": v.tool, "range": v.range.to_string(), "command": v.command.source()})).collect::<Vec<_>>(),
+        "environment": cpi.env().iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        "warnings": spec.warnings,
+    });
+    if output == Output::Json {
+        return print_json(&info);
+    }
+    println!(
+        "{} ({} CPI) from {}",
+        spec.name,
+        spec.kind.as_str(),
+        spec.source.display()
+    );
+    if let Some(d) = &spec.description {
+        println!("  {d}");
+    }
+    println!("requires: {}", spec.validation.required_commands.join(", "));
+    for v in &spec.validation.version_requirements {
+        println!(
+            "  {} {} (checked with `{}`)",
+            v.tool,
+            v.range,
+            v.command.source()
+        );
+    }
+    println!(
+        "environment: {}",
+        cpi.env()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("actions:");
+    for action in &spec.actions {
+        match &action.body {
+            ActionBody::Unsupported { reason } => {
+                println!("  {:20} unsupported: {reason}", action.name)
+            }
+            ActionBody::Command(command) => {
+                let params: Vec<String> = command
+                    .params
+                    .iter()
+                    .map(|p| {
+                        let ty = if p.ty == spec::ParamType::String {
+                            String::new()
+                        } else {
+                            format!(": {}", p.ty.as_str())
+                        };
+                        if p.required {
+                            format!("{}{ty}", p.name)
+                        } else {
+                            format!("[{}{ty}]", p.name)
+                        }
+                    })
+                    .collect();
+                println!("  {:20} {}", action.name, params.join(" "));
+                for hook in command.pre_hooks() {
+                    println!("  {:20}   {}: {}", "", hook.name, hook.command.source());
+                }
+                println!("  {:20}   command: {}", "", command.command.source());
+                for hook in command.post_hooks() {
+                    println!("  {:20}   {}: {}", "", hook.name, hook.command.source());
+                }
+            }
+        }
+    }
+    for w in &spec.warnings {
+        println!("{w}");
+    }
+    Ok(())
+}
+
+pub fn plan(plan: &Plan, output: Output) -> Result<()> {
+    if output == Output::Json {
+        return print_json(plan);
+    }
+    println!("plan for {} {} (nothing was run):", plan.cpi, plan.action);
+    for step in &plan.steps {
+        let mut notes = vec![format!("timeout {:?}", step.timeout)];
+        if step.ignore_failure {
+            notes.push("failure ignored".into());
+        }
+        println!(
+            "  [{}] {}  ({})",
+            step.name,
+            shell_line(&step.argv),
+            notes.join(", ")
+        );
+    }
+    if !plan.ignored_params.is_empty() {
+        println!(
+            "ignored parameters (not declared by the action): {}",
+            plan.ignored_params.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub fn outcome(outcome: &Outcome, output: Output) -> Result<()> {
+    if output == Output::Json {
+        return print_json(outcome);
+    }
+    match &outcome.result {
+        Some(result) => println!("{}", serde_json::to_string_pretty(result)?),
+        None => print!("{}", outcome.stdout),
+    }
+    if outcome.result.is_none() && !outcome.stderr.is_empty() {
+        eprint!("{}", outcome.stderr);
+    }
+    if outcome.stdout_truncated || outcome.stderr_truncated {
+        eprintln!("note: output was truncated at the capture limit");
+    }
+    if outcome.exit_code != Some(0) {
+        eprintln!(
+            "exit status: {}",
+            outcome
+                .exit_code
+                .map_or("none (signal)".to_string(), |c| c.to_string())
+        );
+    }
+    Ok(())
+}
+
+pub fn call_error(error: &CpiError, output: Output) -> Result<()> {
+    if output == Output::Json {
+        return print_json(&json!({"error": error}));
+    }
+    eprintln!("error[{}]: {}: {}", error.kind, error.action, error.message);
+    if let Some(step) = &error.failed_step {
+        eprintln!("  step: {}: {}", step.step, shell_line(&step.argv));
+        if let Some(code) = step.exit_code {
+            eprintln!("  exit status: {code}");
+        }
+        let stderr = step.stderr.trim();
+        if !stderr.is_empty() {
+            eprintln!("  stderr:");
+            for line in stderr.lines() {
+                eprintln!("    {line}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -62,8 +62,15 @@ impl JsonCpi {
         spec::load_file(path).map(JsonCpi::new)
     }
 
+    /// A CPI whose processes inherit what its spec names from this process's environment.
     pub fn new(spec: Spec) -> JsonCpi {
-        let env = process_env(&spec, |name| std::env::var(name).ok());
+        JsonCpi::with_host_env(spec, |name| std::env::var(name).ok())
+    }
+
+    /// A CPI whose processes inherit from `host_env` instead: embedders and tests pass the
+    /// environment explicitly rather than mutating their own.
+    pub fn with_host_env(spec: Spec, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
+        let env = process_env(&spec, host_env);
         JsonCpi {
             spec: Arc::new(spec),
             env: Arc::new(env),

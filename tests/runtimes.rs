@@ -1,0 +1,490 @@
+//! Full container lifecycles through the shipped specs against real runtimes: podman, the docker
+//! CLI against podman's Docker-compatible socket, and LXC. No fakes: each test drives the real
+//! program and checks what the runtime reports.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use omni_cpi::{spec, CallOptions, CpiError, ErrorKind, JsonCpi, Outcome, Params};
+use serde_json::{json, Value};
+use support::unique_name;
+
+const IMAGE: &str = "localhost/busybox:latest";
+const GREETING: &str = "hello-from-container";
+
+/// How volumes reach a container on a runtime.
+#[derive(Clone, Copy, PartialEq)]
+enum Volumes {
+    /// Given to create_container as `volumes: ["VOLUME:/path"]` (podman, docker).
+    AtCreate,
+    /// attach_volume on an existing, stopped container (LXC).
+    Attach,
+}
+
+struct Runtime {
+    label: &'static str,
+    cpi: JsonCpi,
+    image: &'static str,
+    /// Parameters every call gets (e.g. a zero stop timeout, since sh as PID 1 ignores SIGTERM).
+    common: Value,
+    /// The container's state as the CPI's inspect reports it, lower-cased.
+    state_of: fn(&Outcome) -> String,
+    running: &'static str,
+    stopped: &'static [&'static str],
+    exec_when_stopped: ErrorKind,
+    volumes: Volumes,
+    networks: bool,
+    /// Removes a container by force outside the CPI, for cleanup after a failed assertion.
+    force_remove: fn(&str),
+}
+
+fn params(runtime: &Runtime, extra: Value) -> Params {
+    let mut p = match runtime.common.clone() {
+        Value::Object(map) => map,
+        _ => Params::new(),
+    };
+    if let Value::Object(extra) = extra {
+        p.extend(extra);
+    }
+    p
+}
+
+impl Runtime {
+    async fn call(&self, action: &str, extra: Value) -> Result<Outcome, CpiError> {
+        self.cpi
+            .call(action, &params(self, extra), &CallOptions::default())
+            .await
+    }
+
+    async fn ok(&self, action: &str, extra: Value) -> Outcome {
+        match self.call(action, extra.clone()).await {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("{}: {action} {extra} failed: {e:?}", self.label),
+        }
+    }
+
+    async fn fails(&self, action: &str, extra: Value, kind: ErrorKind) {
+        match self.call(action, extra.clone()).await {
+            Ok(outcome) => panic!(
+                "{}: {action} {extra} succeeded, expected {kind}: {outcome:?}",
+                self.label
+            ),
+            Err(e) => assert_eq!(e.kind, kind, "{}: {action} {extra}: {e:?}", self.label),
+        }
+    }
+
+    async fn state(&self, name: &str) -> String {
+        (self.state_of)(&self.ok("inspect_container", json!({ "name": name })).await)
+    }
+
+    async fn names(&self) -> Vec<String> {
+        let listed = self.ok("list_containers", json!({})).await;
+        listed
+            .result
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    }
+
+    async fn create(&self, name: &str, extra: Value) {
+        let mut p = json!({
+            "name": name,
+            "image": self.image,
+            "command": ["sh", "-c", format!("echo {GREETING}; exec sleep 3600")],
+        });
+        if let (Some(p), Value::Object(extra)) = (p.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        self.ok("create_container", p).await;
+    }
+
+    /// Logs may trail the container's output by a moment.
+    async fn logs_eventually_contain(&self, name: &str, needle: &str) {
+        let mut last = String::new();
+        for _ in 0..50 {
+            let logs = self.ok("logs", json!({ "name": name })).await;
+            last = format!("{}{}", logs.stdout, logs.stderr);
+            if last.contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{}: logs of {name} never contained {needle:?}; last: {last:?}",
+            self.label
+        );
+    }
+}
+
+/// Removes the container when a test ends, even by a failed assertion.
+struct Cleanup<'a>(&'a Runtime, String);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        (self.0.force_remove)(&self.1);
+    }
+}
+
+async fn container_lifecycle(rt: &Runtime) {
+    let name = unique_name("life");
+    let _cleanup = Cleanup(rt, name.clone());
+
+    rt.create(&name, json!({})).await;
+    rt.fails(
+        "create_container",
+        json!({"name": name, "image": rt.image, "command": ["true"]}),
+        ErrorKind::AlreadyExists,
+    )
+    .await;
+    assert!(
+        rt.names().await.contains(&name),
+        "{}: list includes the new container",
+        rt.label
+    );
+
+    rt.ok("start_container", json!({ "name": name })).await;
+    assert_eq!(
+        rt.state(&name).await,
+        rt.running,
+        "{}: running after start",
+        rt.label
+    );
+
+    let exec = rt
+        .ok(
+            "exec",
+            json!({"name": name, "cmd": ["sh", "-c", "echo out; echo err >&2; exit 3"]}),
+        )
+        .await;
+    assert_eq!(
+        exec.exit_code,
+        Some(3),
+        "{}: exec reports the inner exit code",
+        rt.label
+    );
+    assert_eq!(exec.stdout, "out\n", "{}", rt.label);
+    assert!(
+        exec.stderr.contains("err"),
+        "{}: exec stderr {:?}",
+        rt.label,
+        exec.stderr
+    );
+    let exec = rt
+        .ok(
+            "exec",
+            json!({"name": name, "cmd": ["echo", "a; b", "$(c)"]}),
+        )
+        .await;
+    assert_eq!(
+        (exec.exit_code, exec.stdout.as_str()),
+        (Some(0), "a; b $(c)\n"),
+        "{}",
+        rt.label
+    );
+
+    rt.logs_eventually_contain(&name, GREETING).await;
+
+    rt.ok("stop_container", json!({ "name": name })).await;
+    let stopped = rt.state(&name).await;
+    assert!(
+        rt.stopped.contains(&stopped.as_str()),
+        "{}: state after stop is {stopped}",
+        rt.label
+    );
+    rt.ok("stop_container", json!({ "name": name })).await;
+    rt.logs_eventually_contain(&name, GREETING).await;
+    rt.fails(
+        "exec",
+        json!({"name": name, "cmd": ["true"]}),
+        rt.exec_when_stopped,
+    )
+    .await;
+
+    rt.ok("restart_container", json!({ "name": name })).await;
+    assert_eq!(
+        rt.state(&name).await,
+        rt.running,
+        "{}: running after restart",
+        rt.label
+    );
+
+    rt.ok("delete_container", json!({ "name": name })).await;
+    rt.fails(
+        "inspect_container",
+        json!({ "name": name }),
+        ErrorKind::NotFound,
+    )
+    .await;
+    assert!(
+        !rt.names().await.contains(&name),
+        "{}: list omits the deleted container",
+        rt.label
+    );
+    for action in ["delete_container", "start_container", "logs"] {
+        rt.fails(action, json!({ "name": name }), ErrorKind::NotFound)
+            .await;
+    }
+    rt.fails(
+        "exec",
+        json!({"name": name, "cmd": ["true"]}),
+        ErrorKind::NotFound,
+    )
+    .await;
+}
+
+async fn delete_from_created_and_stopped(rt: &Runtime) {
+    let created = unique_name("created");
+    let _cleanup_created = Cleanup(rt, created.clone());
+    rt.create(&created, json!({})).await;
+    rt.ok("delete_container", json!({ "name": created })).await;
+    rt.fails(
+        "inspect_container",
+        json!({ "name": created }),
+        ErrorKind::NotFound,
+    )
+    .await;
+
+    let stopped = unique_name("stopped");
+    let _cleanup_stopped = Cleanup(rt, stopped.clone());
+    rt.create(&stopped, json!({})).await;
+    rt.ok("start_container", json!({ "name": stopped })).await;
+    rt.ok("stop_container", json!({ "name": stopped })).await;
+    rt.ok("delete_container", json!({ "name": stopped })).await;
+    rt.fails(
+        "inspect_container",
+        json!({ "name": stopped }),
+        ErrorKind::NotFound,
+    )
+    .await;
+}
+
+async fn volume_lifecycle(rt: &Runtime) {
+    let volume = unique_name("vol");
+    let name = unique_name("volc");
+    let _cleanup = Cleanup(rt, name.clone());
+    rt.ok("create_volume", json!({ "name": volume })).await;
+    match rt.volumes {
+        Volumes::AtCreate => {
+            rt.create(&name, json!({ "volumes": [format!("{volume}:/data")] }))
+                .await
+        }
+        Volumes::Attach => {
+            rt.create(&name, json!({})).await;
+            rt.ok(
+                "attach_volume",
+                json!({"name": name, "volume": volume, "mount_point": "data"}),
+            )
+            .await;
+        }
+    }
+    rt.ok("start_container", json!({ "name": name })).await;
+    let write = rt.ok("exec", json!({"name": name, "cmd": ["sh", "-c", "echo persisted > /data/file && cat /data/file"]})).await;
+    assert_eq!(
+        (write.exit_code, write.stdout.as_str()),
+        (Some(0), "persisted\n"),
+        "{}: {write:?}",
+        rt.label
+    );
+    rt.ok("delete_container", json!({ "name": name })).await;
+
+    // The data outlives the container: a second container sees it.
+    let reader = unique_name("volr");
+    let _cleanup_reader = Cleanup(rt, reader.clone());
+    match rt.volumes {
+        Volumes::AtCreate => {
+            rt.create(&reader, json!({ "volumes": [format!("{volume}:/data")] }))
+                .await
+        }
+        Volumes::Attach => {
+            rt.create(&reader, json!({})).await;
+            rt.ok(
+                "attach_volume",
+                json!({"name": reader, "volume": volume, "mount_point": "data"}),
+            )
+            .await;
+        }
+    }
+    rt.ok("start_container", json!({ "name": reader })).await;
+    let read = rt
+        .ok(
+            "exec",
+            json!({"name": reader, "cmd": ["cat", "/data/file"]}),
+        )
+        .await;
+    assert_eq!(read.stdout, "persisted\n", "{}", rt.label);
+    rt.ok("delete_container", json!({ "name": reader })).await;
+
+    rt.ok("delete_volume", json!({ "name": volume })).await;
+    rt.fails(
+        "delete_volume",
+        json!({ "name": volume }),
+        ErrorKind::NotFound,
+    )
+    .await;
+}
+
+async fn network_lifecycle(rt: &Runtime) {
+    let network = unique_name("net");
+    let name = unique_name("netc");
+    let _cleanup = Cleanup(rt, name.clone());
+    rt.ok("create_network", json!({ "name": network })).await;
+    rt.fails(
+        "create_network",
+        json!({ "name": network }),
+        ErrorKind::AlreadyExists,
+    )
+    .await;
+    rt.create(&name, json!({})).await;
+    rt.ok("start_container", json!({ "name": name })).await;
+    rt.ok(
+        "connect_network",
+        json!({"network": network, "container": name}),
+    )
+    .await;
+    let inspect = rt.ok("inspect_container", json!({ "name": name })).await;
+    let networks = &inspect
+        .result
+        .as_ref()
+        .and_then(|r| r.pointer("/0/NetworkSettings/Networks"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        networks.get(&network).is_some(),
+        "{}: connected network {network} missing from {networks}",
+        rt.label
+    );
+    rt.ok(
+        "disconnect_network",
+        json!({"network": network, "container": name}),
+    )
+    .await;
+    rt.ok(
+        "disconnect_network",
+        json!({"network": network, "container": name}),
+    )
+    .await;
+    rt.ok("delete_container", json!({ "name": name })).await;
+    rt.ok("delete_network", json!({ "name": network })).await;
+    rt.fails(
+        "delete_network",
+        json!({ "name": network }),
+        ErrorKind::NotFound,
+    )
+    .await;
+}
+
+async fn run_all(rt: &Runtime) {
+    container_lifecycle(rt).await;
+    delete_from_created_and_stopped(rt).await;
+    volume_lifecycle(rt).await;
+    if rt.networks {
+        network_lifecycle(rt).await;
+    } else {
+        for action in [
+            "create_network",
+            "delete_network",
+            "connect_network",
+            "disconnect_network",
+        ] {
+            rt.fails(
+                action,
+                json!({"name": "n", "network": "n", "container": "c"}),
+                ErrorKind::Unsupported,
+            )
+            .await;
+        }
+    }
+}
+
+fn oci_state(outcome: &Outcome) -> String {
+    outcome
+        .result
+        .as_ref()
+        .and_then(|r| r.pointer("/0/State/Status"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+fn load(name: &str, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
+    let loaded = spec::load_file(&support::cpi_path(name))
+        .unwrap_or_else(|e| panic!("cpis/{name}.json loads:\n{e}"));
+    JsonCpi::with_host_env(loaded, host_env)
+}
+
+fn host_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn podman_force_remove(name: &str) {
+    let _ = Command::new("podman")
+        .args(["rm", "-f", "-t", "0", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn podman_image_ready() -> bool {
+    support::runtime_available(
+        "podman with the busybox image",
+        &["podman", "image", "exists", IMAGE],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_lifecycle_volumes_and_networks() {
+    if !podman_image_ready() {
+        return;
+    }
+    let rt = Runtime {
+        label: "podman",
+        cpi: load("podman", host_env),
+        image: IMAGE,
+        common: json!({"stop_timeout": 0}),
+        state_of: oci_state,
+        running: "running",
+        stopped: &["exited", "stopped"],
+        exec_when_stopped: ErrorKind::InvalidState,
+        volumes: Volumes::AtCreate,
+        networks: true,
+        force_remove: podman_force_remove,
+    };
+    run_all(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_cli_against_podman_socket_lifecycle_volumes_and_networks() {
+    if !podman_image_ready() || !support::runtime_available("docker CLI", &["docker", "--version"])
+    {
+        return;
+    }
+    let service = support::PodmanService::start();
+    let docker_host = service.docker_host();
+    let rt = Runtime {
+        label: "docker",
+        cpi: load("docker", move |var| {
+            if var == "DOCKER_HOST" {
+                Some(docker_host.clone())
+            } else {
+                host_env(var)
+            }
+        }),
+        image: IMAGE,
+        common: json!({"stop_timeout": 0}),
+        state_of: oci_state,
+        running: "running",
+        stopped: &["exited", "stopped"],
+        exec_when_stopped: ErrorKind::InvalidState,
+        volumes: Volumes::AtCreate,
+        networks: true,
+        force_remove: podman_force_remove,
+    };
+    run_all(&rt).await;
+    drop(service);
+}

@@ -18,29 +18,20 @@ fn omni(args: &[&str]) -> Output {
 }
 
 fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-const SHIPPED: [&str; 4] = ["docker", "lxc", "podman", "virtualbox"];
+const SHIPPED: [&str; 5] = ["docker", "lxc", "podman", "process", "virtualbox"];
 
 #[test]
 fn every_shipped_spec_validates_without_warnings() {
     let out = omni(&["validate", "--output", "json", "cpis"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let reports = json_of(&out);
     let files: BTreeSet<String> = reports
         .as_array()
@@ -49,11 +40,7 @@ fn every_shipped_spec_validates_without_warnings() {
         .map(|r| {
             assert_eq!(r["valid"], true, "{r}");
             assert_eq!(r["diagnostics"], Value::Array(vec![]), "{r}");
-            Path::new(r["file"].as_str().expect("file"))
-                .file_stem()
-                .expect("stem")
-                .to_string_lossy()
-                .into_owned()
+            Path::new(r["file"].as_str().expect("file")).file_stem().expect("stem").to_string_lossy().into_owned()
         })
         .collect();
     assert_eq!(files, SHIPPED.iter().map(|s| s.to_string()).collect());
@@ -64,51 +51,27 @@ fn validate_fails_with_status_1_and_located_errors() {
     let out = omni(&["validate", "tests/golden/spec-errors/unknown-key.json"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("unknown-key.json:6:26: unknown key `comand`"),
-        "{text}"
-    );
+    assert!(text.contains("unknown-key.json:6:26: unknown key `comand`"), "{text}");
     assert!(text.contains("did you mean `command`?"), "{text}");
 }
 
 #[test]
 fn call_reports_load_errors_with_status_2() {
-    let out = omni(&[
-        "call",
-        "tests/golden/spec-errors/duplicate-action.json",
-        "start_container",
-        "name=x",
-    ]);
+    let out = omni(&["call", "tests/golden/spec-errors/duplicate-action.json", "start_container", "name=x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("duplicate action `start_container`"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("duplicate action `start_container`"), "{}", stderr(&out));
 }
 
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(omni(&["call"]).status.code(), Some(2), "missing arguments");
-    assert_eq!(
-        omni(&["call", "no-such-cpi", "logs"]).status.code(),
-        Some(2),
-        "unknown CPI"
-    );
+    assert_eq!(omni(&["call", "no-such-cpi", "logs"]).status.code(), Some(2), "unknown CPI");
     let out = omni(&["call", "podman", "start_container", "--dry-run"]);
     assert_eq!(out.status.code(), Some(2), "missing parameter");
-    assert!(
-        stderr(&out).contains("missing required parameter `name`"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("missing required parameter `name`"), "{}", stderr(&out));
     let out = omni(&["call", "podman", "start_containr", "name=x", "--dry-run"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("did you mean `start_container`?"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("did you mean `start_container`?"), "{}", stderr(&out));
 }
 
 #[test]
@@ -121,43 +84,20 @@ fn non_utf8_parameter_is_a_usage_error_naming_it() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("parameter `name` is not valid UTF-8"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("parameter `name` is not valid UTF-8"), "{}", stderr(&out));
 }
 
 #[test]
 fn dry_run_prints_the_full_plan_as_json() {
-    let out = omni(&[
-        "-o",
-        "json",
-        "call",
-        "podman",
-        "create_container",
-        "name=web; rm -rf /",
-        "image=busybox",
-        "--dry-run",
-    ]);
+    let out =
+        omni(&["-o", "json", "call", "podman", "create_container", "name=web; rm -rf /", "image=busybox", "--dry-run"]);
     // The pattern on `name` refuses the value before anything could run.
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json_of(&out)["error"]["kind"], "invalid_argument");
 
-    let out = omni(&[
-        "-o",
-        "json",
-        "call",
-        "podman",
-        "logs",
-        "name=web; rm -rf /",
-        "--dry-run",
-    ]);
+    let out = omni(&["-o", "json", "call", "podman", "logs", "name=web; rm -rf /", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        json_of(&out)["steps"][0]["argv"],
-        serde_json::json!(["podman", "logs", "web; rm -rf /"])
-    );
+    assert_eq!(json_of(&out)["steps"][0]["argv"], serde_json::json!(["podman", "logs", "web; rm -rf /"]));
 
     let out = omni(&[
         "-o",
@@ -172,15 +112,9 @@ fn dry_run_prints_the_full_plan_as_json() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let plan = json_of(&out);
-    assert_eq!(
-        plan["steps"][0]["argv"],
-        serde_json::json!(["podman", "stop", "-t", "0", "web"])
-    );
+    assert_eq!(plan["steps"][0]["argv"], serde_json::json!(["podman", "stop", "-t", "0", "web"]));
     assert_eq!(plan["steps"][0]["ignore_failure"], true);
-    assert_eq!(
-        plan["steps"][1]["argv"],
-        serde_json::json!(["podman", "rm", "web"])
-    );
+    assert_eq!(plan["steps"][1]["argv"], serde_json::json!(["podman", "rm", "web"]));
     assert_eq!(plan["ignored_params"], serde_json::json!(["extra"]));
 }
 
@@ -201,10 +135,7 @@ fn call_runs_the_action_and_reports_typed_failures() {
 
     let out = omni(&["call", spec, "list_containers"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "[\n  \"a\",\n  \"b\"\n]\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[\n  \"a\",\n  \"b\"\n]\n");
 
     let out = omni(&["-o", "json", "call", spec, "inspect_container", "name=c1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -214,11 +145,7 @@ fn call_runs_the_action_and_reports_typed_failures() {
     assert_eq!(error["failed_step"]["argv"][4], "c1");
 
     let out = omni(&["call", spec, "inspect_container", "name=c1"]);
-    assert!(
-        stderr(&out).starts_with("error[not_found]: inspect_container:"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).starts_with("error[not_found]: inspect_container:"), "{}", stderr(&out));
 }
 
 #[test]
@@ -239,11 +166,7 @@ fn schema_reference_and_loader_agree_on_every_key() {
     assert_eq!(out.status.code(), Some(0));
     let schema = json_of(&out);
     let props = |pointer: &str| -> BTreeSet<String> {
-        schema
-            .pointer(pointer)
-            .and_then(Value::as_object)
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default()
+        schema.pointer(pointer).and_then(Value::as_object).map(|o| o.keys().cloned().collect()).unwrap_or_default()
     };
     let loader = |object: &str| -> BTreeSet<String> {
         omni_cpi::spec::KEYS_BY_OBJECT
@@ -254,34 +177,18 @@ fn schema_reference_and_loader_agree_on_every_key() {
     };
     assert_eq!(props("/properties"), loader("spec"));
     assert_eq!(props("/$defs/action/properties"), loader("action"));
-    assert_eq!(
-        props("/$defs/hook_command/oneOf/1/properties"),
-        loader("hook")
-    );
+    assert_eq!(props("/$defs/hook_command/oneOf/1/properties"), loader("hook"));
     assert_eq!(props("/$defs/param/oneOf/1/properties"), loader("param"));
     assert_eq!(props("/$defs/output/oneOf/1/properties"), loader("output"));
-    assert_eq!(
-        props("/$defs/error_rules/items/properties"),
-        loader("error_rule")
-    );
-    assert_eq!(
-        props("/$defs/action/properties/success_when/items/properties"),
-        loader("condition")
-    );
-    assert_eq!(
-        props("/properties/validation/properties"),
-        loader("validation")
-    );
+    assert_eq!(props("/$defs/error_rules/items/properties"), loader("error_rule"));
+    assert_eq!(props("/$defs/action/properties/success_when/items/properties"), loader("condition"));
+    assert_eq!(props("/properties/validation/properties"), loader("validation"));
     assert_eq!(props("/properties/env/properties"), loader("env"));
 
-    let reference =
-        std::fs::read_to_string(support::repo_root().join("cpis/REFERENCE.md")).expect("reference");
+    let reference = std::fs::read_to_string(support::repo_root().join("cpis/REFERENCE.md")).expect("reference");
     for (object, keys) in omni_cpi::spec::KEYS_BY_OBJECT {
         for key in *keys {
-            assert!(
-                reference.contains(&format!("`{key}`")),
-                "cpis/REFERENCE.md does not document `{key}` ({object})"
-            );
+            assert!(reference.contains(&format!("`{key}`")), "cpis/REFERENCE.md does not document `{key}` ({object})");
         }
     }
 }

@@ -16,12 +16,8 @@ fn check_golden(golden: &Path, actual: &str) {
         fs::write(golden, actual).expect("write golden file");
         return;
     }
-    let expected = fs::read_to_string(golden).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            golden.display()
-        )
-    });
+    let expected = fs::read_to_string(golden)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", golden.display()));
     assert!(
         expected == actual,
         "{} differs from the actual output (UPDATE_GOLDEN=1 rewrites it):\n--- expected\n{expected}\n--- actual\n{actual}",
@@ -50,24 +46,14 @@ fn spec_errors_match_golden_files() {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
         let text = fs::read_to_string(&path).expect("fixture");
         let actual = validation_text(&format!("spec-errors/{name}"), text);
-        assert!(
-            !actual.is_empty(),
-            "{name} is a bad spec but produced no diagnostics"
-        );
+        assert!(!actual.is_empty(), "{name} is a bad spec but produced no diagnostics");
         check_golden(&path.with_extension("txt"), &actual);
         checked += 1;
     }
-    assert!(
-        checked >= 14,
-        "only {checked} golden spec-error files found"
-    );
+    assert!(checked >= 14, "only {checked} golden spec-error files found");
 }
 
 /// One parameter set that covers every shipped spec's actions.
@@ -123,11 +109,7 @@ fn shipped_spec_plans_match_golden_files() {
             match cpi.plan(&action.name, &standard_params(), &CallOptions::default()) {
                 Ok(plan) => {
                     for step in &plan.steps {
-                        let ignore = if step.ignore_failure {
-                            " (failure ignored)"
-                        } else {
-                            ""
-                        };
+                        let ignore = if step.ignore_failure { " (failure ignored)" } else { "" };
                         text.push_str(&format!("[{}]{ignore} {:?}\n", step.name, step.argv));
                     }
                 }

@@ -21,6 +21,8 @@ enum Volumes {
     AtCreate,
     /// attach_volume on an existing, stopped container (LXC).
     Attach,
+    /// The CPI declares the volume actions unsupported.
+    Unsupported,
 }
 
 struct Runtime {
@@ -53,9 +55,7 @@ fn params(runtime: &Runtime, extra: Value) -> Params {
 
 impl Runtime {
     async fn call(&self, action: &str, extra: Value) -> Result<Outcome, CpiError> {
-        self.cpi
-            .call(action, &params(self, extra), &CallOptions::default())
-            .await
+        self.cpi.call(action, &params(self, extra), &CallOptions::default()).await
     }
 
     async fn ok(&self, action: &str, extra: Value) -> Outcome {
@@ -67,10 +67,7 @@ impl Runtime {
 
     async fn fails(&self, action: &str, extra: Value, kind: ErrorKind) {
         match self.call(action, extra.clone()).await {
-            Ok(outcome) => panic!(
-                "{}: {action} {extra} succeeded, expected {kind}: {outcome:?}",
-                self.label
-            ),
+            Ok(outcome) => panic!("{}: {action} {extra} succeeded, expected {kind}: {outcome:?}", self.label),
             Err(e) => assert_eq!(e.kind, kind, "{}: {action} {extra}: {e:?}", self.label),
         }
     }
@@ -115,10 +112,7 @@ impl Runtime {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
-            "{}: logs of {name} never contained {needle:?}; last: {last:?}",
-            self.label
-        );
+        panic!("{}: logs of {name} never contained {needle:?}; last: {last:?}", self.label);
     }
 }
 
@@ -142,100 +136,37 @@ async fn container_lifecycle(rt: &Runtime) {
         ErrorKind::AlreadyExists,
     )
     .await;
-    assert!(
-        rt.names().await.contains(&name),
-        "{}: list includes the new container",
-        rt.label
-    );
+    assert!(rt.names().await.contains(&name), "{}: list includes the new container", rt.label);
 
     rt.ok("start_container", json!({ "name": name })).await;
-    assert_eq!(
-        rt.state(&name).await,
-        rt.running,
-        "{}: running after start",
-        rt.label
-    );
+    assert_eq!(rt.state(&name).await, rt.running, "{}: running after start", rt.label);
 
-    let exec = rt
-        .ok(
-            "exec",
-            json!({"name": name, "cmd": ["sh", "-c", "echo out; echo err >&2; exit 3"]}),
-        )
-        .await;
-    assert_eq!(
-        exec.exit_code,
-        Some(3),
-        "{}: exec reports the inner exit code",
-        rt.label
-    );
+    let exec = rt.ok("exec", json!({"name": name, "cmd": ["sh", "-c", "echo out; echo err >&2; exit 3"]})).await;
+    assert_eq!(exec.exit_code, Some(3), "{}: exec reports the inner exit code", rt.label);
     assert_eq!(exec.stdout, "out\n", "{}", rt.label);
-    assert!(
-        exec.stderr.contains("err"),
-        "{}: exec stderr {:?}",
-        rt.label,
-        exec.stderr
-    );
-    let exec = rt
-        .ok(
-            "exec",
-            json!({"name": name, "cmd": ["echo", "a; b", "$(c)"]}),
-        )
-        .await;
-    assert_eq!(
-        (exec.exit_code, exec.stdout.as_str()),
-        (Some(0), "a; b $(c)\n"),
-        "{}",
-        rt.label
-    );
+    assert!(exec.stderr.contains("err"), "{}: exec stderr {:?}", rt.label, exec.stderr);
+    let exec = rt.ok("exec", json!({"name": name, "cmd": ["echo", "a; b", "$(c)"]})).await;
+    assert_eq!((exec.exit_code, exec.stdout.as_str()), (Some(0), "a; b $(c)\n"), "{}", rt.label);
 
     rt.logs_eventually_contain(&name, GREETING).await;
 
     rt.ok("stop_container", json!({ "name": name })).await;
     let stopped = rt.state(&name).await;
-    assert!(
-        rt.stopped.contains(&stopped.as_str()),
-        "{}: state after stop is {stopped}",
-        rt.label
-    );
+    assert!(rt.stopped.contains(&stopped.as_str()), "{}: state after stop is {stopped}", rt.label);
     rt.ok("stop_container", json!({ "name": name })).await;
     rt.logs_eventually_contain(&name, GREETING).await;
-    rt.fails(
-        "exec",
-        json!({"name": name, "cmd": ["true"]}),
-        rt.exec_when_stopped,
-    )
-    .await;
+    rt.fails("exec", json!({"name": name, "cmd": ["true"]}), rt.exec_when_stopped).await;
 
     rt.ok("restart_container", json!({ "name": name })).await;
-    assert_eq!(
-        rt.state(&name).await,
-        rt.running,
-        "{}: running after restart",
-        rt.label
-    );
+    assert_eq!(rt.state(&name).await, rt.running, "{}: running after restart", rt.label);
 
     rt.ok("delete_container", json!({ "name": name })).await;
-    rt.fails(
-        "inspect_container",
-        json!({ "name": name }),
-        ErrorKind::NotFound,
-    )
-    .await;
-    assert!(
-        !rt.names().await.contains(&name),
-        "{}: list omits the deleted container",
-        rt.label
-    );
+    rt.fails("inspect_container", json!({ "name": name }), ErrorKind::NotFound).await;
+    assert!(!rt.names().await.contains(&name), "{}: list omits the deleted container", rt.label);
     for action in ["delete_container", "start_container", "logs"] {
-        rt.fails(action, json!({ "name": name }), ErrorKind::NotFound)
-            .await;
+        rt.fails(action, json!({ "name": name }), ErrorKind::NotFound).await;
     }
-    rt.fails(
-        "exec",
-        json!({"name": name, "cmd": ["true"]}),
-        ErrorKind::NotFound,
-    )
-    .await;
+    rt.fails("exec", json!({"name": name, "cmd": ["true"]}), ErrorKind::NotFound).await;
 }
 
 async fn delete_from_created_and_stopped(rt: &Runtime) {
@@ -243,12 +174,7 @@ async fn delete_from_created_and_stopped(rt: &Runtime) {
     let _cleanup_created = Cleanup(rt, created.clone());
     rt.create(&created, json!({})).await;
     rt.ok("delete_container", json!({ "name": created })).await;
-    rt.fails(
-        "inspect_container",
-        json!({ "name": created }),
-        ErrorKind::NotFound,
-    )
-    .await;
+    rt.fails("inspect_container", json!({ "name": created }), ErrorKind::NotFound).await;
 
     let stopped = unique_name("stopped");
     let _cleanup_stopped = Cleanup(rt, stopped.clone());
@@ -256,12 +182,7 @@ async fn delete_from_created_and_stopped(rt: &Runtime) {
     rt.ok("start_container", json!({ "name": stopped })).await;
     rt.ok("stop_container", json!({ "name": stopped })).await;
     rt.ok("delete_container", json!({ "name": stopped })).await;
-    rt.fails(
-        "inspect_container",
-        json!({ "name": stopped }),
-        ErrorKind::NotFound,
-    )
-    .await;
+    rt.fails("inspect_container", json!({ "name": stopped }), ErrorKind::NotFound).await;
 }
 
 async fn volume_lifecycle(rt: &Runtime) {
@@ -270,63 +191,38 @@ async fn volume_lifecycle(rt: &Runtime) {
     let _cleanup = Cleanup(rt, name.clone());
     rt.ok("create_volume", json!({ "name": volume })).await;
     match rt.volumes {
-        Volumes::AtCreate => {
-            rt.create(&name, json!({ "volumes": [format!("{volume}:/data")] }))
-                .await
-        }
+        Volumes::Unsupported => unreachable!("run_all checks volume support first"),
+        Volumes::AtCreate => rt.create(&name, json!({ "volumes": [format!("{volume}:/data")] })).await,
         Volumes::Attach => {
             rt.create(&name, json!({})).await;
-            rt.ok(
-                "attach_volume",
-                json!({"name": name, "volume": volume, "mount_point": "data"}),
-            )
-            .await;
+            rt.ok("attach_volume", json!({"name": name, "volume": volume, "mount_point": "data"})).await;
         }
     }
     rt.ok("start_container", json!({ "name": name })).await;
-    let write = rt.ok("exec", json!({"name": name, "cmd": ["sh", "-c", "echo persisted > /data/file && cat /data/file"]})).await;
-    assert_eq!(
-        (write.exit_code, write.stdout.as_str()),
-        (Some(0), "persisted\n"),
-        "{}: {write:?}",
-        rt.label
-    );
+    let write = rt
+        .ok("exec", json!({"name": name, "cmd": ["sh", "-c", "echo persisted > /data/file && cat /data/file"]}))
+        .await;
+    assert_eq!((write.exit_code, write.stdout.as_str()), (Some(0), "persisted\n"), "{}: {write:?}", rt.label);
     rt.ok("delete_container", json!({ "name": name })).await;
 
     // The data outlives the container: a second container sees it.
     let reader = unique_name("volr");
     let _cleanup_reader = Cleanup(rt, reader.clone());
     match rt.volumes {
-        Volumes::AtCreate => {
-            rt.create(&reader, json!({ "volumes": [format!("{volume}:/data")] }))
-                .await
-        }
+        Volumes::Unsupported => unreachable!("run_all checks volume support first"),
+        Volumes::AtCreate => rt.create(&reader, json!({ "volumes": [format!("{volume}:/data")] })).await,
         Volumes::Attach => {
             rt.create(&reader, json!({})).await;
-            rt.ok(
-                "attach_volume",
-                json!({"name": reader, "volume": volume, "mount_point": "data"}),
-            )
-            .await;
+            rt.ok("attach_volume", json!({"name": reader, "volume": volume, "mount_point": "data"})).await;
         }
     }
     rt.ok("start_container", json!({ "name": reader })).await;
-    let read = rt
-        .ok(
-            "exec",
-            json!({"name": reader, "cmd": ["cat", "/data/file"]}),
-        )
-        .await;
+    let read = rt.ok("exec", json!({"name": reader, "cmd": ["cat", "/data/file"]})).await;
     assert_eq!(read.stdout, "persisted\n", "{}", rt.label);
     rt.ok("delete_container", json!({ "name": reader })).await;
 
     rt.ok("delete_volume", json!({ "name": volume })).await;
-    rt.fails(
-        "delete_volume",
-        json!({ "name": volume }),
-        ErrorKind::NotFound,
-    )
-    .await;
+    rt.fails("delete_volume", json!({ "name": volume }), ErrorKind::NotFound).await;
 }
 
 async fn network_lifecycle(rt: &Runtime) {
@@ -334,70 +230,36 @@ async fn network_lifecycle(rt: &Runtime) {
     let name = unique_name("netc");
     let _cleanup = Cleanup(rt, name.clone());
     rt.ok("create_network", json!({ "name": network })).await;
-    rt.fails(
-        "create_network",
-        json!({ "name": network }),
-        ErrorKind::AlreadyExists,
-    )
-    .await;
+    rt.fails("create_network", json!({ "name": network }), ErrorKind::AlreadyExists).await;
     rt.create(&name, json!({})).await;
     rt.ok("start_container", json!({ "name": name })).await;
-    rt.ok(
-        "connect_network",
-        json!({"network": network, "container": name}),
-    )
-    .await;
+    rt.ok("connect_network", json!({"network": network, "container": name})).await;
     let inspect = rt.ok("inspect_container", json!({ "name": name })).await;
-    let networks = &inspect
-        .result
-        .as_ref()
-        .and_then(|r| r.pointer("/0/NetworkSettings/Networks"))
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        networks.get(&network).is_some(),
-        "{}: connected network {network} missing from {networks}",
-        rt.label
-    );
-    rt.ok(
-        "disconnect_network",
-        json!({"network": network, "container": name}),
-    )
-    .await;
-    rt.ok(
-        "disconnect_network",
-        json!({"network": network, "container": name}),
-    )
-    .await;
+    let networks =
+        &inspect.result.as_ref().and_then(|r| r.pointer("/0/NetworkSettings/Networks")).cloned().unwrap_or_default();
+    assert!(networks.get(&network).is_some(), "{}: connected network {network} missing from {networks}", rt.label);
+    rt.ok("disconnect_network", json!({"network": network, "container": name})).await;
+    rt.ok("disconnect_network", json!({"network": network, "container": name})).await;
     rt.ok("delete_container", json!({ "name": name })).await;
     rt.ok("delete_network", json!({ "name": network })).await;
-    rt.fails(
-        "delete_network",
-        json!({ "name": network }),
-        ErrorKind::NotFound,
-    )
-    .await;
+    rt.fails("delete_network", json!({ "name": network }), ErrorKind::NotFound).await;
 }
 
 async fn run_all(rt: &Runtime) {
     container_lifecycle(rt).await;
     delete_from_created_and_stopped(rt).await;
-    volume_lifecycle(rt).await;
+    if rt.volumes == Volumes::Unsupported {
+        for action in ["create_volume", "delete_volume", "attach_volume"] {
+            rt.fails(action, json!({"name": "v", "volume": "v"}), ErrorKind::Unsupported).await;
+        }
+    } else {
+        volume_lifecycle(rt).await;
+    }
     if rt.networks {
         network_lifecycle(rt).await;
     } else {
-        for action in [
-            "create_network",
-            "delete_network",
-            "connect_network",
-            "disconnect_network",
-        ] {
-            rt.fails(
-                action,
-                json!({"name": "n", "network": "n", "container": "c"}),
-                ErrorKind::Unsupported,
-            )
-            .await;
+        for action in ["create_network", "delete_network", "connect_network", "disconnect_network"] {
+            rt.fails(action, json!({"name": "n", "network": "n", "container": "c"}), ErrorKind::Unsupported).await;
         }
     }
 }
@@ -413,8 +275,7 @@ fn oci_state(outcome: &Outcome) -> String {
 }
 
 fn load(name: &str, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
-    let loaded = spec::load_file(&support::cpi_path(name))
-        .unwrap_or_else(|e| panic!("cpis/{name}.json loads:\n{e}"));
+    let loaded = spec::load_file(&support::cpi_path(name)).unwrap_or_else(|e| panic!("cpis/{name}.json loads:\n{e}"));
     JsonCpi::with_host_env(loaded, host_env)
 }
 
@@ -423,18 +284,12 @@ fn host_env(name: &str) -> Option<String> {
 }
 
 fn podman_force_remove(name: &str) {
-    let _ = Command::new("podman")
-        .args(["rm", "-f", "-t", "0", name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let _ =
+        Command::new("podman").args(["rm", "-f", "-t", "0", name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
 fn podman_image_ready() -> bool {
-    support::runtime_available(
-        "podman with the busybox image",
-        &["podman", "image", "exists", IMAGE],
-    )
+    support::runtime_available("podman with the busybox image", &["podman", "image", "exists", IMAGE])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,21 +315,14 @@ async fn podman_lifecycle_volumes_and_networks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_cli_against_podman_socket_lifecycle_volumes_and_networks() {
-    if !podman_image_ready() || !support::runtime_available("docker CLI", &["docker", "--version"])
-    {
+    if !podman_image_ready() || !support::runtime_available("docker CLI", &["docker", "--version"]) {
         return;
     }
     let service = support::PodmanService::start();
     let docker_host = service.docker_host();
     let rt = Runtime {
         label: "docker",
-        cpi: load("docker", move |var| {
-            if var == "DOCKER_HOST" {
-                Some(docker_host.clone())
-            } else {
-                host_env(var)
-            }
-        }),
+        cpi: load("docker", move |var| if var == "DOCKER_HOST" { Some(docker_host.clone()) } else { host_env(var) }),
         image: IMAGE,
         common: json!({"stop_timeout": 0}),
         state_of: oci_state,
@@ -487,4 +335,26 @@ async fn docker_cli_against_podman_socket_lifecycle_volumes_and_networks() {
     };
     run_all(&rt).await;
     drop(service);
+}
+
+/// The runtime-free CPI: needs nothing but sh and coreutils, so this test always runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_lifecycle() {
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let mut cpi_spec = spec::load_file(&support::cpi_path("process")).expect("cpis/process.json loads");
+    cpi_spec.default_settings.insert("state_dir".into(), json!(state_dir.path()));
+    let rt = Runtime {
+        label: "process",
+        cpi: JsonCpi::with_host_env(cpi_spec, host_env),
+        image: "none",
+        common: json!({"stop_timeout": 0}),
+        state_of: |outcome| outcome.result.as_ref().and_then(|r| r["state"].as_str()).unwrap_or_default().to_string(),
+        running: "running",
+        stopped: &["exited"],
+        exec_when_stopped: ErrorKind::InvalidState,
+        volumes: Volumes::Unsupported,
+        networks: false,
+        force_remove: |_| {},
+    };
+    run_all(&rt).await;
 }

@@ -49,9 +49,7 @@ fn params(v: Value) -> Params {
 }
 
 async fn received(action: &str, p: Value) -> Result<Vec<String>, omni_cpi::CpiError> {
-    let outcome = probe()
-        .call(action, &params(p), &CallOptions::default())
-        .await?;
+    let outcome = probe().call(action, &params(p), &CallOptions::default()).await?;
     let Some(body) = outcome.stdout.strip_suffix('\0') else {
         assert_eq!(outcome.stdout, "", "output is NUL-terminated arguments");
         return Ok(Vec::new());
@@ -78,9 +76,7 @@ const HOSTILE: &[&str] = &[
 #[tokio::test]
 async fn hostile_values_arrive_as_exactly_one_argument() {
     for value in HOSTILE {
-        let args = received("show", json!({ "value": value }))
-            .await
-            .expect("runs");
+        let args = received("show", json!({ "value": value })).await.expect("runs");
         assert_eq!(args, [*value], "argv mode");
     }
     assert!(!std::path::Path::new("/tmp/omni-pwned").exists());
@@ -89,9 +85,7 @@ async fn hostile_values_arrive_as_exactly_one_argument() {
 #[tokio::test]
 async fn hostile_values_arrive_as_exactly_one_argument_in_shell_mode() {
     for value in HOSTILE {
-        let args = received("show_shell", json!({ "value": value }))
-            .await
-            .expect("runs");
+        let args = received("show_shell", json!({ "value": value })).await.expect("runs");
         assert_eq!(args, [*value], "shell mode");
     }
     assert!(!std::path::Path::new("/tmp/omni-pwned").exists());
@@ -100,76 +94,44 @@ async fn hostile_values_arrive_as_exactly_one_argument_in_shell_mode() {
 #[tokio::test]
 async fn nul_bytes_are_refused() {
     for action in ["show", "show_shell"] {
-        let err = received(action, json!({"value": "a\u{0}b"}))
-            .await
-            .expect_err("NUL");
-        assert_eq!(
-            (err.kind, err.param.as_deref()),
-            (ErrorKind::InvalidArgument, Some("value"))
-        );
+        let err = received(action, json!({"value": "a\u{0}b"})).await.expect_err("NUL");
+        assert_eq!((err.kind, err.param.as_deref()), (ErrorKind::InvalidArgument, Some("value")));
     }
 }
 
 #[tokio::test]
 async fn leading_dash_is_refused_unless_the_parameter_allows_it() {
     for action in ["show", "show_shell"] {
-        let err = received(action, json!({"value": "--privileged"}))
-            .await
-            .expect_err("option injection");
-        assert_eq!(
-            (err.kind, err.param.as_deref()),
-            (ErrorKind::InvalidArgument, Some("value"))
-        );
+        let err = received(action, json!({"value": "--privileged"})).await.expect_err("option injection");
+        assert_eq!((err.kind, err.param.as_deref()), (ErrorKind::InvalidArgument, Some("value")));
         assert!(err.message.contains("allow_dash"), "{}", err.message);
     }
-    assert_eq!(
-        received("show_dash", json!({"value": "--privileged"}))
-            .await
-            .expect("allowed"),
-        ["--privileged"]
-    );
-    let err = received("show_list", json!({"items": ["ok", "-x"]}))
-        .await
-        .expect_err("list item");
+    assert_eq!(received("show_dash", json!({"value": "--privileged"})).await.expect("allowed"), ["--privileged"]);
+    let err = received("show_list", json!({"items": ["ok", "-x"]})).await.expect_err("list item");
     assert_eq!(err.param.as_deref(), Some("items"));
 }
 
 #[tokio::test]
 async fn huge_values_are_refused() {
-    let err = received("show", json!({"value": "x".repeat(1 << 20)}))
-        .await
-        .expect_err("huge");
+    let err = received("show", json!({"value": "x".repeat(1 << 20)})).await.expect_err("huge");
     assert_eq!(err.kind, ErrorKind::InvalidArgument);
 }
 
 #[tokio::test]
 async fn lists_repeat_their_flag_and_cannot_smuggle_arguments_into_strings() {
     assert_eq!(
-        received("show_list", json!({"items": ["a b", "c;d"]}))
-            .await
-            .expect("runs"),
+        received("show_list", json!({"items": ["a b", "c;d"]})).await.expect("runs"),
         ["--item", "a b", "--item", "c;d"]
     );
-    assert_eq!(
-        received("show_list", json!({"items": []}))
-            .await
-            .expect("runs"),
-        Vec::<String>::new()
-    );
-    let err = received("show", json!({"value": ["two", "args"]}))
-        .await
-        .expect_err("list for a string");
+    assert_eq!(received("show_list", json!({"items": []})).await.expect("runs"), Vec::<String>::new());
+    let err = received("show", json!({"value": ["two", "args"]})).await.expect_err("list for a string");
     assert_eq!(err.kind, ErrorKind::InvalidArgument);
 }
 
 #[tokio::test]
 async fn callers_cannot_fill_placeholders_the_action_does_not_declare() {
     let outcome = probe()
-        .call(
-            "show_default",
-            &params(json!({"secret_default": "from-caller"})),
-            &CallOptions::default(),
-        )
+        .call("show_default", &params(json!({"secret_default": "from-caller"})), &CallOptions::default())
         .await
         .expect("runs");
     assert_eq!(outcome.stdout, "from-spec\0");

@@ -49,19 +49,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            message: message.into(),
-            location: None,
-            help: None,
-        }
+        Diagnostic { severity: Severity::Error, message: message.into(), location: None, help: None }
     }
 
     pub fn warning(message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(message)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
     }
 
     pub fn at(mut self, location: Location) -> Self {
@@ -92,23 +84,12 @@ impl fmt::Display for Diagnostic {
             }
             return Ok(());
         };
-        writeln!(
-            f,
-            "{label}: {}:{}:{}: {}",
-            loc.file.display(),
-            loc.line,
-            loc.column,
-            self.message
-        )?;
+        writeln!(f, "{label}: {}:{}:{}: {}", loc.file.display(), loc.line, loc.column, self.message)?;
         let gutter = " ".repeat(loc.line.to_string().len());
         writeln!(f, "{gutter} |")?;
         writeln!(f, "{} | {}", loc.line, loc.line_text)?;
-        let indent: String = loc
-            .line_text
-            .chars()
-            .take(loc.column - 1)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        let indent: String =
+            loc.line_text.chars().take(loc.column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         write!(f, "{gutter} | {indent}{}", "^".repeat(loc.underline.max(1)))?;
         if let Some(help) = &self.help {
             write!(f, "\n{gutter} = help: {help}")?;
@@ -148,14 +129,8 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: impl Into<PathBuf>, text: String) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        SourceFile {
-            path: path.into(),
-            text,
-            line_starts,
-        }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        SourceFile { path: path.into(), text, line_starts }
     }
 
     pub fn path(&self) -> &Path {
@@ -170,20 +145,12 @@ impl SourceFile {
         let start = span.start.min(self.text.len());
         let line_index = self.line_starts.partition_point(|&s| s <= start) - 1;
         let line_start = self.line_starts[line_index];
-        let line_end = self.text[line_start..]
-            .find('\n')
-            .map_or(self.text.len(), |i| line_start + i);
+        let line_end = self.text[line_start..].find('\n').map_or(self.text.len(), |i| line_start + i);
         let line_text = self.text[line_start..line_end].trim_end_matches('\r');
         let column = self.text[line_start..start].chars().count() + 1;
         let end = span.end.clamp(start, line_end.max(start));
         let underline = self.text[start..end].chars().count();
-        Location {
-            file: self.path.clone(),
-            line: line_index + 1,
-            column,
-            line_text: line_text.to_string(),
-            underline,
-        }
+        Location { file: self.path.clone(), line: line_index + 1, column, line_text: line_text.to_string(), underline }
     }
 }
 

@@ -75,10 +75,7 @@ impl FromStr for ErrorKind {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        ErrorKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or(())
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
     }
 }
 
@@ -108,25 +105,11 @@ pub struct CpiError {
 
 impl CpiError {
     pub fn new(kind: ErrorKind, action: &str, message: impl Into<String>) -> Self {
-        CpiError {
-            kind,
-            action: action.to_string(),
-            message: message.into(),
-            param: None,
-            failed_step: None,
-        }
+        CpiError { kind, action: action.to_string(), message: message.into(), param: None, failed_step: None }
     }
 
-    pub fn for_param(
-        kind: ErrorKind,
-        action: &str,
-        param: &str,
-        message: impl Into<String>,
-    ) -> Self {
-        CpiError {
-            param: Some(param.to_string()),
-            ..CpiError::new(kind, action, message)
-        }
+    pub fn for_param(kind: ErrorKind, action: &str, param: &str, message: impl Into<String>) -> Self {
+        CpiError { param: Some(param.to_string()), ..CpiError::new(kind, action, message) }
     }
 }
 
@@ -138,10 +121,7 @@ mod tests {
     fn kind_names_round_trip() {
         for kind in ErrorKind::ALL {
             assert_eq!(kind.as_str().parse::<ErrorKind>(), Ok(kind));
-            assert_eq!(
-                serde_json::to_value(kind).expect("serializes"),
-                kind.as_str()
-            );
+            assert_eq!(serde_json::to_value(kind).expect("serializes"), kind.as_str());
         }
         assert!("nope".parse::<ErrorKind>().is_err());
     }

@@ -98,23 +98,16 @@ pub fn resolve_program(program: &str, path: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Runs the request to completion or to its deadline. Never leaves a process of its group behind.
 pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
     let name = request.argv.first().ok_or(ExecError::EmptyArgv)?;
-    let path = request
-        .env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map_or("", |(_, v)| v.as_str());
-    let program = resolve_program(name, path).ok_or_else(|| ExecError::NotFound {
-        program: name.clone(),
-        path: path.to_string(),
-    })?;
+    let path = request.env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
+    let program = resolve_program(name, path)
+        .ok_or_else(|| ExecError::NotFound { program: name.clone(), path: path.to_string() })?;
 
     let mut command = Command::new(&program);
     command
@@ -123,39 +116,20 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         .env_clear()
         .envs(request.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&request.cwd)
-        .stdin(if request.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let io_error = |source| ExecError::Io {
-        program: name.clone(),
-        source,
-    };
+    let io_error = |source| ExecError::Io { program: name.clone(), source };
     let mut child = command.spawn().map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => ExecError::NotFound {
-            program: name.clone(),
-            path: path.to_string(),
-        },
-        _ => ExecError::Spawn {
-            program: name.clone(),
-            source,
-        },
+        io::ErrorKind::NotFound => ExecError::NotFound { program: name.clone(), path: path.to_string() },
+        _ => ExecError::Spawn { program: name.clone(), source },
     })?;
     let group = child.id().map(|id| Pid::from_raw(id as i32));
 
-    let stdout = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(capture(s, request.output_limit)));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(capture(s, request.output_limit)));
+    let stdout = child.stdout.take().map(|s| tokio::spawn(capture(s, request.output_limit)));
+    let stderr = child.stderr.take().map(|s| tokio::spawn(capture(s, request.output_limit)));
     if let (Some(mut stdin), Some(input)) = (child.stdin.take(), request.stdin.clone()) {
         tokio::spawn(async move {
             // A command that exits without reading its input is not an error of ours.
@@ -217,9 +191,7 @@ fn signal_group(group: Option<Pid>, signal: Signal) {
     }
 }
 
-async fn join_capture(
-    task: Option<tokio::task::JoinHandle<io::Result<Captured>>>,
-) -> io::Result<Captured> {
+async fn join_capture(task: Option<tokio::task::JoinHandle<io::Result<Captured>>>) -> io::Result<Captured> {
     match task {
         None => Ok(Captured::default()),
         Some(task) => task.await.map_err(io::Error::other)?,
@@ -235,10 +207,7 @@ async fn capture(mut stream: impl AsyncRead + Unpin, limit: usize) -> io::Result
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(Captured {
-                bytes: kept,
-                total_bytes: total,
-            });
+            return Ok(Captured { bytes: kept, total_bytes: total });
         }
         total += n as u64;
         let room = limit.saturating_sub(kept.len());
@@ -276,12 +245,7 @@ mod tests {
             let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
                 continue;
             };
-            if rest
-                .split_whitespace()
-                .nth(2)
-                .and_then(|g| g.parse::<i32>().ok())
-                == Some(pgid)
-            {
+            if rest.split_whitespace().nth(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) {
                 members.push(pid);
             }
         }
@@ -290,9 +254,7 @@ mod tests {
 
     #[tokio::test]
     async fn captures_exit_code_and_both_streams() {
-        let out = run(&request("echo out; echo err >&2; exit 3"))
-            .await
-            .expect("runs");
+        let out = run(&request("echo out; echo err >&2; exit 3")).await.expect("runs");
         assert_eq!(out.exit_code, Some(3));
         assert_eq!(out.stdout.text(), "out\n");
         assert_eq!(out.stderr.text(), "err\n");
@@ -349,17 +311,12 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!(
-            "processes {:?} of group {group} survived their action",
-            group_members(group)
-        );
+        panic!("processes {:?} of group {group} survived their action", group_members(group));
     }
 
     #[tokio::test]
     async fn output_is_capped_and_truncation_reported() {
-        let out = run(&request("head -c 100000 /dev/zero"))
-            .await
-            .expect("runs");
+        let out = run(&request("head -c 100000 /dev/zero")).await.expect("runs");
         assert_eq!(out.stdout.bytes.len(), 1024);
         assert_eq!(out.stdout.total_bytes, 100_000);
         assert!(out.stdout.truncated());

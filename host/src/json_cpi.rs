@@ -42,11 +42,7 @@ pub struct CallOptions {
 
 impl Default for CallOptions {
     fn default() -> Self {
-        CallOptions {
-            timeout: None,
-            kill_grace: exec::DEFAULT_KILL_GRACE,
-            output_limit: exec::DEFAULT_OUTPUT_LIMIT,
-        }
+        CallOptions { timeout: None, kill_grace: exec::DEFAULT_KILL_GRACE, output_limit: exec::DEFAULT_OUTPUT_LIMIT }
     }
 }
 
@@ -71,10 +67,7 @@ impl JsonCpi {
     /// environment explicitly rather than mutating their own.
     pub fn with_host_env(spec: Spec, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
         let env = process_env(&spec, host_env);
-        JsonCpi {
-            spec: Arc::new(spec),
-            env: Arc::new(env),
-        }
+        JsonCpi { spec: Arc::new(spec), env: Arc::new(env) }
     }
 
     pub fn spec(&self) -> &Spec {
@@ -91,16 +84,12 @@ impl JsonCpi {
             Some(ActionBody::Unsupported { reason }) => Err(CpiError::new(
                 ErrorKind::Unsupported,
                 action,
-                format!(
-                    "CPI `{}` declares this action unsupported: {reason}",
-                    self.spec.name
-                ),
+                format!("CPI `{}` declares this action unsupported: {reason}", self.spec.name),
             )),
             None => {
-                let near =
-                    suggest::closest(action, self.spec.actions.iter().map(|a| a.name.as_str()))
-                        .map(|n| format!("; did you mean `{n}`?"))
-                        .unwrap_or_default();
+                let near = suggest::closest(action, self.spec.actions.iter().map(|a| a.name.as_str()))
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
                 Err(CpiError::new(
                     ErrorKind::Unsupported,
                     action,
@@ -111,36 +100,17 @@ impl JsonCpi {
     }
 
     /// Renders every step of a call without running anything (the dry run).
-    pub fn plan(
-        &self,
-        action_name: &str,
-        params: &Params,
-        options: &CallOptions,
-    ) -> Result<Plan, CpiError> {
+    pub fn plan(&self, action_name: &str, params: &Params, options: &CallOptions) -> Result<Plan, CpiError> {
         let action = self.command_action(action_name)?;
         self.check_params(action_name, action, params)?;
-        let bindings = ActionBindings {
-            action,
-            params,
-            defaults: &self.spec.default_settings,
-        };
+        let bindings = ActionBindings { action, params, defaults: &self.spec.default_settings };
         let render = |template: &Template| {
-            template.render_parts(&bindings).map_err(|e| {
-                CpiError::for_param(
-                    ErrorKind::InvalidArgument,
-                    action_name,
-                    &e.param,
-                    e.to_string(),
-                )
-            })
+            template
+                .render_parts(&bindings)
+                .map_err(|e| CpiError::for_param(ErrorKind::InvalidArgument, action_name, &e.param, e.to_string()))
         };
         let timeout_of = |own: Option<Duration>| {
-            options
-                .timeout
-                .or(own)
-                .or(action.timeout)
-                .or(self.spec.timeout)
-                .unwrap_or(DEFAULT_TIMEOUT)
+            options.timeout.or(own).or(action.timeout).or(self.spec.timeout).unwrap_or(DEFAULT_TIMEOUT)
         };
 
         let mut steps = Vec::with_capacity(action.hooks.len() + 1);
@@ -155,8 +125,7 @@ impl JsonCpi {
         }
         let mut command = render(&action.command)?;
         for param in &action.params {
-            let (Some(fragment), Some(binding)) = (&param.fragment, bindings.get(&param.name))
-            else {
+            let (Some(fragment), Some(binding)) = (&param.fragment, bindings.get(&param.name)) else {
                 continue;
             };
             if binding.value != &Value::Bool(false) {
@@ -179,26 +148,12 @@ impl JsonCpi {
                 timeout: timeout_of(hook.timeout),
             });
         }
-        let mut ignored_params: Vec<String> = params
-            .keys()
-            .filter(|k| action.param(k).is_none())
-            .cloned()
-            .collect();
+        let mut ignored_params: Vec<String> = params.keys().filter(|k| action.param(k).is_none()).cloned().collect();
         ignored_params.sort();
-        Ok(Plan {
-            cpi: self.spec.name.clone(),
-            action: action_name.to_string(),
-            steps,
-            ignored_params,
-        })
+        Ok(Plan { cpi: self.spec.name.clone(), action: action_name.to_string(), steps, ignored_params })
     }
 
-    fn check_params(
-        &self,
-        action_name: &str,
-        action: &CommandAction,
-        params: &Params,
-    ) -> Result<(), CpiError> {
+    fn check_params(&self, action_name: &str, action: &CommandAction, params: &Params) -> Result<(), CpiError> {
         for decl in &action.params {
             let given = params.get(&decl.name).filter(|v| !v.is_null());
             let Some(value) = given else {
@@ -237,18 +192,12 @@ impl JsonCpi {
                     other => vec![scalar_text(other)],
                 };
                 if let Some(bad) = items.iter().find(|item| !pattern.is_match(item)) {
-                    let shown = pattern
-                        .as_str()
-                        .trim_start_matches("^(?:")
-                        .trim_end_matches(")$");
+                    let shown = pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
                     return Err(CpiError::for_param(
                         ErrorKind::InvalidArgument,
                         action_name,
                         &decl.name,
-                        format!(
-                            "parameter `{}`: value {bad:?} does not match the pattern `{shown}`",
-                            decl.name
-                        ),
+                        format!("parameter `{}`: value {bad:?} does not match the pattern `{shown}`", decl.name),
                     ));
                 }
             }
@@ -257,12 +206,7 @@ impl JsonCpi {
     }
 
     /// Plans and runs an action.
-    pub async fn call(
-        &self,
-        action: &str,
-        params: &Params,
-        options: &CallOptions,
-    ) -> Result<Outcome, CpiError> {
+    pub async fn call(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Outcome, CpiError> {
         let plan = self.plan(action, params, options)?;
         self.execute(&plan, options).await
     }
@@ -294,13 +238,8 @@ impl JsonCpi {
                 main = Some(run);
             }
         }
-        let main = main.ok_or_else(|| {
-            CpiError::new(
-                ErrorKind::Internal,
-                &plan.action,
-                "the plan has no command step",
-            )
-        })?;
+        let main =
+            main.ok_or_else(|| CpiError::new(ErrorKind::Internal, &plan.action, "the plan has no command step"))?;
         let stdout = main.stdout.text();
         let result = output::parse(&action.output, &stdout).map_err(|message| {
             CpiError::new(
@@ -323,12 +262,7 @@ impl JsonCpi {
         })
     }
 
-    async fn run_step(
-        &self,
-        action: &str,
-        step: &PlannedStep,
-        options: &CallOptions,
-    ) -> Result<ExecOutput, CpiError> {
+    async fn run_step(&self, action: &str, step: &PlannedStep, options: &CallOptions) -> Result<ExecOutput, CpiError> {
         let request = ExecRequest {
             argv: step.argv.clone(),
             env: self.env.as_ref().clone(),
@@ -355,19 +289,11 @@ impl JsonCpi {
     }
 
     /// `None` when the step succeeded; otherwise the error kind and a message.
-    fn classify(
-        &self,
-        action: &CommandAction,
-        step: &PlannedStep,
-        run: &ExecOutput,
-    ) -> Option<(ErrorKind, String)> {
+    fn classify(&self, action: &CommandAction, step: &PlannedStep, run: &ExecOutput) -> Option<(ErrorKind, String)> {
         if run.timed_out {
             return Some((
                 ErrorKind::Timeout,
-                format!(
-                    "{} did not finish within {:?} and was killed",
-                    step.name, step.timeout
-                ),
+                format!("{} did not finish within {:?} and was killed", step.name, step.timeout),
             ));
         }
         let succeeded = run.exit_code.is_some_and(|code| match step.stage {
@@ -379,17 +305,13 @@ impl JsonCpi {
         // A rule that names an exit code applies whatever the status (it can turn a "successful"
         // empty answer into not_found); a rule without one applies only to failed runs.
         let applies = |rule: &&ErrorRule| {
-            (!succeeded || rule.when.exit_codes.is_some())
-                && rule.when.matches(run.exit_code, &stdout, &stderr)
+            (!succeeded || rule.when.exit_codes.is_some()) && rule.when.matches(run.exit_code, &stdout, &stderr)
         };
         if let Some(rule) = action.errors.iter().chain(&self.spec.errors).find(applies) {
             return Some((rule.kind, failure_message(step, run)));
         }
         let accepted = step.stage == StepStage::Command
-            && action
-                .success_when
-                .iter()
-                .any(|c| c.matches(run.exit_code, &stdout, &stderr));
+            && action.success_when.iter().any(|c| c.matches(run.exit_code, &stdout, &stderr));
         (!succeeded && !accepted).then(|| (ErrorKind::Failed, failure_message(step, run)))
     }
 
@@ -460,10 +382,7 @@ fn describe(value: &Value) -> &'static str {
 /// The environment of a spec's processes: `PATH`, the inherited names that are set on the host,
 /// then the fixed values. Nothing else from the host leaks through.
 fn process_env(spec: &Spec, host: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
-    let mut env = vec![(
-        "PATH".to_string(),
-        host("PATH").unwrap_or_else(|| FALLBACK_PATH.to_string()),
-    )];
+    let mut env = vec![("PATH".to_string(), host("PATH").unwrap_or_else(|| FALLBACK_PATH.to_string()))];
     for name in &spec.env.inherit {
         if let Some(value) = host(name) {
             env.retain(|(k, _)| k != name);
@@ -488,20 +407,11 @@ struct ActionBindings<'a> {
 impl Bindings for ActionBindings<'_> {
     fn get(&self, name: &str) -> Option<Binding<'_>> {
         let decl = self.action.param(name);
-        if let Some(value) = decl
-            .and_then(|_| self.params.get(name))
-            .filter(|v| !v.is_null())
-        {
-            return Some(Binding {
-                value,
-                allow_dash: decl.is_some_and(|d| d.allow_dash),
-            });
+        if let Some(value) = decl.and_then(|_| self.params.get(name)).filter(|v| !v.is_null()) {
+            return Some(Binding { value, allow_dash: decl.is_some_and(|d| d.allow_dash) });
         }
         // Default settings are written by the spec's author, not the caller.
-        self.defaults.get(name).map(|value| Binding {
-            value,
-            allow_dash: true,
-        })
+        self.defaults.get(name).map(|value| Binding { value, allow_dash: true })
     }
 }
 
@@ -527,18 +437,13 @@ mod tests {
     }
 
     fn argvs(plan: &Plan) -> Vec<Vec<&str>> {
-        plan.steps
-            .iter()
-            .map(|s| s.argv.iter().map(String::as_str).collect())
-            .collect()
+        plan.steps.iter().map(|s| s.argv.iter().map(String::as_str).collect()).collect()
     }
 
     #[test]
     fn plans_hooks_command_and_ignored_params() {
-        let cpi = cpi(
-            r#"{"delete_container": {"command": "echo rm {name}", "params": ["name"],
-            "pre_delete": {"command": "echo stop -t {stop_timeout} {name}", "ignore_failure": true}, "post_delete": "true"}}"#,
-        );
+        let cpi = cpi(r#"{"delete_container": {"command": "echo rm {name}", "params": ["name"],
+            "pre_delete": {"command": "echo stop -t {stop_timeout} {name}", "ignore_failure": true}, "post_delete": "true"}}"#);
         let plan = cpi
             .plan(
                 "delete_container",
@@ -546,28 +451,15 @@ mod tests {
                 &CallOptions::default(),
             )
             .expect("plans");
-        assert_eq!(
-            argvs(&plan),
-            [
-                vec!["echo", "stop", "-t", "2", "c1"],
-                vec!["echo", "rm", "c1"],
-                vec!["true"]
-            ]
-        );
+        assert_eq!(argvs(&plan), [vec!["echo", "stop", "-t", "2", "c1"], vec!["echo", "rm", "c1"], vec!["true"]]);
         assert!(plan.steps[0].ignore_failure);
-        assert_eq!(
-            plan.ignored_params,
-            ["image", "stop_timeout"],
-            "undeclared values never reach a process"
-        );
+        assert_eq!(plan.ignored_params, ["image", "stop_timeout"], "undeclared values never reach a process");
     }
 
     #[test]
     fn missing_required_parameter_names_action_and_parameter() {
         let cpi = cpi(r#"{"start_container": {"command": "echo {name}", "params": ["name"]}}"#);
-        let err = cpi
-            .plan("start_container", &Params::new(), &CallOptions::default())
-            .expect_err("missing");
+        let err = cpi.plan("start_container", &Params::new(), &CallOptions::default()).expect_err("missing");
         assert_eq!(
             (err.kind, err.action.as_str(), err.param.as_deref()),
             (ErrorKind::InvalidArgument, "start_container", Some("name"))
@@ -582,16 +474,8 @@ mod tests {
              "optional_params": [{"name": "env", "type": "map"}]}}"#,
         );
         let plan = |v| cpi.plan("create_container", &params(v), &CallOptions::default());
-        assert_eq!(
-            plan(json!({"name": ["a", "b"]}))
-                .expect_err("list for a string")
-                .kind,
-            ErrorKind::InvalidArgument
-        );
-        assert!(plan(json!({"name": "../etc"}))
-            .expect_err("pattern")
-            .message
-            .contains("does not match"));
+        assert_eq!(plan(json!({"name": ["a", "b"]})).expect_err("list for a string").kind, ErrorKind::InvalidArgument);
+        assert!(plan(json!({"name": "../etc"})).expect_err("pattern").message.contains("does not match"));
         assert!(plan(json!({"name": "a", "env": ["x"]})).is_err());
         let ok = plan(json!({"name": "a", "env": {"K": "v"}})).expect("plans");
         assert_eq!(argvs(&ok), [vec!["echo", "a", "-e", "K=v"]]);
@@ -599,53 +483,25 @@ mod tests {
 
     #[test]
     fn fragments_appear_only_when_given() {
-        let cpi = cpi(
-            r#"{"create_vm": {"command": "echo create {name}", "params": ["name"],
-            "optional_params": {"memory": "--memory {memory}", "encrypted": "--encrypted"}}}"#,
-        );
-        let plan = |v| {
-            cpi.plan("create_vm", &params(v), &CallOptions::default())
-                .expect("plans")
-        };
+        let cpi = cpi(r#"{"create_vm": {"command": "echo create {name}", "params": ["name"],
+            "optional_params": {"memory": "--memory {memory}", "encrypted": "--encrypted"}}}"#);
+        let plan = |v| cpi.plan("create_vm", &params(v), &CallOptions::default()).expect("plans");
+        assert_eq!(argvs(&plan(json!({"name": "a"}))), [vec!["echo", "create", "a"]]);
         assert_eq!(
-            argvs(&plan(json!({"name": "a"}))),
-            [vec!["echo", "create", "a"]]
+            argvs(&plan(json!({"name": "a", "memory": 512, "encrypted": true}))),
+            [vec!["echo", "create", "a", "--memory", "512", "--encrypted"]]
         );
-        assert_eq!(
-            argvs(&plan(
-                json!({"name": "a", "memory": 512, "encrypted": true})
-            )),
-            [vec![
-                "echo",
-                "create",
-                "a",
-                "--memory",
-                "512",
-                "--encrypted"
-            ]]
-        );
-        assert_eq!(
-            argvs(&plan(json!({"name": "a", "encrypted": false}))),
-            [vec!["echo", "create", "a"]]
-        );
+        assert_eq!(argvs(&plan(json!({"name": "a", "encrypted": false}))), [vec!["echo", "create", "a"]]);
     }
 
     #[test]
     fn unsupported_and_unknown_actions_are_typed() {
         let cpi = cpi(r#"{"attach_volume": {"unsupported": "volumes are given at create time"}}"#);
-        let err = cpi
-            .plan("attach_volume", &Params::new(), &CallOptions::default())
-            .expect_err("unsupported");
+        let err = cpi.plan("attach_volume", &Params::new(), &CallOptions::default()).expect_err("unsupported");
         assert_eq!(err.kind, ErrorKind::Unsupported);
         assert!(err.message.contains("volumes are given at create time"));
-        let err = cpi
-            .plan("atach_volume", &Params::new(), &CallOptions::default())
-            .expect_err("unknown");
-        assert!(
-            err.message.contains("did you mean `attach_volume`"),
-            "{}",
-            err.message
-        );
+        let err = cpi.plan("atach_volume", &Params::new(), &CallOptions::default()).expect_err("unknown");
+        assert!(err.message.contains("did you mean `attach_volume`"), "{}", err.message);
     }
 
     #[tokio::test]
@@ -658,82 +514,35 @@ mod tests {
             "exec": {"command": "sh -c {script}", "params": ["script"], "success_exit_codes": "any"}}"#);
         let call = |action: &'static str, script: &'static str| {
             let cpi = cpi.clone();
-            async move {
-                cpi.call(
-                    action,
-                    &params(json!({"script": script})),
-                    &CallOptions::default(),
-                )
-                .await
-            }
+            async move { cpi.call(action, &params(json!({"script": script})), &CallOptions::default()).await }
         };
-        let ok = call("inspect_container", "echo '[{\"State\": \"running\"}]'")
-            .await
-            .expect("ok");
+        let ok = call("inspect_container", "echo '[{\"State\": \"running\"}]'").await.expect("ok");
         assert_eq!(ok.result, Some(json!([{"State": "running"}])));
-        let missing = call(
-            "inspect_container",
-            "echo 'Error: no such container x' >&2; exit 1",
-        )
-        .await
-        .expect_err("missing");
+        let missing =
+            call("inspect_container", "echo 'Error: no such container x' >&2; exit 1").await.expect_err("missing");
         assert_eq!(missing.kind, ErrorKind::NotFound);
-        assert_eq!(
-            missing.failed_step.as_ref().map(|s| s.exit_code),
-            Some(Some(1))
-        );
-        assert_eq!(
-            call("inspect_container", "echo '[]'")
-                .await
-                .expect_err("empty")
-                .kind,
-            ErrorKind::NotFound
-        );
-        let other = call("inspect_container", "echo boom >&2; exit 2")
-            .await
-            .expect_err("failed");
+        assert_eq!(missing.failed_step.as_ref().map(|s| s.exit_code), Some(Some(1)));
+        assert_eq!(call("inspect_container", "echo '[]'").await.expect_err("empty").kind, ErrorKind::NotFound);
+        let other = call("inspect_container", "echo boom >&2; exit 2").await.expect_err("failed");
         assert_eq!(other.kind, ErrorKind::Failed);
-        assert!(
-            other.message.contains("exited with status 2: boom"),
-            "{}",
-            other.message
-        );
-        assert_eq!(
-            call("inspect_container", "echo nope")
-                .await
-                .expect_err("bad json")
-                .kind,
-            ErrorKind::Failed
-        );
-        let exec = call("exec", "echo hi; exit 3")
-            .await
-            .expect("any exit code is a result");
+        assert!(other.message.contains("exited with status 2: boom"), "{}", other.message);
+        assert_eq!(call("inspect_container", "echo nope").await.expect_err("bad json").kind, ErrorKind::Failed);
+        let exec = call("exec", "echo hi; exit 3").await.expect("any exit code is a result");
         assert_eq!((exec.exit_code, exec.stdout.as_str()), (Some(3), "hi\n"));
     }
 
     #[tokio::test]
     async fn success_when_makes_a_repeat_idempotent_but_nothing_else() {
-        let cpi = cpi(
-            r#"{"disconnect_network": {"command": "sh -c {script}", "params": ["script"],
-            "success_when": [{"exit_code": 125, "stderr": "is not connected"}]}}"#,
-        );
+        let cpi = cpi(r#"{"disconnect_network": {"command": "sh -c {script}", "params": ["script"],
+            "success_when": [{"exit_code": 125, "stderr": "is not connected"}]}}"#);
         let call = |script: &'static str| {
             let cpi = cpi.clone();
             async move {
-                cpi.call(
-                    "disconnect_network",
-                    &params(json!({ "script": script })),
-                    &CallOptions::default(),
-                )
-                .await
+                cpi.call("disconnect_network", &params(json!({ "script": script })), &CallOptions::default()).await
             }
         };
-        assert!(call("echo 'c is not connected to network n' >&2; exit 125")
-            .await
-            .is_ok());
-        let other = call("echo 'network not found' >&2; exit 125")
-            .await
-            .expect_err("other failures stay failures");
+        assert!(call("echo 'c is not connected to network n' >&2; exit 125").await.is_ok());
+        let other = call("echo 'network not found' >&2; exit 125").await.expect_err("other failures stay failures");
         assert_eq!(other.kind, ErrorKind::Failed);
     }
 
@@ -742,29 +551,17 @@ mod tests {
         let cpi = cpi(r#"{
             "delete_container": {"command": "echo deleted", "pre_stop": {"command": "false", "ignore_failure": true}},
             "stop_container": {"command": "echo stopped", "pre_check": "false"}}"#);
-        let ok = cpi
-            .call("delete_container", &Params::new(), &CallOptions::default())
-            .await
-            .expect("ignored failure");
+        let ok = cpi.call("delete_container", &Params::new(), &CallOptions::default()).await.expect("ignored failure");
         assert_eq!(ok.stdout, "deleted\n");
         assert!(ok.steps[0].failure_ignored);
-        let err = cpi
-            .call("stop_container", &Params::new(), &CallOptions::default())
-            .await
-            .expect_err("aborts");
-        assert_eq!(
-            err.failed_step.map(|s| s.step),
-            Some("pre_check".to_string())
-        );
+        let err = cpi.call("stop_container", &Params::new(), &CallOptions::default()).await.expect_err("aborts");
+        assert_eq!(err.failed_step.map(|s| s.step), Some("pre_check".to_string()));
     }
 
     #[tokio::test]
     async fn timeout_is_a_typed_error() {
         let cpi = cpi(r#"{"logs": {"command": "sleep 30", "timeout": "200ms"}}"#);
-        let err = cpi
-            .call("logs", &Params::new(), &CallOptions::default())
-            .await
-            .expect_err("times out");
+        let err = cpi.call("logs", &Params::new(), &CallOptions::default()).await.expect_err("times out");
         assert_eq!(err.kind, ErrorKind::Timeout);
     }
 

@@ -24,11 +24,7 @@ pub struct RequirementCheck {
 /// Checks every required command and version requirement of a JSON CPI.
 pub async fn check(cpi: &JsonCpi) -> Vec<RequirementCheck> {
     let spec = cpi.spec();
-    let path = cpi
-        .env()
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map_or("", |(_, v)| v.as_str());
+    let path = cpi.env().iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
     let mut checks = Vec::new();
     for command in &spec.validation.required_commands {
         let found = exec::resolve_program(command, path).filter(|p| p.is_file());
@@ -62,10 +58,9 @@ pub async fn check(cpi: &JsonCpi) -> Vec<RequirementCheck> {
                         let text = format!("{}\n{}", out.stdout.text(), out.stderr.text());
                         match extract_version(&text) {
                             Some(version) => Ok(version),
-                            None => Err(format!(
-                                "no version number in the output of `{}`",
-                                requirement.command.source()
-                            )),
+                            None => {
+                                Err(format!("no version number in the output of `{}`", requirement.command.source()))
+                            }
                         }
                     }
                 }
@@ -77,11 +72,7 @@ pub async fn check(cpi: &JsonCpi) -> Vec<RequirementCheck> {
                 satisfied: requirement.range.matches(&version),
                 detail: format!("found {version}"),
             },
-            Err(detail) => RequirementCheck {
-                requirement: label,
-                satisfied: false,
-                detail,
-            },
+            Err(detail) => RequirementCheck { requirement: label, satisfied: false, detail },
         });
     }
     checks
@@ -91,10 +82,7 @@ pub async fn check(cpi: &JsonCpi) -> Vec<RequirementCheck> {
 pub fn extract_version(text: &str) -> Option<semver::Version> {
     let re = regex::Regex::new(r"(\d+)\.(\d+)(?:\.(\d+))?").ok()?;
     let caps = re.captures(text)?;
-    let part = |i: usize| {
-        caps.get(i)
-            .map_or(Some(0), |m| m.as_str().parse::<u64>().ok())
-    };
+    let part = |i: usize| caps.get(i).map_or(Some(0), |m| m.as_str().parse::<u64>().ok());
     Some(semver::Version::new(part(1)?, part(2)?, part(3)?))
 }
 
@@ -102,10 +90,7 @@ struct Defaults<'a>(&'a Map<String, serde_json::Value>);
 
 impl Bindings for Defaults<'_> {
     fn get(&self, name: &str) -> Option<Binding<'_>> {
-        self.0.get(name).map(|value| Binding {
-            value,
-            allow_dash: true,
-        })
+        self.0.get(name).map(|value| Binding { value, allow_dash: true })
     }
 }
 
@@ -116,14 +101,8 @@ mod tests {
 
     #[test]
     fn extracts_versions_from_banners() {
-        assert_eq!(
-            extract_version("podman version 4.3.1"),
-            Some(semver::Version::new(4, 3, 1))
-        );
-        assert_eq!(
-            extract_version("Docker version 28.2, build e6534b4"),
-            Some(semver::Version::new(28, 2, 0))
-        );
+        assert_eq!(extract_version("podman version 4.3.1"), Some(semver::Version::new(4, 3, 1)));
+        assert_eq!(extract_version("Docker version 28.2, build e6534b4"), Some(semver::Version::new(28, 2, 0)));
         assert_eq!(extract_version("no digits"), None);
     }
 
@@ -140,10 +119,7 @@ mod tests {
         )
         .expect("loads");
         let checks = check(&JsonCpi::new(spec)).await;
-        let summary: Vec<(&str, bool)> = checks
-            .iter()
-            .map(|c| (c.requirement.as_str(), c.satisfied))
-            .collect();
+        let summary: Vec<(&str, bool)> = checks.iter().map(|c| (c.requirement.as_str(), c.satisfied)).collect();
         assert_eq!(
             summary,
             [

@@ -147,8 +147,7 @@ impl Word {
 
     /// A literal word that looks like an option taking a value (`-p`, `--env`), but not `--`.
     fn is_flag(&self) -> bool {
-        self.literal()
-            .is_some_and(|s| s.len() > 1 && s.starts_with('-') && s != "--" && !s.contains('='))
+        self.literal().is_some_and(|s| s.len() > 1 && s.starts_with('-') && s != "--" && !s.contains('='))
     }
 }
 
@@ -187,11 +186,7 @@ impl Template {
             Mode::Argv => Body::Argv(lexer.words()?),
             Mode::Shell => Body::Shell(lexer.shell_pieces()?),
         };
-        Ok(Template {
-            source: source.to_string(),
-            placeholders: lexer.placeholders,
-            body,
-        })
+        Ok(Template { source: source.to_string(), placeholders: lexer.placeholders, body })
     }
 
     pub fn source(&self) -> &str {
@@ -236,8 +231,7 @@ impl Template {
             return Err(TemplateError {
                 offset: at,
                 len,
-                message: "the program must be written literally, not built from a placeholder"
-                    .into(),
+                message: "the program must be written literally, not built from a placeholder".into(),
                 help: Some(
                     "a placeholder in the program position would let callers choose what runs; \
                      name the program and pass values as arguments"
@@ -261,11 +255,7 @@ impl Template {
         }
     }
 
-    fn render_argv(
-        &self,
-        words: &[Word],
-        bindings: &dyn Bindings,
-    ) -> Result<Vec<String>, RenderError> {
+    fn render_argv(&self, words: &[Word], bindings: &dyn Bindings) -> Result<Vec<String>, RenderError> {
         let mut argv = Vec::with_capacity(words.len());
         let mut options_ended = false;
         let mut i = 0;
@@ -320,10 +310,7 @@ impl Template {
                         return Ok(());
                     };
                     let items = value_items(name, binding.value)?;
-                    if !matches!(
-                        binding.value,
-                        Value::String(_) | Value::Number(_) | Value::Bool(_)
-                    ) {
+                    if !matches!(binding.value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
                         if let Some(first) = repeated {
                             return Err(RenderError {
                                 param: name.clone(),
@@ -339,35 +326,21 @@ impl Template {
             }
         }
         let leading_var = match word.pieces.first() {
-            Some(Piece::Var(var)) => bindings
-                .get(&self.placeholders[*var].name)
-                .map(|b| (var, b.allow_dash)),
+            Some(Piece::Var(var)) => bindings.get(&self.placeholders[*var].name).map(|b| (var, b.allow_dash)),
             _ => None,
         };
         let count = parts.iter().map(Vec::len).find(|&n| n != 1).unwrap_or(1);
         for k in 0..count {
-            let arg: String = parts
-                .iter()
-                .map(|p| if p.len() == 1 { &p[0] } else { &p[k] })
-                .cloned()
-                .collect();
+            let arg: String = parts.iter().map(|p| if p.len() == 1 { &p[0] } else { &p[k] }).cloned().collect();
             if let Some((var, allow_dash)) = leading_var {
-                check_option_injection(
-                    &self.placeholders[*var].name,
-                    &arg,
-                    allow_dash || options_ended,
-                )?;
+                check_option_injection(&self.placeholders[*var].name, &arg, allow_dash || options_ended)?;
             }
             argv.push(arg);
         }
         Ok(())
     }
 
-    fn render_shell(
-        &self,
-        pieces: &[ShellPiece],
-        bindings: &dyn Bindings,
-    ) -> Result<String, RenderError> {
+    fn render_shell(&self, pieces: &[ShellPiece], bindings: &dyn Bindings) -> Result<String, RenderError> {
         let mut script = String::with_capacity(self.source.len() + 64);
         for ShellPiece { piece, starts_word } in pieces {
             match piece {
@@ -399,19 +372,12 @@ fn empty_command() -> TemplateError {
         offset: 0,
         len: 0,
         message: "empty command".into(),
-        help: Some(
-            "write the program to run and its arguments, for example \"podman start {name}\""
-                .into(),
-        ),
+        help: Some("write the program to run and its arguments, for example \"podman start {name}\"".into()),
     }
 }
 
 /// The argv items of a value bound to a whole word.
-fn standalone_items(
-    name: &str,
-    binding: Binding<'_>,
-    options_ended: bool,
-) -> Result<Vec<String>, RenderError> {
+fn standalone_items(name: &str, binding: Binding<'_>, options_ended: bool) -> Result<Vec<String>, RenderError> {
     let items = value_items(name, binding.value)?;
     for item in &items {
         check_option_injection(name, item, binding.allow_dash || options_ended)?;
@@ -434,9 +400,7 @@ fn value_items(name: &str, value: &Value) -> Result<Vec<String>, RenderError> {
                 if key.is_empty() || key.contains('=') {
                     return Err(RenderError {
                         param: name.to_string(),
-                        message: format!(
-                            "map key {key:?} must be non-empty and must not contain `=`"
-                        ),
+                        message: format!("map key {key:?} must be non-empty and must not contain `=`"),
                     });
                 }
                 let v = scalar(name, v)?.ok_or_else(|| nested(name, "map"))?;
@@ -456,10 +420,7 @@ fn value_items(name: &str, value: &Value) -> Result<Vec<String>, RenderError> {
         if item.len() > MAX_VALUE_LEN {
             return Err(RenderError {
                 param: name.to_string(),
-                message: format!(
-                    "value is {} bytes; the limit is {MAX_VALUE_LEN}",
-                    item.len()
-                ),
+                message: format!("value is {} bytes; the limit is {MAX_VALUE_LEN}", item.len()),
             });
         }
     }
@@ -526,12 +487,7 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn new(source: &'a str, mode: Mode) -> Self {
-        Lexer {
-            source,
-            mode,
-            pos: 0,
-            placeholders: Vec::new(),
-        }
+        Lexer { source, mode, pos: 0, placeholders: Vec::new() }
     }
 
     fn rest(&self) -> &'a str {
@@ -543,12 +499,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn error(&self, offset: usize, len: usize, message: String, help: &str) -> TemplateError {
-        TemplateError {
-            offset,
-            len,
-            message,
-            help: Some(help.to_string()),
-        }
+        TemplateError { offset, len, message, help: Some(help.to_string()) }
     }
 
     /// At a `{`: consumes `{{` as literal text, a placeholder as a var, or a lone `{` as literal.
@@ -560,16 +511,11 @@ impl<'a> Lexer<'a> {
         }
         let ident_len = rest[1..]
             .char_indices()
-            .take_while(|&(i, c)| {
-                c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-            })
+            .take_while(|&(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
             .count();
         if ident_len > 0 && rest[1 + ident_len..].starts_with('}') {
             let name = rest[1..1 + ident_len].to_string();
-            self.placeholders.push(Placeholder {
-                name,
-                offset: self.pos,
-            });
+            self.placeholders.push(Placeholder { name, offset: self.pos });
             self.pos += ident_len + 2;
             return Piece::Var(self.placeholders.len() - 1);
         }
@@ -578,11 +524,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn shell_syntax_error(&self, c: char) -> TemplateError {
-        let shown = if c == '$' {
-            self.rest().chars().take(2).collect::<String>()
-        } else {
-            c.to_string()
-        };
+        let shown = if c == '$' { self.rest().chars().take(2).collect::<String>() } else { c.to_string() };
         self.error(
             self.pos,
             shown.len(),
@@ -620,18 +562,12 @@ impl<'a> Lexer<'a> {
                 (Quote::None, c) if c.is_whitespace() => {
                     if in_word {
                         flush(&mut literal, &mut pieces);
-                        words.push(Word {
-                            pieces: std::mem::take(&mut pieces),
-                        });
+                        words.push(Word { pieces: std::mem::take(&mut pieces) });
                         in_word = false;
                     }
                 }
                 (Quote::None, '\'') | (Quote::None, '"') => {
-                    quote = if c == '\'' {
-                        Quote::Single
-                    } else {
-                        Quote::Double
-                    };
+                    quote = if c == '\'' { Quote::Single } else { Quote::Double };
                     quote_start = self.pos;
                     in_word = true;
                 }
@@ -656,13 +592,12 @@ impl<'a> Lexer<'a> {
                         _ => literal.push('\\'),
                     }
                 }
-                (Quote::None, '|' | ';' | '&' | '<' | '>' | '`') => {
-                    return Err(self.shell_syntax_error(c))
-                }
+                (Quote::None, '|' | ';' | '&' | '<' | '>' | '`') => return Err(self.shell_syntax_error(c)),
                 (Quote::None, '$')
-                    if self.rest()[1..].chars().next().is_some_and(|n| {
-                        n == '(' || n == '{' || n == '_' || n.is_ascii_alphanumeric()
-                    }) =>
+                    if self.rest()[1..]
+                        .chars()
+                        .next()
+                        .is_some_and(|n| n == '(' || n == '{' || n == '_' || n.is_ascii_alphanumeric()) =>
                 {
                     return Err(self.shell_syntax_error(c))
                 }
@@ -699,9 +634,7 @@ impl<'a> Lexer<'a> {
                             return Err(self.error(
                                 start,
                                 name.len() + 2,
-                                format!(
-                                    "placeholder `{{{name}}}` inside quotes in a shell command"
-                                ),
+                                format!("placeholder `{{{name}}}` inside quotes in a shell command"),
                                 "remove the quotes around it: the host single-quotes every value, \
                                  so it is always exactly one shell word",
                             ));
@@ -712,10 +645,7 @@ impl<'a> Lexer<'a> {
                                 starts_word: false,
                             });
                         }
-                        pieces.push(ShellPiece {
-                            piece: var,
-                            starts_word: at_word_start,
-                        });
+                        pieces.push(ShellPiece { piece: var, starts_word: at_word_start });
                     }
                 }
                 at_word_start = false;
@@ -742,10 +672,7 @@ impl<'a> Lexer<'a> {
         }
         self.check_closed(quote, quote_start)?;
         if !literal.is_empty() {
-            pieces.push(ShellPiece {
-                piece: Piece::Literal(literal),
-                starts_word: false,
-            });
+            pieces.push(ShellPiece { piece: Piece::Literal(literal), starts_word: false });
         }
         debug_assert_eq!(self.mode, Mode::Shell);
         Ok(pieces)
@@ -774,24 +701,17 @@ mod tests {
 
     impl Bindings for Map {
         fn get(&self, name: &str) -> Option<Binding<'_>> {
-            self.0.get(name).map(|(value, allow_dash)| Binding {
-                value,
-                allow_dash: *allow_dash,
-            })
+            self.0.get(name).map(|(value, allow_dash)| Binding { value, allow_dash: *allow_dash })
         }
     }
 
     fn bind(values: Value) -> Map {
-        let Value::Object(obj) = values else {
-            panic!("object")
-        };
+        let Value::Object(obj) = values else { panic!("object") };
         Map(obj.into_iter().map(|(k, v)| (k, (v, false))).collect())
     }
 
     fn render(template: &str, values: Value) -> Result<Vec<String>, RenderError> {
-        Template::parse(template, Mode::Argv)
-            .expect("template parses")
-            .render(&bind(values))
+        Template::parse(template, Mode::Argv).expect("template parses").render(&bind(values))
     }
 
     fn argv(template: &str, values: Value) -> Vec<String> {
@@ -805,70 +725,33 @@ mod tests {
     #[test]
     fn splits_words_and_quotes_like_a_shell() {
         assert_eq!(
-            argv(
-                r#"podman ps -a --format '{{.ID}} {{.Names}}' "x y" a\ b"#,
-                json!({})
-            ),
-            [
-                "podman",
-                "ps",
-                "-a",
-                "--format",
-                "{{.ID}} {{.Names}}",
-                "x y",
-                "a b"
-            ]
+            argv(r#"podman ps -a --format '{{.ID}} {{.Names}}' "x y" a\ b"#, json!({})),
+            ["podman", "ps", "-a", "--format", "{{.ID}} {{.Names}}", "x y", "a b"]
         );
         assert_eq!(argv("p ''", json!({})), ["p", ""]);
     }
 
     #[test]
     fn go_templates_pass_through_untouched() {
-        let t = Template::parse("docker inspect --format '{{json .}}' {name}", Mode::Argv)
-            .expect("parses");
-        assert_eq!(
-            t.placeholders()
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["name"]
-        );
+        let t = Template::parse("docker inspect --format '{{json .}}' {name}", Mode::Argv).expect("parses");
+        assert_eq!(t.placeholders().iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["name"]);
         assert_eq!(
             t.render(&bind(json!({"name": "c1"}))).expect("renders"),
             ["docker", "inspect", "--format", "{{json .}}", "c1"]
         );
-        assert_eq!(
-            argv("p '{{name}}' {.x} {a-b} {}", json!({})),
-            ["p", "{{name}}", "{.x}", "{a-b}", "{}"]
-        );
+        assert_eq!(argv("p '{{name}}' {.x} {a-b} {}", json!({})), ["p", "{{name}}", "{.x}", "{a-b}", "{}"]);
     }
 
     #[test]
     fn shell_metacharacters_stay_inside_one_argument() {
-        for value in [
-            "x; rm -rf /",
-            "a | b",
-            "a && b",
-            "$(reboot)",
-            "`id`",
-            "> /etc/passwd",
-            "< x",
-            "'q\"",
-            "a\nb",
-        ] {
-            assert_eq!(
-                argv("podman start {name}", json!({ "name": value })),
-                ["podman", "start", value]
-            );
+        for value in ["x; rm -rf /", "a | b", "a && b", "$(reboot)", "`id`", "> /etc/passwd", "< x", "'q\"", "a\nb"] {
+            assert_eq!(argv("podman start {name}", json!({ "name": value })), ["podman", "start", value]);
         }
     }
 
     #[test]
     fn values_are_never_rescanned_for_placeholders() {
-        assert_eq!(
-            argv("p {a} {b}", json!({"a": "{b}", "b": "x"})),
-            ["p", "{b}", "x"]
-        );
+        assert_eq!(argv("p {a} {b}", json!({"a": "{b}", "b": "x"})), ["p", "{b}", "x"]);
     }
 
     #[test]
@@ -878,14 +761,8 @@ mod tests {
         assert!(err.message.contains("allow_dash"), "{err}");
         let err = render("cat /logs/{name}.log", json!({"name": "x"})).map(|_| ());
         assert!(err.is_ok());
-        assert!(
-            render("p {name}.log", json!({"name": "--help"})).is_err(),
-            "a value starting a word is checked"
-        );
-        assert_eq!(
-            argv("p --name={name}", json!({"name": "-x"})),
-            ["p", "--name=-x"]
-        );
+        assert!(render("p {name}.log", json!({"name": "--help"})).is_err(), "a value starting a word is checked");
+        assert_eq!(argv("p --name={name}", json!({"name": "-x"})), ["p", "--name=-x"]);
         let t = Template::parse("p {cmd}", Mode::Argv).expect("parses");
         let allowed = Map([("cmd".to_string(), (json!(["-c", "x"]), true))].into());
         assert_eq!(t.render(&allowed).expect("allowed"), ["p", "-c", "x"]);
@@ -894,20 +771,14 @@ mod tests {
     #[test]
     fn values_after_double_dash_may_start_with_dash() {
         assert_eq!(
-            argv(
-                "lxc-attach -n {name} -- {cmd}",
-                json!({"name": "c", "cmd": ["sh", "-c", "exit 3"]})
-            ),
+            argv("lxc-attach -n {name} -- {cmd}", json!({"name": "c", "cmd": ["sh", "-c", "exit 3"]})),
             ["lxc-attach", "-n", "c", "--", "sh", "-c", "exit 3"]
         );
     }
 
     #[test]
     fn refuses_nul_and_huge_values() {
-        assert!(render("p {a}", json!({"a": "x\0y"}))
-            .expect_err("NUL")
-            .message
-            .contains("NUL"));
+        assert!(render("p {a}", json!({"a": "x\0y"})).expect_err("NUL").message.contains("NUL"));
         assert!(render("p x{a}", json!({"a": "x\0y"})).is_err());
         assert!(render("p {a}", json!({"a": "x".repeat(MAX_VALUE_LEN + 1)})).is_err());
     }
@@ -915,10 +786,7 @@ mod tests {
     #[test]
     fn lists_after_a_flag_repeat_the_flag() {
         assert_eq!(
-            argv(
-                "podman create -p {ports} --name {name} img",
-                json!({"ports": ["80:80", "443:443"], "name": "c"})
-            ),
+            argv("podman create -p {ports} --name {name} img", json!({"ports": ["80:80", "443:443"], "name": "c"})),
             ["podman", "create", "-p", "80:80", "-p", "443:443", "--name", "c", "img"]
         );
         assert_eq!(argv("p -p {ports} img", json!({"ports": []})), ["p", "img"]);
@@ -936,33 +804,21 @@ mod tests {
 
     #[test]
     fn lists_elsewhere_spread_into_words_or_repeat_embedded_words() {
-        assert_eq!(
-            argv("p {cmd}", json!({"cmd": ["ls", "/"]})),
-            ["p", "ls", "/"]
-        );
-        assert_eq!(
-            argv("p --env={env}", json!({"env": ["A=1", "B=2"]})),
-            ["p", "--env=A=1", "--env=B=2"]
-        );
+        assert_eq!(argv("p {cmd}", json!({"cmd": ["ls", "/"]})), ["p", "ls", "/"]);
+        assert_eq!(argv("p --env={env}", json!({"env": ["A=1", "B=2"]})), ["p", "--env=A=1", "--env=B=2"]);
         assert!(render("p {a}:{b}", json!({"a": ["1"], "b": ["2"]})).is_err());
     }
 
     #[test]
     fn absent_optional_drops_its_word_and_flag() {
-        assert_eq!(
-            argv("p stop -t {timeout} {name}", json!({"name": "c"})),
-            ["p", "stop", "c"]
-        );
+        assert_eq!(argv("p stop -t {timeout} {name}", json!({"name": "c"})), ["p", "stop", "c"]);
         assert_eq!(argv("p --memory={mem} x", json!({})), ["p", "x"]);
         assert_eq!(argv("p -t {t} x", json!({"t": null})), ["p", "x"]);
     }
 
     #[test]
     fn numbers_and_booleans_render_as_text() {
-        assert_eq!(
-            argv("p -t {t} {b}", json!({"t": 5, "b": true})),
-            ["p", "-t", "5", "true"]
-        );
+        assert_eq!(argv("p -t {t} {b}", json!({"t": 5, "b": true})), ["p", "-t", "5", "true"]);
     }
 
     #[test]
@@ -977,16 +833,9 @@ mod tests {
             ("p $HOME", "$H"),
         ] {
             let err = parse_err(template);
-            assert!(
-                err.message.contains(&format!("`{shown}`")),
-                "{template}: {}",
-                err.message
-            );
+            assert!(err.message.contains(&format!("`{shown}`")), "{template}: {}", err.message);
         }
-        assert_eq!(
-            argv("p 'a | b' \"$x\" 5$", json!({})),
-            ["p", "a | b", "$x", "5$"]
-        );
+        assert_eq!(argv("p 'a | b' \"$x\" 5$", json!({})), ["p", "a | b", "$x", "5$"]);
     }
 
     #[test]
@@ -1002,20 +851,13 @@ mod tests {
     #[test]
     fn refuses_unterminated_quotes_at_the_quote() {
         let err = parse_err("p 'abc");
-        assert_eq!(
-            (err.offset, err.message.as_str()),
-            (2, "unterminated quote")
-        );
+        assert_eq!((err.offset, err.message.as_str()), (2, "unterminated quote"));
     }
 
     #[test]
     fn records_placeholder_offsets() {
         let t = Template::parse("p --name {name} x{id}", Mode::Argv).expect("parses");
-        let offsets: Vec<_> = t
-            .placeholders()
-            .iter()
-            .map(|p| (p.name.as_str(), p.offset))
-            .collect();
+        let offsets: Vec<_> = t.placeholders().iter().map(|p| (p.name.as_str(), p.offset)).collect();
         assert_eq!(offsets, [("name", 9), ("id", 17)]);
     }
 
@@ -1030,37 +872,19 @@ mod tests {
     #[test]
     fn shell_mode_single_quotes_every_value() {
         assert_eq!(
-            shell(
-                "cat /var/log/lxc/{name}.log | tail -n 5",
-                json!({"name": "a'b; rm -rf /"})
-            )
-            .expect("renders"),
+            shell("cat /var/log/lxc/{name}.log | tail -n 5", json!({"name": "a'b; rm -rf /"})).expect("renders"),
             "cat /var/log/lxc/'a'\\''b; rm -rf /'.log | tail -n 5"
         );
-        assert_eq!(
-            shell("echo {xs}", json!({"xs": ["a b", "$c"]})).expect("renders"),
-            "echo 'a b' '$c'"
-        );
+        assert_eq!(shell("echo {xs}", json!({"xs": ["a b", "$c"]})).expect("renders"), "echo 'a b' '$c'");
         assert!(shell("rm {name}", json!({"name": "-rf"})).is_err());
-        assert_eq!(
-            shell("echo x{name}", json!({"name": "-rf"})).expect("embedded"),
-            "echo x'-rf'"
-        );
+        assert_eq!(shell("echo x{name}", json!({"name": "-rf"})).expect("embedded"), "echo x'-rf'");
     }
 
     #[test]
     fn shell_mode_executes_values_as_data() {
-        let script =
-            shell("printf %s {v}", json!({"v": "$(echo pwned)`id`;|&'\"\n"})).expect("renders");
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .expect("sh runs");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "$(echo pwned)`id`;|&'\"\n"
-        );
+        let script = shell("printf %s {v}", json!({"v": "$(echo pwned)`id`;|&'\"\n"})).expect("renders");
+        let out = std::process::Command::new("/bin/sh").arg("-c").arg(&script).output().expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "$(echo pwned)`id`;|&'\"\n");
     }
 
     #[test]

@@ -9,10 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
 }
 
 pub fn cpi_path(name: &str) -> PathBuf {
@@ -22,8 +19,7 @@ pub fn cpi_path(name: &str) -> PathBuf {
 /// True when a missing runtime must fail the test instead of skipping it: always under CI and
 /// under `cargo xtask test`, which installs the runtimes first.
 pub fn runtimes_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var_os("OMNI_CPI_REQUIRE_RUNTIMES").is_some()
+    std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var_os("OMNI_CPI_REQUIRE_RUNTIMES").is_some()
 }
 
 /// Whether `program` is on PATH and, if a probe is given, that it succeeds. When it is missing
@@ -41,21 +37,14 @@ pub fn runtime_available(label: &str, probe: &[&str]) -> bool {
     if runtimes_required() {
         panic!("{label} is required (CI=true or OMNI_CPI_REQUIRE_RUNTIMES) but `{}` failed; run `cargo xtask test`, which installs it", probe.join(" "));
     }
-    eprintln!(
-        "SKIPPED: {label} is not available (`{}` failed); `cargo xtask test` installs it",
-        probe.join(" ")
-    );
+    eprintln!("SKIPPED: {label} is not available (`{}` failed); `cargo xtask test` installs it", probe.join(" "));
     false
 }
 
 /// A name no other test run or test in this run uses, so runs can share a runtime.
 pub fn unique_name(kind: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "omni-test-{}-{kind}{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("omni-test-{}-{kind}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// `podman system service` on a private unix socket, for the docker CLI. Stopped by PID on drop.
@@ -73,20 +62,13 @@ impl PodmanService {
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
             .env_clear()
-            .env(
-                "PATH",
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
-            )
+            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("podman system service starts");
-        let service = PodmanService {
-            child,
-            socket,
-            _dir: dir,
-        };
+        let service = PodmanService { child, socket, _dir: dir };
         service.wait_ready();
         service
     }
@@ -110,18 +92,13 @@ impl PodmanService {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "podman's Docker-compatible API did not answer on {} within 20 s",
-            self.socket.display()
-        );
+        panic!("podman's Docker-compatible API did not answer on {} within 20 s", self.socket.display());
     }
 }
 
 impl Drop for PodmanService {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }

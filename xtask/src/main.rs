@@ -1,1 +1,66 @@
-fn main() {}
+//! Project automation: `cargo xtask demo` and `cargo xtask test` (see README.md).
+//!
+//! xtask has almost no dependencies on purpose: it must build fast on a fresh machine, and it
+//! drives the product only through its command line, as a user would.
+
+mod demo;
+mod runtimes;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root();
+    match args.first().map(String::as_str) {
+        Some("demo") => demo::run(&root),
+        Some("test") => test(&root, &args[1..]),
+        Some("install-runtimes") => runtimes::ensure(&root),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 demo               validate the shipped CPIs, show plans, run real lifecycles\n  \
+                 test [ARGS...]     install what the tests need, then run every test (ARGS go to cargo test)\n  \
+                 install-runtimes   only install and prepare podman, runc, LXC and the busybox image"
+            );
+            bail!("unknown or missing command");
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Runs a command, failing with its command line when it does not succeed.
+pub fn run_command(command: &mut Command) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command.status().with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(root: &Path, extra: &[String]) -> Result<()> {
+    runtimes::ensure(root)?;
+    println!("== running every test (runtimes required: a missing one fails) ==");
+    run_command(
+        cargo()
+            .current_dir(root)
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(extra)
+            .env("OMNI_CPI_REQUIRE_RUNTIMES", "1"),
+    )
+}

@@ -86,37 +86,22 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            format!("`{text}` is not a duration; write 30s, 500ms, 2m or a number of seconds")
-        })
+        .ok_or_else(|| format!("`{text}` is not a duration; write 30s, 500ms, 2m or a number of seconds"))
 }
 
 pub async fn run(args: Args) -> Result<u8> {
     match args.command {
-        Command::Validate {
-            paths,
-            check_requirements,
-        } => validate(&paths, check_requirements, args.output).await,
+        Command::Validate { paths, check_requirements } => validate(&paths, check_requirements, args.output).await,
         Command::Info { cpi } => {
             let cpi = load_cpi(&cpi, &args.cpi_dir, args.output)?;
             show::info(&cpi, args.output)?;
             Ok(EXIT_OK)
         }
         Command::List { dir } => list(dir.as_deref().unwrap_or(&args.cpi_dir), args.output),
-        Command::Call {
-            cpi,
-            action,
-            params,
-            params_file,
-            dry_run,
-            timeout,
-        } => {
+        Command::Call { cpi, action, params, params_file, dry_run, timeout } => {
             let cpi = load_cpi(&cpi, &args.cpi_dir, args.output)?;
             let params = params::collect(&params, params_file.as_deref())?;
-            let options = CallOptions {
-                timeout,
-                ..CallOptions::default()
-            };
+            let options = CallOptions { timeout, ..CallOptions::default() };
             let plan = match cpi.plan(&action, &params, &options) {
                 Ok(plan) => plan,
                 Err(e) => {
@@ -136,11 +121,7 @@ pub async fn run(args: Args) -> Result<u8> {
                 }
                 Err(e) => {
                     show::call_error(&e, args.output)?;
-                    Ok(if e.kind == ErrorKind::Internal {
-                        EXIT_USAGE
-                    } else {
-                        EXIT_FAILED
-                    })
+                    Ok(if e.kind == ErrorKind::Internal { EXIT_USAGE } else { EXIT_FAILED })
                 }
             }
         }
@@ -169,11 +150,7 @@ fn resolve(name: &str, dir: &Path) -> Result<PathBuf> {
     bail!(
         "no CPI `{name}`: not a file, and not in {} (available: {})",
         dir.display(),
-        if known.is_empty() {
-            "none".to_string()
-        } else {
-            known.join(", ")
-        }
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
     )
 }
 
@@ -183,11 +160,7 @@ fn load_cpi(name: &str, dir: &Path, output: Output) -> Result<JsonCpi> {
         Ok(cpi) => Ok(cpi),
         Err(diagnostics) => {
             show::diagnostics(&path, &diagnostics, output)?;
-            bail!(
-                "{} does not load ({} errors)",
-                path.display(),
-                diagnostics.0.iter().filter(|d| d.is_error()).count()
-            )
+            bail!("{} does not load ({} errors)", path.display(), diagnostics.0.iter().filter(|d| d.is_error()).count())
         }
     }
 }
@@ -205,48 +178,30 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
 async fn validate(paths: &[PathBuf], check_requirements: bool, output: Output) -> Result<u8> {
     let mut reports = Vec::new();
     for path in paths {
-        let files = if path.is_dir() {
-            spec_files(path)?
-        } else {
-            vec![path.clone()]
-        };
+        let files = if path.is_dir() { spec_files(path)? } else { vec![path.clone()] };
         for file in files {
             let report = match spec::validate_file(&file) {
-                Err(diagnostics) => show::ValidationReport {
-                    file,
-                    spec: None,
-                    diagnostics,
-                    requirements: Vec::new(),
-                },
+                Err(diagnostics) => show::ValidationReport { file, spec: None, diagnostics, requirements: Vec::new() },
                 Ok((loaded, diagnostics)) => {
                     let requirements = if check_requirements {
                         requirements::check(&JsonCpi::new(loaded.clone())).await
                     } else {
                         Vec::new()
                     };
-                    show::ValidationReport {
-                        file,
-                        spec: Some(loaded),
-                        diagnostics,
-                        requirements,
-                    }
+                    show::ValidationReport { file, spec: Some(loaded), diagnostics, requirements }
                 }
             };
             reports.push(report);
         }
     }
-    let failed = reports
-        .iter()
-        .any(|r| r.diagnostics.has_errors() || r.requirements.iter().any(|c| !c.satisfied));
+    let failed = reports.iter().any(|r| r.diagnostics.has_errors() || r.requirements.iter().any(|c| !c.satisfied));
     show::validation(&reports, output)?;
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
 fn list(dir: &Path, output: Output) -> Result<u8> {
-    let entries: Vec<(PathBuf, Result<spec::Spec, Diagnostics>)> = spec_files(dir)?
-        .into_iter()
-        .map(|p| (p.clone(), spec::load_file(&p)))
-        .collect();
+    let entries: Vec<(PathBuf, Result<spec::Spec, Diagnostics>)> =
+        spec_files(dir)?.into_iter().map(|p| (p.clone(), spec::load_file(&p))).collect();
     show::list(&entries, output)?;
     Ok(EXIT_OK)
 }

@@ -12,20 +12,11 @@ pub fn collect(pairs: &[OsString], file: Option<&Path>) -> Result<Params> {
     let mut params = match file {
         None => Params::new(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             match serde_json::from_str(&text) {
                 Ok(Value::Object(map)) => map,
-                Ok(_) => bail!(
-                    "{}: the parameters file must hold one JSON object",
-                    path.display()
-                ),
-                Err(e) => bail!(
-                    "{}:{}:{}: invalid JSON: {e}",
-                    path.display(),
-                    e.line(),
-                    e.column()
-                ),
+                Ok(_) => bail!("{}: the parameters file must hold one JSON object", path.display()),
+                Err(e) => bail!("{}:{}:{}: invalid JSON: {e}", path.display(), e.line(), e.column()),
             }
         }
     };
@@ -46,9 +37,7 @@ fn parse_pair(pair: &OsString) -> Result<(String, Value)> {
         if !key.contains('=') {
             check_key(key, text)?;
             let value = serde_json::from_str(json).with_context(|| {
-                format!(
-                    "parameter `{key}`: `{json}` is not valid JSON (use key=value for plain text)"
-                )
+                format!("parameter `{key}`: `{json}` is not valid JSON (use key=value for plain text)")
             })?;
             return Ok((key.to_string(), value));
         }
@@ -78,16 +67,9 @@ mod tests {
 
     #[test]
     fn parses_strings_and_json_values() {
-        let params = collect(
-            &args(&[
-                "name=a=b",
-                "cmd:=[\"sh\",\"-c\",\"exit 3\"]",
-                "env:={\"A\":\"1\"}",
-                "empty=",
-            ]),
-            None,
-        )
-        .expect("parses");
+        let params =
+            collect(&args(&["name=a=b", "cmd:=[\"sh\",\"-c\",\"exit 3\"]", "env:={\"A\":\"1\"}", "empty="]), None)
+                .expect("parses");
         assert_eq!(
             Value::Object(params),
             json!({"name": "a=b", "cmd": ["sh", "-c", "exit 3"], "env": {"A": "1"}, "empty": ""})

@@ -23,9 +23,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 fn shell_line(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            let plain = !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+            let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
             if plain {
                 a.clone()
             } else {
@@ -54,11 +52,7 @@ pub struct ValidationReport {
 }
 
 fn summary(spec: &Spec) -> String {
-    let unsupported = spec
-        .actions
-        .iter()
-        .filter(|a| matches!(a.body, ActionBody::Unsupported { .. }))
-        .count();
+    let unsupported = spec.actions.iter().filter(|a| matches!(a.body, ActionBody::Unsupported { .. })).count();
     format!(
         "{}, {} CPI, {} actions ({} declared unsupported)",
         spec.name,
@@ -85,11 +79,7 @@ pub fn validation(reports: &[ValidationReport], output: Output) -> Result<()> {
         return print_json(&items);
     }
     for r in reports {
-        let status = if r.diagnostics.has_errors() {
-            "invalid"
-        } else {
-            "ok"
-        };
+        let status = if r.diagnostics.has_errors() { "invalid" } else { "ok" };
         match &r.spec {
             Some(spec) => println!("{status:7} {} ({})", r.file.display(), summary(spec)),
             None => println!("{status:7} {}", r.file.display()),
@@ -172,32 +162,15 @@ pub fn info(cpi: &JsonCpi, output: Output) -> Result<()> {
     if output == Output::Json {
         return print_json(&info);
     }
-    println!(
-        "{} ({} CPI) from {}",
-        spec.name,
-        spec.kind.as_str(),
-        spec.source.display()
-    );
+    println!("{} ({} CPI) from {}", spec.name, spec.kind.as_str(), spec.source.display());
     if let Some(d) = &spec.description {
         println!("  {d}");
     }
     println!("requires: {}", spec.validation.required_commands.join(", "));
     for v in &spec.validation.version_requirements {
-        println!(
-            "  {} {} (checked with `{}`)",
-            v.tool,
-            v.range,
-            v.command.source()
-        );
+        println!("  {} {} (checked with `{}`)", v.tool, v.range, v.command.source());
     }
-    println!(
-        "environment: {}",
-        cpi.env()
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("environment: {}", cpi.env().iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "));
     println!("actions:");
     for action in &spec.actions {
         match &action.body {
@@ -248,18 +221,10 @@ pub fn plan(plan: &Plan, output: Output) -> Result<()> {
         if step.ignore_failure {
             notes.push("failure ignored".into());
         }
-        println!(
-            "  [{}] {}  ({})",
-            step.name,
-            shell_line(&step.argv),
-            notes.join(", ")
-        );
+        println!("  [{}] {}  ({})", step.name, shell_line(&step.argv), notes.join(", "));
     }
     if !plan.ignored_params.is_empty() {
-        println!(
-            "ignored parameters (not declared by the action): {}",
-            plan.ignored_params.join(", ")
-        );
+        println!("ignored parameters (not declared by the action): {}", plan.ignored_params.join(", "));
     }
     Ok(())
 }
@@ -279,12 +244,7 @@ pub fn outcome(outcome: &Outcome, output: Output) -> Result<()> {
         eprintln!("note: output was truncated at the capture limit");
     }
     if outcome.exit_code != Some(0) {
-        eprintln!(
-            "exit status: {}",
-            outcome
-                .exit_code
-                .map_or("none (signal)".to_string(), |c| c.to_string())
-        );
+        eprintln!("exit status: {}", outcome.exit_code.map_or("none (signal)".to_string(), |c| c.to_string()));
     }
     Ok(())
 }

@@ -68,15 +68,10 @@ impl Node {
             Json::Bool(b) => serde_json::Value::Bool(*b),
             Json::Number(n) => serde_json::Value::Number(n.clone()),
             Json::String(s) => serde_json::Value::String(s.clone()),
-            Json::Array(items) => {
-                serde_json::Value::Array(items.iter().map(Node::to_value).collect())
+            Json::Array(items) => serde_json::Value::Array(items.iter().map(Node::to_value).collect()),
+            Json::Object(members) => {
+                serde_json::Value::Object(members.iter().map(|m| (m.key.clone(), m.value.to_value())).collect())
             }
-            Json::Object(members) => serde_json::Value::Object(
-                members
-                    .iter()
-                    .map(|m| (m.key.clone(), m.value.to_value()))
-                    .collect(),
-            ),
         }
     }
 }
@@ -95,11 +90,7 @@ impl fmt::Display for SyntaxError {
 
 /// Parses a complete JSON document.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
-    let mut parser = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut parser = Parser { text, bytes: text.as_bytes(), pos: 0 };
     parser.skip_whitespace();
     let node = parser.value(0)?;
     parser.skip_whitespace();
@@ -135,9 +126,7 @@ fn escape_lengths(rest: &[u8]) -> (usize, usize) {
         return (2, 1);
     }
     let hex = |at: usize| {
-        rest.get(at..at + 4)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
+        rest.get(at..at + 4).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok())
     };
     match hex(2) {
         Some(0xD800..=0xDBFF) if rest.get(6..8) == Some(b"\\u") => (12, 4),
@@ -163,10 +152,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn error(&self, message: impl Into<String>) -> SyntaxError {
-        SyntaxError {
-            offset: self.pos,
-            message: message.into(),
-        }
+        SyntaxError { offset: self.pos, message: message.into() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -199,16 +185,9 @@ impl<'a> Parser<'a> {
             Some(b'f') => self.keyword("false", Json::Bool(false))?,
             Some(b'n') => self.keyword("null", Json::Null)?,
             Some(b'-' | b'0'..=b'9') => self.number()?,
-            Some(_) => {
-                return Err(self.error(
-                    "expected a value (string, number, object, array, true, false or null)",
-                ))
-            }
+            Some(_) => return Err(self.error("expected a value (string, number, object, array, true, false or null)")),
         };
-        Ok(Node {
-            value,
-            span: Span::new(start, self.pos),
-        })
+        Ok(Node { value, span: Span::new(start, self.pos) })
     }
 
     fn enter(&self, depth: usize) -> Result<usize, SyntaxError> {
@@ -240,11 +219,7 @@ impl<'a> Parser<'a> {
             self.expect(b':', "`:` after the key")?;
             self.skip_whitespace();
             let value = self.value(depth)?;
-            members.push(Member {
-                key,
-                key_span,
-                value,
-            });
+            members.push(Member { key, key_span, value });
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -295,19 +270,13 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
-        while matches!(
-            self.peek(),
-            Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-        ) {
+        while matches!(self.peek(), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
             self.pos += 1;
         }
         let raw = &self.text[start..self.pos];
         serde_json::from_str::<serde_json::Number>(raw)
             .map(Json::Number)
-            .map_err(|_| SyntaxError {
-                offset: start,
-                message: format!("invalid number `{raw}`"),
-            })
+            .map_err(|_| SyntaxError { offset: start, message: format!("invalid number `{raw}`") })
     }
 
     fn string(&mut self) -> Result<String, SyntaxError> {
@@ -330,9 +299,7 @@ impl<'a> Parser<'a> {
                 }
                 Some(b'\\') => out.push(self.escape()?),
                 Some(_) => {
-                    return Err(self.error(
-                        "control character in a string: write newlines as \\n and tabs as \\t",
-                    ))
+                    return Err(self.error("control character in a string: write newlines as \\n and tabs as \\t"))
                 }
             }
         }
@@ -367,11 +334,7 @@ impl<'a> Parser<'a> {
                 };
                 return char::from_u32(code).ok_or_else(|| self.error("invalid \\u escape"));
             }
-            _ => {
-                return Err(self.error(
-                    "invalid escape: use \\\", \\\\, \\/, \\b, \\f, \\n, \\r, \\t or \\uXXXX",
-                ))
-            }
+            _ => return Err(self.error("invalid escape: use \\\", \\\\, \\/, \\b, \\f, \\n, \\r, \\t or \\uXXXX")),
         };
         self.pos += 1;
         Ok(c)
@@ -410,31 +373,18 @@ mod tests {
     fn spans_cover_keys_and_values() {
         let text = r#"{ "name" : "x\ty" }"#;
         let node = parse(text).expect("valid JSON");
-        let Json::Object(members) = &node.value else {
-            panic!()
-        };
-        assert_eq!(
-            &text[members[0].key_span.start..members[0].key_span.end],
-            "\"name\""
-        );
-        assert_eq!(
-            &text[members[0].value.span.start..members[0].value.span.end],
-            r#""x\ty""#
-        );
+        let Json::Object(members) = &node.value else { panic!() };
+        assert_eq!(&text[members[0].key_span.start..members[0].key_span.end], "\"name\"");
+        assert_eq!(&text[members[0].value.span.start..members[0].value.span.end], r#""x\ty""#);
     }
 
     #[test]
     fn maps_decoded_offsets_back_through_escapes() {
         let text = r#""a\"b\u00e9{x}""#;
         let node = parse(text).expect("valid JSON");
-        let Json::String(decoded) = &node.value else {
-            panic!()
-        };
+        let Json::String(decoded) = &node.value else { panic!() };
         let brace = decoded.find('{').expect("brace");
-        assert_eq!(
-            &text[source_offset_in_string(text, node.span, brace)..][..3],
-            "{x}"
-        );
+        assert_eq!(&text[source_offset_in_string(text, node.span, brace)..][..3], "{x}");
     }
 
     #[test]

@@ -53,14 +53,7 @@ const ACTION_KEYS: &[&str] = &[
     "unsupported",
 ];
 const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description"];
-const PARAM_KEYS: &[&str] = &[
-    "name",
-    "type",
-    "allow_dash",
-    "pattern",
-    "description",
-    "fragment",
-];
+const PARAM_KEYS: &[&str] = &["name", "type", "allow_dash", "pattern", "description", "fragment"];
 const OUTPUT_KEYS: &[&str] = &["format", "pattern", "multiple"];
 const ERROR_RULE_KEYS: &[&str] = &["kind", "exit_code", "stderr", "stdout"];
 const CONDITION_KEYS: &[&str] = &["exit_code", "stderr", "stdout"];
@@ -90,10 +83,7 @@ pub fn load_file(path: &Path) -> Result<Spec, Diagnostics> {
         Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
     };
     if size > MAX_SPEC_BYTES {
-        return fail(format!(
-            "{} is {size} bytes; a spec may be at most {MAX_SPEC_BYTES} bytes",
-            path.display()
-        ));
+        return fail(format!("{} is {size} bytes; a spec may be at most {MAX_SPEC_BYTES} bytes", path.display()));
     }
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
@@ -101,11 +91,9 @@ pub fn load_file(path: &Path) -> Result<Spec, Diagnostics> {
     };
     match String::from_utf8(bytes) {
         Ok(text) => load_str(path, text),
-        Err(e) => fail(format!(
-            "{} is not UTF-8 (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )),
+        Err(e) => {
+            fail(format!("{} is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))
+        }
     }
 }
 
@@ -114,23 +102,12 @@ pub fn load_str(path: impl Into<PathBuf>, text: String) -> Result<Spec, Diagnost
     let source = SourceFile::new(path, text);
     let root = json::parse(source.text()).map_err(|e| {
         let span = Span::new(e.offset, e.offset + 1);
-        Diagnostics(vec![Diagnostic::error(format!(
-            "invalid JSON: {}",
-            e.message
-        ))
-        .at(source.locate(span))])
+        Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message)).at(source.locate(span))])
     })?;
-    let mut decoder = Decoder {
-        source: &source,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut decoder = Decoder { source: &source, errors: Vec::new(), warnings: Vec::new() };
     let spec = decoder.spec(&root);
     match spec {
-        Some(spec) if decoder.errors.is_empty() => Ok(Spec {
-            warnings: decoder.warnings,
-            ..spec
-        }),
+        Some(spec) if decoder.errors.is_empty() => Ok(Spec { warnings: decoder.warnings, ..spec }),
         _ => {
             let mut all = decoder.errors;
             all.extend(decoder.warnings);
@@ -145,16 +122,12 @@ fn first<'n>(members: &'n [Member], key: &str) -> Option<&'n Member> {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 fn is_hook_key(key: &str) -> bool {
-    ["pre_", "post_"]
-        .iter()
-        .any(|p| key.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
+    ["pre_", "post_"].iter().any(|p| key.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
 }
 
 /// What a template may refer to and run, fixed per action.
@@ -171,10 +144,7 @@ impl TemplateScope<'_> {
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {
-        self.params
-            .iter()
-            .map(|p| p.name.as_str())
-            .chain(self.defaults.keys().map(String::as_str))
+        self.params.iter().map(|p| p.name.as_str()).chain(self.defaults.keys().map(String::as_str))
     }
 }
 
@@ -198,14 +168,7 @@ impl Decoder<'_> {
     }
 
     fn type_error(&mut self, node: &Node, what: &str, expected: &str) {
-        self.error(
-            node.span,
-            format!(
-                "{what} must be {expected}, found {}",
-                node.value.type_name()
-            ),
-            None,
-        );
+        self.error(node.span, format!("{what} must be {expected}, found {}", node.value.type_name()), None);
     }
 
     /// The members of an object, after reporting unknown and duplicate keys.
@@ -226,11 +189,7 @@ impl Decoder<'_> {
                     Some(near) => format!("did you mean `{near}`?"),
                     None => format!("the keys allowed here are: {}", allowed.join(", ")),
                 };
-                self.error(
-                    member.key_span,
-                    format!("unknown key `{}` in {what}", member.key),
-                    Some(help),
-                );
+                self.error(member.key_span, format!("unknown key `{}` in {what}", member.key), Some(help));
             }
             self.check_unique(members, i, &format!("key `{}` in {what}", member.key));
         }
@@ -295,18 +254,13 @@ impl Decoder<'_> {
         };
         items
             .iter()
-            .filter_map(|item| {
-                self.non_empty_string(item, &format!("each item of {what}"))
-                    .map(str::to_string)
-            })
+            .filter_map(|item| self.non_empty_string(item, &format!("each item of {what}")).map(str::to_string))
             .collect()
     }
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         let parsed = match &node.value {
-            Json::Number(n) => n
-                .as_f64()
-                .and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
+            Json::Number(n) => n.as_f64().and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
             Json::String(s) => parse_duration(s),
             _ => None,
         };
@@ -325,26 +279,12 @@ impl Decoder<'_> {
 
     fn regex(&mut self, node: &Node, what: &str, anchored: bool) -> Option<Regex> {
         let pattern = self.string(node, what)?;
-        let full = if anchored {
-            format!("^(?:{pattern})$")
-        } else {
-            pattern.to_string()
-        };
+        let full = if anchored { format!("^(?:{pattern})$") } else { pattern.to_string() };
         match Regex::new(&full) {
             Ok(re) => Some(re),
             Err(e) => {
-                let detail = e
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                self.error(
-                    node.span,
-                    format!("{what} is not a valid regular expression: {detail}"),
-                    None,
-                );
+                let detail = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                self.error(node.span, format!("{what} is not a valid regular expression: {detail}"), None);
                 None
             }
         }
@@ -363,19 +303,10 @@ impl Decoder<'_> {
         self.template_of(node, what, scope, false)
     }
 
-    fn template_of(
-        &mut self,
-        node: &Node,
-        what: &str,
-        scope: &TemplateScope<'_>,
-        fragment: bool,
-    ) -> Option<Template> {
+    fn template_of(&mut self, node: &Node, what: &str, scope: &TemplateScope<'_>, fragment: bool) -> Option<Template> {
         let text = self.string(node, what)?;
-        let parsed = if fragment {
-            Template::parse_arguments(text, scope.mode)
-        } else {
-            Template::parse(text, scope.mode)
-        };
+        let parsed =
+            if fragment { Template::parse_arguments(text, scope.mode) } else { Template::parse(text, scope.mode) };
         let template = match parsed {
             Ok(t) => t,
             Err(e) => {
@@ -428,11 +359,7 @@ impl Decoder<'_> {
         };
         let root_start = Span::new(root.span.start, root.span.start + 1);
         let mut missing = |key: &str, example: &str| {
-            self.error(
-                root_start,
-                format!("the spec has no `{key}`"),
-                Some(format!("add {example}")),
-            );
+            self.error(root_start, format!("the spec has no `{key}`"), Some(format!("add {example}")));
         };
         let name_member = first(members, "name");
         let type_member = first(members, "type");
@@ -447,19 +374,14 @@ impl Decoder<'_> {
             missing("actions", "\"actions\": { ... }");
         }
 
-        let name = name_member
-            .and_then(|m| self.non_empty_string(&m.value, "`name`"))
-            .map(str::to_string);
+        let name = name_member.and_then(|m| self.non_empty_string(&m.value, "`name`")).map(str::to_string);
         let kind = type_member.and_then(|m| self.kind(&m.value));
         let optional_string = |d: &mut Self, key: &str| {
-            first(members, key)
-                .and_then(|m| d.string(&m.value, &format!("`{key}`")).map(str::to_string))
+            first(members, key).and_then(|m| d.string(&m.value, &format!("`{key}`")).map(str::to_string))
         };
         let version = optional_string(self, "version");
         let description = optional_string(self, "description");
-        let shell = first(members, "shell")
-            .and_then(|m| self.bool(&m.value, "`shell`"))
-            .unwrap_or(false);
+        let shell = first(members, "shell").and_then(|m| self.bool(&m.value, "`shell`")).unwrap_or(false);
         let timeout = first(members, "timeout").and_then(|m| self.duration(&m.value, "`timeout`"));
         let working_dir = match first(members, "working_dir") {
             None => PathBuf::from("/"),
@@ -472,9 +394,7 @@ impl Decoder<'_> {
                 None => PathBuf::from("/"),
             },
         };
-        let env = first(members, "env")
-            .map(|m| self.env(&m.value))
-            .unwrap_or_default();
+        let env = first(members, "env").map(|m| self.env(&m.value)).unwrap_or_default();
         let default_settings = match first(members, "default_settings") {
             Some(m) => match self.object(&m.value, "`default_settings`", &[], |_| true) {
                 Some(_) => match m.value.to_value() {
@@ -485,12 +405,8 @@ impl Decoder<'_> {
             },
             None => serde_json::Map::new(),
         };
-        let validation = first(members, "validation")
-            .map(|m| self.validation(&m.value))
-            .unwrap_or_default();
-        let errors = first(members, "errors")
-            .map(|m| self.error_rules(&m.value, "the spec"))
-            .unwrap_or_default();
+        let validation = first(members, "validation").map(|m| self.validation(&m.value)).unwrap_or_default();
+        let errors = first(members, "errors").map(|m| self.error_rules(&m.value, "the spec")).unwrap_or_default();
 
         let setup_scope = TemplateScope {
             mode: mode(shell),
@@ -507,8 +423,7 @@ impl Decoder<'_> {
                 .collect(),
             None => Vec::new(),
         };
-        let version_requirements =
-            self.version_commands(members, &validation, &default_settings, shell);
+        let version_requirements = self.version_commands(members, &validation, &default_settings, shell);
 
         let mut actions = Vec::new();
         if let Some(m) = actions_member {
@@ -536,10 +451,7 @@ impl Decoder<'_> {
             description,
             actions,
             default_settings,
-            validation: Validation {
-                version_requirements,
-                ..validation
-            },
+            validation: Validation { version_requirements, ..validation },
             setup_commands,
             env,
             errors,
@@ -559,7 +471,10 @@ impl Decoder<'_> {
                 self.error(
                     node.span,
                     format!("unknown CPI type `{other}`"),
-                    Some("use \"container\" (manages containers on a node) or \"director\" (manages VMs on an IaaS)".into()),
+                    Some(
+                        "use \"container\" (manages containers on a node) or \"director\" (manages VMs on an IaaS)"
+                            .into(),
+                    ),
                 );
                 None
             }
@@ -573,22 +488,13 @@ impl Decoder<'_> {
         let mut policy = EnvPolicy::default();
         let valid_name = |n: &str| !n.is_empty() && !n.contains(['=', '\0']);
         if let Some(m) = first(members, "inherit") {
-            for (item, name) in self
-                .array(&m.value, "`env.inherit`")
-                .unwrap_or_default()
-                .iter()
-                .zip(0..)
-            {
+            for (item, name) in self.array(&m.value, "`env.inherit`").unwrap_or_default().iter().zip(0..) {
                 let _ = name;
                 if let Some(var) = self.string(item, "each item of `env.inherit`") {
                     if valid_name(var) {
                         policy.inherit.push(var.to_string());
                     } else {
-                        self.error(
-                            item.span,
-                            format!("`{var}` is not a valid environment variable name"),
-                            None,
-                        );
+                        self.error(item.span, format!("`{var}` is not a valid environment variable name"), None);
                     }
                 }
             }
@@ -602,9 +508,7 @@ impl Decoder<'_> {
                             format!("`{}` is not a valid environment variable name", var.key),
                             None,
                         );
-                    } else if let Some(value) =
-                        self.string(&var.value, &format!("`env.set.{}`", var.key))
-                    {
+                    } else if let Some(value) = self.string(&var.value, &format!("`env.set.{}`", var.key)) {
                         policy.set.push((var.key.clone(), value.to_string()));
                     }
                 }
@@ -623,18 +527,11 @@ impl Decoder<'_> {
         for (i, command) in required_commands.iter().enumerate() {
             if command.contains('/') && !command.starts_with('/') {
                 let span = first(members, "required_commands").map_or(node.span, |m| m.value.span);
-                self.error(
-                    span,
-                    format!("required command `{command}` must be a bare name or an absolute path"),
-                    None,
-                );
+                self.error(span, format!("required command `{command}` must be a bare name or an absolute path"), None);
             }
             let _ = i;
         }
-        Validation {
-            required_commands,
-            version_requirements: Vec::new(),
-        }
+        Validation { required_commands, version_requirements: Vec::new() }
     }
 
     /// Decodes `validation.version_requirements`; needs the required commands to check programs.
@@ -651,28 +548,17 @@ impl Decoder<'_> {
         }) else {
             return Vec::new();
         };
-        let Some(tools) = self.object(
-            &requirements.value,
-            "`validation.version_requirements`",
-            &[],
-            |_| true,
-        ) else {
+        let Some(tools) = self.object(&requirements.value, "`validation.version_requirements`", &[], |_| true) else {
             return Vec::new();
         };
-        let scope = TemplateScope {
-            mode: mode(shell),
-            params: &[],
-            defaults,
-            programs: &validation.required_commands,
-        };
+        let scope = TemplateScope { mode: mode(shell), params: &[], defaults, programs: &validation.required_commands };
         let mut out = Vec::new();
         for tool in tools {
             let what = format!("the version requirement for `{}`", tool.key);
             let (range_node, command_node) = match &tool.value.value {
                 Json::String(_) => (&tool.value, None),
                 Json::Object(_) => {
-                    let Some(fields) = self.object(&tool.value, &what, VERSION_KEYS, |_| false)
-                    else {
+                    let Some(fields) = self.object(&tool.value, &what, VERSION_KEYS, |_| false) else {
                         continue;
                     };
                     let Some(range) = first(fields, "range") else {
@@ -709,11 +595,7 @@ impl Decoder<'_> {
                 }
             };
             let command = match command_node {
-                Some(node) => self.template(
-                    node,
-                    &format!("the version command for `{}`", tool.key),
-                    &scope,
-                ),
+                Some(node) => self.template(node, &format!("the version command for `{}`", tool.key), &scope),
                 None if validation.required_commands.contains(&tool.key) => {
                     Template::parse(&format!("{} --version", tool.key), Mode::Argv).ok()
                 }
@@ -730,11 +612,7 @@ impl Decoder<'_> {
                 }
             };
             if let Some(command) = command {
-                out.push(VersionRequirement {
-                    tool: tool.key.clone(),
-                    range,
-                    command,
-                });
+                out.push(VersionRequirement { tool: tool.key.clone(), range, command });
             }
         }
         out
@@ -747,33 +625,18 @@ impl Decoder<'_> {
         };
         let mut rules = Vec::new();
         for item in items {
-            let Some(fields) = self.object(
-                item,
-                &format!("an error rule of {owner}"),
-                ERROR_RULE_KEYS,
-                |_| false,
-            ) else {
+            let Some(fields) = self.object(item, &format!("an error rule of {owner}"), ERROR_RULE_KEYS, |_| false)
+            else {
                 continue;
             };
             let Some(kind_member) = first(fields, "kind") else {
-                self.error(
-                    item.span,
-                    format!("an error rule of {owner} has no `kind`"),
-                    Some(kinds_help()),
-                );
+                self.error(item.span, format!("an error rule of {owner} has no `kind`"), Some(kinds_help()));
                 continue;
             };
-            let kind = match self
-                .string(&kind_member.value, "`kind`")
-                .map(str::parse::<ErrorKind>)
-            {
+            let kind = match self.string(&kind_member.value, "`kind`").map(str::parse::<ErrorKind>) {
                 Some(Ok(kind)) => kind,
                 Some(Err(())) => {
-                    self.error(
-                        kind_member.value.span,
-                        "unknown error kind",
-                        Some(kinds_help()),
-                    );
+                    self.error(kind_member.value.span, "unknown error kind", Some(kinds_help()));
                     continue;
                 }
                 None => continue,
@@ -792,12 +655,7 @@ impl Decoder<'_> {
         };
         let mut conditions = Vec::new();
         for item in items {
-            let Some(fields) = self.object(
-                item,
-                &format!("a condition in {what}"),
-                CONDITION_KEYS,
-                |_| false,
-            ) else {
+            let Some(fields) = self.object(item, &format!("a condition in {what}"), CONDITION_KEYS, |_| false) else {
                 continue;
             };
             conditions.extend(self.condition(item, fields, &format!("a condition in {what}")));
@@ -806,8 +664,7 @@ impl Decoder<'_> {
     }
 
     fn condition(&mut self, item: &Node, fields: &[Member], what: &str) -> Option<Condition> {
-        let exit_codes =
-            first(fields, "exit_code").and_then(|m| self.exit_codes(&m.value, "`exit_code`"));
+        let exit_codes = first(fields, "exit_code").and_then(|m| self.exit_codes(&m.value, "`exit_code`"));
         let stderr = first(fields, "stderr").and_then(|m| self.regex(&m.value, "`stderr`", false));
         let stdout = first(fields, "stdout").and_then(|m| self.regex(&m.value, "`stdout`", false));
         if exit_codes.is_none() && stderr.is_none() && stdout.is_none() {
@@ -818,11 +675,7 @@ impl Decoder<'_> {
             );
             return None;
         }
-        Some(Condition {
-            exit_codes,
-            stderr,
-            stdout,
-        })
+        Some(Condition { exit_codes, stderr, stdout })
     }
 
     fn exit_codes(&mut self, node: &Node, what: &str) -> Option<Vec<i32>> {
@@ -830,11 +683,7 @@ impl Decoder<'_> {
             Json::Number(num) => match num.as_i64() {
                 Some(code @ 0..=255) => Some(code as i32),
                 _ => {
-                    d.error(
-                        n.span,
-                        format!("{what}: exit codes are whole numbers from 0 to 255"),
-                        None,
-                    );
+                    d.error(n.span, format!("{what}: exit codes are whole numbers from 0 to 255"), None);
                     None
                 }
             },
@@ -884,8 +733,7 @@ impl Decoder<'_> {
                     );
                     return OutputFormat::Raw;
                 };
-                let Some(pattern) = self.regex(&pattern_member.value, "`output.pattern`", false)
-                else {
+                let Some(pattern) = self.regex(&pattern_member.value, "`output.pattern`", false) else {
                     return OutputFormat::Raw;
                 };
                 if pattern.capture_names().flatten().next().is_none() {
@@ -895,17 +743,12 @@ impl Decoder<'_> {
                         Some("name what to capture, for example (?P<id>[0-9a-f]+)".into()),
                     );
                 }
-                let multiple = field("multiple")
-                    .and_then(|m| self.bool(&m.value, "`output.multiple`"))
-                    .unwrap_or(false);
+                let multiple =
+                    field("multiple").and_then(|m| self.bool(&m.value, "`output.multiple`")).unwrap_or(false);
                 OutputFormat::Regex { pattern, multiple }
             }
             _ => {
-                self.error(
-                    format_node.span,
-                    format!("unknown output format `{format}`"),
-                    Some(formats_help()),
-                );
+                self.error(format_node.span, format!("unknown output format `{format}`"), Some(formats_help()));
                 OutputFormat::Raw
             }
         }
@@ -959,11 +802,7 @@ impl Decoder<'_> {
                         return None;
                     }
                     (None, None) => {
-                        self.error(
-                            node.span,
-                            format!("{what} has no `name`"),
-                            Some("add \"name\": \"...\"".into()),
-                        );
+                        self.error(node.span, format!("{what} has no `name`"), Some("add \"name\": \"...\"".into()));
                         return None;
                     }
                 }
@@ -1008,10 +847,7 @@ impl Decoder<'_> {
             self.error(
                 name_span,
                 format!("`{}` is not a valid parameter name", decl.name),
-                Some(
-                    "use letters, digits and underscores, starting with a letter or underscore"
-                        .into(),
-                ),
+                Some("use letters, digits and underscores, starting with a letter or underscore".into()),
             );
             return None;
         }
@@ -1022,35 +858,19 @@ impl Decoder<'_> {
         let name = member.key.as_str();
         let what = format!("action `{name}`");
         let fields = self.object(&member.value, &what, ACTION_KEYS, is_hook_key)?;
-        let description = first(fields, "description")
-            .and_then(|m| self.string(&m.value, "`description`"))
-            .map(str::to_string);
+        let description =
+            first(fields, "description").and_then(|m| self.string(&m.value, "`description`")).map(str::to_string);
 
         if let Some(m) = first(fields, "unsupported") {
-            let reason = self
-                .non_empty_string(&m.value, &format!("`unsupported` of {what}"))?
-                .to_string();
-            if let Some(extra) = fields
-                .iter()
-                .find(|f| f.key != "unsupported" && f.key != "description")
-            {
+            let reason = self.non_empty_string(&m.value, &format!("`unsupported` of {what}"))?.to_string();
+            if let Some(extra) = fields.iter().find(|f| f.key != "unsupported" && f.key != "description") {
                 self.error(
                     extra.key_span,
-                    format!(
-                        "{what} is declared unsupported, so `{}` has no effect",
-                        extra.key
-                    ),
-                    Some(
-                        "remove `unsupported` to implement the action, or remove the other keys"
-                            .into(),
-                    ),
+                    format!("{what} is declared unsupported, so `{}` has no effect", extra.key),
+                    Some("remove `unsupported` to implement the action, or remove the other keys".into()),
                 );
             }
-            return Some(Action {
-                name: name.to_string(),
-                description,
-                body: ActionBody::Unsupported { reason },
-            });
+            return Some(Action { name: name.to_string(), description, body: ActionBody::Unsupported { reason } });
         }
 
         let Some(command_member) = first(fields, "command") else {
@@ -1061,22 +881,12 @@ impl Decoder<'_> {
             );
             return None;
         };
-        let shell = first(fields, "shell")
-            .and_then(|m| self.bool(&m.value, "`shell`"))
-            .unwrap_or(ctx.spec_shell);
+        let shell = first(fields, "shell").and_then(|m| self.bool(&m.value, "`shell`")).unwrap_or(ctx.spec_shell);
         let params = self.action_params(fields, name)?;
-        let scope = TemplateScope {
-            mode: mode(shell),
-            params: &params,
-            defaults: ctx.defaults,
-            programs: ctx.programs,
-        };
+        let scope =
+            TemplateScope { mode: mode(shell), params: &params, defaults: ctx.defaults, programs: ctx.programs };
 
-        let command = self.template(
-            &command_member.value,
-            &format!("the command of {what}"),
-            &scope,
-        );
+        let command = self.template(&command_member.value, &format!("the command of {what}"), &scope);
         let mut params = params.clone();
         if let Some(m) = first(fields, "optional_params") {
             if let Json::Object(entries) = &m.value.value {
@@ -1086,16 +896,9 @@ impl Decoder<'_> {
                         Json::Object(obj) => first(obj, "fragment").map(|f| &f.value),
                         _ => None,
                     };
-                    if let (Some(node), Some(decl)) = (
-                        fragment_node,
-                        params.iter().position(|p| p.name == entry.key),
-                    ) {
-                        let fragment = self.template_of(
-                            node,
-                            &format!("the fragment of `{}` in {what}", entry.key),
-                            &scope,
-                            true,
-                        );
+                    if let (Some(node), Some(decl)) = (fragment_node, params.iter().position(|p| p.name == entry.key)) {
+                        let fragment =
+                            self.template_of(node, &format!("the fragment of `{}` in {what}", entry.key), &scope, true);
                         params[decl].fragment = fragment;
                     }
                 }
@@ -1109,20 +912,12 @@ impl Decoder<'_> {
         let success_exit_codes = match first(fields, "success_exit_codes") {
             None => ExitCodes::Only(vec![0]),
             Some(m) if matches!(&m.value.value, Json::String(s) if s == "any") => ExitCodes::Any,
-            Some(m) => ExitCodes::Only(
-                self.exit_codes(&m.value, "`success_exit_codes`")
-                    .unwrap_or_else(|| vec![0]),
-            ),
+            Some(m) => ExitCodes::Only(self.exit_codes(&m.value, "`success_exit_codes`").unwrap_or_else(|| vec![0])),
         };
-        let output = first(fields, "output")
-            .map(|m| self.output(&m.value))
-            .unwrap_or(OutputFormat::Raw);
-        let errors = first(fields, "errors")
-            .map(|m| self.error_rules(&m.value, &what))
-            .unwrap_or_default();
-        let success_when = first(fields, "success_when")
-            .map(|m| self.success_conditions(&m.value, &what))
-            .unwrap_or_default();
+        let output = first(fields, "output").map(|m| self.output(&m.value)).unwrap_or(OutputFormat::Raw);
+        let errors = first(fields, "errors").map(|m| self.error_rules(&m.value, &what)).unwrap_or_default();
+        let success_when =
+            first(fields, "success_when").map(|m| self.success_conditions(&m.value, &what)).unwrap_or_default();
         let command = command?;
         self.warn_unused_params(&params, &command, &hooks, fields, name);
         Some(Action {
@@ -1145,10 +940,7 @@ impl Decoder<'_> {
     fn action_params(&mut self, fields: &[Member], action: &str) -> Option<Vec<ParamDecl>> {
         let mut decls: Vec<(ParamDecl, Span)> = Vec::new();
         if let Some(m) = first(fields, "params") {
-            for item in self
-                .array(&m.value, &format!("`params` of action `{action}`"))
-                .unwrap_or_default()
-            {
+            for item in self.array(&m.value, &format!("`params` of action `{action}`")).unwrap_or_default() {
                 decls.extend(self.param(item, None, true, action).map(|d| (d, item.span)));
             }
         }
@@ -1156,19 +948,12 @@ impl Decoder<'_> {
             match &m.value.value {
                 Json::Array(items) => {
                     for item in items {
-                        decls.extend(
-                            self.param(item, None, false, action)
-                                .map(|d| (d, item.span)),
-                        );
+                        decls.extend(self.param(item, None, false, action).map(|d| (d, item.span)));
                     }
                 }
                 Json::Object(entries) => {
                     for (i, entry) in entries.iter().enumerate() {
-                        self.check_unique(
-                            entries,
-                            i,
-                            &format!("optional parameter `{}`", entry.key),
-                        );
+                        self.check_unique(entries, i, &format!("optional parameter `{}`", entry.key));
                         if !matches!(entry.value.value, Json::String(_) | Json::Object(_)) {
                             self.type_error(
                                 &entry.value,
@@ -1178,46 +963,26 @@ impl Decoder<'_> {
                             continue;
                         }
                         decls.extend(
-                            self.param(
-                                &entry.value,
-                                Some((&entry.key, entry.key_span)),
-                                false,
-                                action,
-                            )
-                            .map(|d| (d, entry.key_span)),
+                            self.param(&entry.value, Some((&entry.key, entry.key_span)), false, action)
+                                .map(|d| (d, entry.key_span)),
                         );
                     }
                 }
-                _ => self.type_error(
-                    &m.value,
-                    "`optional_params`",
-                    "an array of parameters or an object of fragments",
-                ),
+                _ => self.type_error(&m.value, "`optional_params`", "an array of parameters or an object of fragments"),
             }
         }
         let mut ok = true;
         for (i, (decl, span)) in decls.iter().enumerate() {
             if decls[..i].iter().any(|(d, _)| d.name == decl.name) {
                 ok = false;
-                self.error(
-                    *span,
-                    format!(
-                        "parameter `{}` of action `{action}` is declared twice",
-                        decl.name
-                    ),
-                    None,
-                );
+                self.error(*span, format!("parameter `{}` of action `{action}` is declared twice", decl.name), None);
             }
         }
         ok.then(|| decls.into_iter().map(|(d, _)| d).collect())
     }
 
     fn hooks(&mut self, member: &Member, action: &str, scope: &TemplateScope<'_>) -> Vec<Hook> {
-        let stage = if member.key.starts_with("pre_") {
-            HookStage::Pre
-        } else {
-            HookStage::Post
-        };
+        let stage = if member.key.starts_with("pre_") { HookStage::Pre } else { HookStage::Post };
         let what = format!("hook `{}` of action `{action}`", member.key);
         let nodes: Vec<&Node> = match &member.value.value {
             Json::Array(items) => items.iter().collect(),
@@ -1238,27 +1003,16 @@ impl Decoder<'_> {
                     let ignore = first(fields, "ignore_failure")
                         .and_then(|m| self.bool(&m.value, "`ignore_failure`"))
                         .unwrap_or(false);
-                    let timeout =
-                        first(fields, "timeout").and_then(|m| self.duration(&m.value, "`timeout`"));
+                    let timeout = first(fields, "timeout").and_then(|m| self.duration(&m.value, "`timeout`"));
                     (&command.value, ignore, timeout)
                 }
                 _ => {
-                    self.type_error(
-                        node,
-                        &what,
-                        "a command string, an object with `command`, or an array of them",
-                    );
+                    self.type_error(node, &what, "a command string, an object with `command`, or an array of them");
                     continue;
                 }
             };
             if let Some(command) = self.template(command_node, &what, scope) {
-                hooks.push(Hook {
-                    name: member.key.clone(),
-                    stage,
-                    command,
-                    ignore_failure,
-                    timeout,
-                });
+                hooks.push(Hook { name: member.key.clone(), stage, command, ignore_failure, timeout });
             }
         }
         hooks
@@ -1276,14 +1030,9 @@ impl Decoder<'_> {
             let in_template = |t: &Template| t.placeholders().iter().any(|p| p.name == name);
             in_template(command)
                 || hooks.iter().any(|h| in_template(&h.command))
-                || params
-                    .iter()
-                    .any(|p| p.fragment.as_ref().is_some_and(in_template))
+                || params.iter().any(|p| p.fragment.as_ref().is_some_and(in_template))
         };
-        for param in params
-            .iter()
-            .filter(|p| !used(&p.name) && p.fragment.is_none())
-        {
+        for param in params.iter().filter(|p| !used(&p.name) && p.fragment.is_none()) {
             let span = ["params", "optional_params"]
                 .iter()
                 .find_map(|k| first(fields, k))
@@ -1291,7 +1040,9 @@ impl Decoder<'_> {
             self.warn(
                 span,
                 format!("parameter `{}` of action `{action}` is declared but not used", param.name),
-                Some("callers may pass it and it is ignored; remove it unless it documents an accepted parameter".into()),
+                Some(
+                    "callers may pass it and it is ignored; remove it unless it documents an accepted parameter".into(),
+                ),
             );
         }
     }
@@ -1305,18 +1056,12 @@ impl Decoder<'_> {
                 continue;
             }
             let help = match suggest::closest(&member.key, kinds::known_actions(kind)) {
-                Some(near) => format!(
-                    "did you mean `{near}`? Otherwise this is a custom action, callable by name"
-                ),
+                Some(near) => format!("did you mean `{near}`? Otherwise this is a custom action, callable by name"),
                 None => "custom actions are allowed and callable by name".to_string(),
             };
             self.warn(
                 member.key_span,
-                format!(
-                    "`{}` is not a standard {} action",
-                    member.key,
-                    kind.as_str()
-                ),
+                format!("`{}` is not a standard {} action", member.key, kind.as_str()),
                 Some(help),
             );
         }
@@ -1349,9 +1094,7 @@ fn formats_help() -> String {
 /// `"500ms"`, `"30s"`, `"2m"`, `"1h"`, or a bare number of seconds.
 fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
     let seconds = match unit.trim() {
@@ -1373,13 +1116,7 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        load(text)
-            .expect_err("must not load")
-            .0
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.message.clone())
-            .collect()
+        load(text).expect_err("must not load").0.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect()
     }
 
     const MINIMAL: &str = r#"{"name": "t", "type": "container", "validation": {"required_commands": ["podman"]},
@@ -1390,10 +1127,7 @@ mod tests {
         let spec = load(MINIMAL).expect("loads");
         assert_eq!(spec.name, "t");
         assert_eq!(spec.kind, CpiKind::Container);
-        let Some(ActionBody::Command(action)) = spec.action("start_container").map(|a| &a.body)
-        else {
-            panic!()
-        };
+        let Some(ActionBody::Command(action)) = spec.action("start_container").map(|a| &a.body) else { panic!() };
         assert_eq!(action.params[0].name, "name");
         assert!(action.params[0].required);
     }
@@ -1435,15 +1169,9 @@ mod tests {
                "pre_delete": ["p a {name}", "p b"], "post_delete": "p c"}}}"#,
         )
         .expect("loads");
-        let Some(ActionBody::Command(action)) = spec.action("delete_container").map(|a| &a.body)
-        else {
-            panic!()
-        };
-        let hooks: Vec<_> = action
-            .hooks
-            .iter()
-            .map(|h| (h.name.as_str(), h.command.source(), h.ignore_failure))
-            .collect();
+        let Some(ActionBody::Command(action)) = spec.action("delete_container").map(|a| &a.body) else { panic!() };
+        let hooks: Vec<_> =
+            action.hooks.iter().map(|h| (h.name.as_str(), h.command.source(), h.ignore_failure)).collect();
         assert_eq!(
             hooks,
             [
@@ -1463,17 +1191,9 @@ mod tests {
                "optional_params": {"memory": {"type": "string", "pattern": "[0-9]+"}, "tags": "--tag {tags}"}}}}"#,
         )
         .expect("loads");
-        let Some(ActionBody::Command(action)) = spec.action("create_vm").map(|a| &a.body) else {
-            panic!()
-        };
+        let Some(ActionBody::Command(action)) = spec.action("create_vm").map(|a| &a.body) else { panic!() };
         assert!(!action.param("memory").expect("memory").required);
-        assert_eq!(
-            action
-                .param("tags")
-                .and_then(|p| p.fragment.as_ref())
-                .map(|f| f.source()),
-            Some("--tag {tags}")
-        );
+        assert_eq!(action.param("tags").and_then(|p| p.fragment.as_ref()).map(|f| f.source()), Some("--tag {tags}"));
     }
 
     #[test]
@@ -1482,10 +1202,7 @@ mod tests {
             r#"{"name": "t", "type": "container", "validation": {"required_commands": ["lxc-create"],
                "version_requirements": {"lxc": ">=4.0.0"}}, "actions": {}}"#,
         );
-        assert_eq!(
-            errs,
-            ["`lxc` has a version requirement but is not a required command"]
-        );
+        assert_eq!(errs, ["`lxc` has a version requirement but is not a required command"]);
         assert!(load(
             r#"{"name": "t", "type": "container", "validation": {"required_commands": ["lxc-create"],
                "version_requirements": {"lxc": {"range": ">=4.0.0", "command": "lxc-create --version"}}}, "actions": {}}"#

@@ -231,9 +231,7 @@ pub struct Condition {
 
 impl Condition {
     pub fn matches(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> bool {
-        self.exit_codes
-            .as_ref()
-            .is_none_or(|codes| exit_code.is_some_and(|c| codes.contains(&c)))
+        self.exit_codes.as_ref().is_none_or(|codes| exit_code.is_some_and(|c| codes.contains(&c)))
             && self.stderr.as_ref().is_none_or(|re| re.is_match(stderr))
             && self.stdout.as_ref().is_none_or(|re| re.is_match(stdout))
     }

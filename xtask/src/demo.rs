@@ -1,0 +1,153 @@
+//! `cargo xtask demo`: the product in a few minutes, on any Linux machine.
+//!
+//! It drives the real `omni-cpi` binary the way an operator would: list and validate the shipped
+//! CPIs, show the plan of a container lifecycle, show that hostile values stay data, then run a
+//! real lifecycle with the runtime-free process CPI and with every container runtime installed.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Result};
+
+use crate::{cargo, run_command};
+
+struct Omni<'a> {
+    binary: &'a Path,
+    root: &'a Path,
+}
+
+impl Omni<'_> {
+    /// Shows and runs `omni-cpi ARGS`, returning its exit status.
+    fn show(&self, args: &[&str]) -> Result<i32> {
+        let shown: Vec<String> = args.iter().map(|a| shell_word(a)).collect();
+        println!("\n$ omni-cpi {}", shown.join(" "));
+        let status = Command::new(self.binary).args(args).current_dir(self.root).status()?;
+        Ok(status.code().unwrap_or(-1))
+    }
+
+    fn expect(&self, args: &[&str], expected: i32) -> Result<()> {
+        let code = self.show(args)?;
+        if code != expected {
+            bail!("`omni-cpi {}` exited with {code}, expected {expected}", args.join(" "));
+        }
+        Ok(())
+    }
+}
+
+fn shell_word(arg: &str) -> String {
+    if arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+fn section(title: &str) {
+    println!("\n==== {title} ====");
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+pub fn run(root: &Path) -> Result<()> {
+    run_build(root)?;
+    let binary = root.join("target/debug/omni-cpi");
+    let omni = Omni { binary: &binary, root };
+
+    section("1. The shipped CPIs load and validate");
+    omni.expect(&["list", "cpis"], 0)?;
+    omni.expect(&["validate", "cpis"], 0)?;
+
+    section("2. A container lifecycle, planned without running anything (--dry-run)");
+    let command = r#"command:=["sh","-c","echo hello from omni-cpi; exec sleep 3600"]"#;
+    omni.expect(
+        &[
+            "call",
+            "podman",
+            "create_container",
+            "name=demo-web",
+            "image=localhost/busybox:latest",
+            command,
+            r#"env:={"GREETING":"hi there"}"#,
+            r#"ports:=["8080:80"]"#,
+            "--dry-run",
+        ],
+        0,
+    )?;
+    omni.expect(&["call", "podman", "delete_container", "name=demo-web", "--dry-run"], 0)?;
+    omni.expect(&["call", "lxc", "create_container", "name=demo-web", "image=busybox", command, "--dry-run"], 0)?;
+
+    section("3. Hostile values stay data: one argument each, or refused (exit 2, nothing runs)");
+    omni.expect(&["call", "podman", "logs", "name=web; rm -rf / #", "--dry-run"], 0)?;
+    omni.expect(&["call", "podman", "stop_container", "name=--all", "--dry-run"], 2)?;
+    omni.expect(&["call", "podman", "start_container", "--dry-run"], 2)?;
+
+    section("4. A real lifecycle with the process CPI (no runtime needed)");
+    lifecycle(&omni, "process", "none", &[])?;
+
+    section("5. Real lifecycles with the container runtimes installed here");
+    let mut ran = 0;
+    if succeeds("podman", &["image", "exists", "localhost/busybox:latest"]) {
+        lifecycle(&omni, "podman", "localhost/busybox:latest", &["stop_timeout=0"])?;
+        ran += 1;
+    } else {
+        println!("podman with the busybox image is not installed here (`cargo xtask test` installs it)");
+    }
+    if succeeds("lxc-create", &["--version"]) && succeeds("test", &["-e", "/usr/share/lxc/templates/lxc-busybox"]) {
+        lifecycle(&omni, "lxc", "busybox", &[])?;
+        ran += 1;
+    } else {
+        println!("LXC is not installed here (`cargo xtask test` installs it)");
+    }
+    println!("\ndemo finished: {} real runtime(s) besides the process CPI", ran);
+    Ok(())
+}
+
+fn run_build(root: &Path) -> Result<()> {
+    println!("building omni-cpi ...");
+    run_command(cargo().current_dir(root).args(["build", "--quiet", "-p", "omni-cpi"]))
+}
+
+/// create → start → exec (exit 3) → logs → stop → delete → inspect (typed not_found, exit 1).
+fn lifecycle(omni: &Omni<'_>, cpi: &str, image: &str, extra: &[&str]) -> Result<()> {
+    let name = format!("omni-demo-{}", std::process::id());
+    let name_param = format!("name={name}");
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    let call = |action: &str, args: &[&str], expected: i32| -> Result<()> {
+        let mut full = vec!["call".to_string(), cpi.to_string(), action.to_string(), name_param.clone()];
+        full.extend(with(args));
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        omni.expect(&refs, expected)
+    };
+    let image_param = format!("image={image}");
+    let result = (|| -> Result<()> {
+        call(
+            "create_container",
+            &[&image_param, r#"command:=["sh","-c","echo hello from omni-cpi; exec sleep 3600"]"#],
+            0,
+        )?;
+        call("start_container", &[], 0)?;
+        call("exec", &[r#"cmd:=["sh","-c","echo inside the container; exit 3"]"#], 0)?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        call("logs", &[], 0)?;
+        call("stop_container", &[], 0)?;
+        call("delete_container", &[], 0)?;
+        call("inspect_container", &[], 1)
+    })();
+    if result.is_err() {
+        // Leave nothing behind, whatever failed.
+        let _ = Command::new(omni.binary)
+            .args(["call", cpi, "delete_container", &name_param])
+            .args(extra)
+            .current_dir(omni.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    result
+}

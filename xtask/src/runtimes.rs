@@ -1,0 +1,118 @@
+//! Installs and prepares the real runtimes the tests use (see ../shared/design/RUNTIMES.md):
+//! podman (with runc, cgroupfs and a local busybox image, since no registry is reachable), the
+//! docker CLI (talks to podman's Docker-compatible socket, started by the tests themselves), and
+//! LXC with its busybox template. Idempotent: it only does what is missing.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{in_ci, run_command};
+
+pub const BUSYBOX_IMAGE: &str = "localhost/busybox:latest";
+
+/// Program → Debian package that provides it.
+const PROGRAMS: &[(&str, &str)] =
+    &[("podman", "podman"), ("runc", "runc"), ("lxc-create", "lxc"), ("docker", "docker.io")];
+
+/// Files that must exist → Debian package that provides them.
+const FILES: &[(&str, &str)] = &[
+    ("/bin/busybox", "busybox-static"),
+    ("/usr/share/lxc/templates/lxc-busybox", "lxc-templates"),
+    ("/usr/bin/newuidmap", "uidmap"),
+];
+
+/// podman's defaults fail here (crun cannot use hybrid cgroups; the default ulimits exceed the
+/// hard limit), so the tests' podman uses runc, cgroupfs and lower limits.
+const CONTAINERS_CONF: &str = r#"# Written by `cargo xtask test` for omni-cpi's tests (see shared/design/RUNTIMES.md).
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+events_logger = "file"
+"#;
+
+pub fn ensure(_root: &Path) -> Result<()> {
+    println!("== checking runtimes ==");
+    install_missing_packages()?;
+    write_containers_conf()?;
+    import_busybox_image()?;
+    println!("runtimes ready: podman, runc, docker CLI, LXC, image {BUSYBOX_IMAGE}");
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    Command::new("sh").args(["-c", "command -v \"$1\" >/dev/null", "sh", program]).status().is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn install_missing_packages() -> Result<()> {
+    let mut missing: Vec<&str> = PROGRAMS.iter().filter(|(p, _)| !on_path(p)).map(|(_, pkg)| *pkg).collect();
+    missing.extend(FILES.iter().filter(|(f, _)| !Path::new(f).exists()).map(|(_, pkg)| *pkg));
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        let message = format!("missing packages {missing:?}, and installing them needs root (apt-get)");
+        if in_ci() {
+            bail!("{message}");
+        }
+        println!("warning: {message}; tests that need them will fail");
+        return Ok(());
+    }
+    println!("installing {}", missing.join(" "));
+    run_command(Command::new("apt-get").args(["update", "-qq"]))?;
+    run_command(
+        Command::new("apt-get").args(["install", "-y", "-qq"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .context("apt-get could not install the runtimes the tests need")
+}
+
+fn write_containers_conf() -> Result<()> {
+    let path = Path::new("/etc/containers/containers.conf");
+    if path.exists() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("{} is missing and writing it needs root", path.display());
+    }
+    std::fs::create_dir_all("/etc/containers")?;
+    std::fs::write(path, CONTAINERS_CONF).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// No registry is reachable, so the image is a busybox root filesystem imported into podman.
+fn import_busybox_image() -> Result<()> {
+    let exists = Command::new("podman")
+        .args(["image", "exists", BUSYBOX_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if exists {
+        return Ok(());
+    }
+    let work = std::env::temp_dir().join(format!("omni-cpi-busybox-{}", std::process::id()));
+    let rootfs = work.join("rootfs");
+    for dir in ["bin", "tmp", "etc", "proc", "sys", "dev", "root", "data"] {
+        std::fs::create_dir_all(rootfs.join(dir))?;
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).context("copying /bin/busybox")?;
+    let applets = Command::new("/bin/busybox").arg("--list").output().context("busybox --list")?;
+    for applet in String::from_utf8_lossy(&applets.stdout).lines().filter(|a| *a != "busybox") {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
+    }
+    let tar = work.join("busybox.tar");
+    run_command(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg("."))?;
+    run_command(Command::new("podman").arg("import").arg(&tar).arg(BUSYBOX_IMAGE).stdout(Stdio::null()))?;
+    std::fs::remove_dir_all(&work)?;
+    println!("imported {BUSYBOX_IMAGE}");
+    Ok(())
+}

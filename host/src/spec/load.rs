@@ -133,6 +133,9 @@ fn is_hook_key(key: &str) -> bool {
 /// What a template may refer to and run, fixed per action.
 struct TemplateScope<'a> {
     mode: Mode,
+    /// False when the action's parameter list itself was broken: undeclared-placeholder errors
+    /// would then only echo that problem.
+    params_complete: bool,
     params: &'a [ParamDecl],
     defaults: &'a serde_json::Map<String, Value>,
     programs: &'a [String],
@@ -192,6 +195,19 @@ impl Decoder<'_> {
                 self.error(member.key_span, format!("unknown key `{}` in {what}", member.key), Some(help));
             }
             self.check_unique(members, i, &format!("key `{}` in {what}", member.key));
+        }
+        Some(members)
+    }
+
+    /// The entries of an object whose keys are names (actions, settings, variables): any key is
+    /// allowed, but each only once.
+    fn map<'n>(&mut self, node: &'n Node, what: &str, noun: &str) -> Option<&'n [Member]> {
+        let Json::Object(members) = &node.value else {
+            self.type_error(node, what, "an object");
+            return None;
+        };
+        for (i, member) in members.iter().enumerate() {
+            self.check_unique(members, i, &format!("{noun} `{}`", member.key));
         }
         Some(members)
     }
@@ -283,7 +299,8 @@ impl Decoder<'_> {
         match Regex::new(&full) {
             Ok(re) => Some(re),
             Err(e) => {
-                let detail = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                let detail =
+                    e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
                 self.error(node.span, format!("{what} is not a valid regular expression: {detail}"), None);
                 None
             }
@@ -311,13 +328,13 @@ impl Decoder<'_> {
             Ok(t) => t,
             Err(e) => {
                 let span = self.span_in_string(node, e.offset, e.len.max(1));
-                self.error(span, format!("{} in {what}", e.message), e.help);
+                self.error(span, format!("{what}: {}", e.message), e.help);
                 return None;
             }
         };
         let mut ok = true;
         for placeholder in template.placeholders() {
-            if scope.declares(&placeholder.name) {
+            if scope.declares(&placeholder.name) || !scope.params_complete {
                 continue;
             }
             ok = false;
@@ -396,7 +413,7 @@ impl Decoder<'_> {
         };
         let env = first(members, "env").map(|m| self.env(&m.value)).unwrap_or_default();
         let default_settings = match first(members, "default_settings") {
-            Some(m) => match self.object(&m.value, "`default_settings`", &[], |_| true) {
+            Some(m) => match self.map(&m.value, "`default_settings`", "setting") {
                 Some(_) => match m.value.to_value() {
                     Value::Object(map) => map,
                     _ => serde_json::Map::new(),
@@ -409,6 +426,7 @@ impl Decoder<'_> {
         let errors = first(members, "errors").map(|m| self.error_rules(&m.value, "the spec")).unwrap_or_default();
 
         let setup_scope = TemplateScope {
+            params_complete: true,
             mode: mode(shell),
             params: &[],
             defaults: &default_settings,
@@ -427,9 +445,8 @@ impl Decoder<'_> {
 
         let mut actions = Vec::new();
         if let Some(m) = actions_member {
-            if let Some(action_members) = self.object(&m.value, "`actions`", &[], |_| true) {
-                for (i, member) in action_members.iter().enumerate() {
-                    self.check_unique(action_members, i, &format!("action `{}`", member.key));
+            if let Some(action_members) = self.map(&m.value, "`actions`", "action") {
+                for member in action_members {
                     let ctx = ActionContext {
                         spec_shell: shell,
                         defaults: &default_settings,
@@ -488,8 +505,7 @@ impl Decoder<'_> {
         let mut policy = EnvPolicy::default();
         let valid_name = |n: &str| !n.is_empty() && !n.contains(['=', '\0']);
         if let Some(m) = first(members, "inherit") {
-            for (item, name) in self.array(&m.value, "`env.inherit`").unwrap_or_default().iter().zip(0..) {
-                let _ = name;
+            for item in self.array(&m.value, "`env.inherit`").unwrap_or_default() {
                 if let Some(var) = self.string(item, "each item of `env.inherit`") {
                     if valid_name(var) {
                         policy.inherit.push(var.to_string());
@@ -500,7 +516,7 @@ impl Decoder<'_> {
             }
         }
         if let Some(m) = first(members, "set") {
-            if let Some(vars) = self.object(&m.value, "`env.set`", &[], |_| true) {
+            if let Some(vars) = self.map(&m.value, "`env.set`", "variable") {
                 for var in vars {
                     if !valid_name(&var.key) {
                         self.error(
@@ -524,12 +540,11 @@ impl Decoder<'_> {
         let required_commands = first(members, "required_commands")
             .map(|m| self.string_list(&m.value, "`validation.required_commands`"))
             .unwrap_or_default();
-        for (i, command) in required_commands.iter().enumerate() {
+        for command in &required_commands {
             if command.contains('/') && !command.starts_with('/') {
                 let span = first(members, "required_commands").map_or(node.span, |m| m.value.span);
                 self.error(span, format!("required command `{command}` must be a bare name or an absolute path"), None);
             }
-            let _ = i;
         }
         Validation { required_commands, version_requirements: Vec::new() }
     }
@@ -548,10 +563,16 @@ impl Decoder<'_> {
         }) else {
             return Vec::new();
         };
-        let Some(tools) = self.object(&requirements.value, "`validation.version_requirements`", &[], |_| true) else {
+        let Some(tools) = self.map(&requirements.value, "`validation.version_requirements`", "tool") else {
             return Vec::new();
         };
-        let scope = TemplateScope { mode: mode(shell), params: &[], defaults, programs: &validation.required_commands };
+        let scope = TemplateScope {
+            mode: mode(shell),
+            params_complete: true,
+            params: &[],
+            defaults,
+            programs: &validation.required_commands,
+        };
         let mut out = Vec::new();
         for tool in tools {
             let what = format!("the version requirement for `{}`", tool.key);
@@ -667,7 +688,8 @@ impl Decoder<'_> {
         let exit_codes = first(fields, "exit_code").and_then(|m| self.exit_codes(&m.value, "`exit_code`"));
         let stderr = first(fields, "stderr").and_then(|m| self.regex(&m.value, "`stderr`", false));
         let stdout = first(fields, "stdout").and_then(|m| self.regex(&m.value, "`stdout`", false));
-        if exit_codes.is_none() && stderr.is_none() && stdout.is_none() {
+        let given = CONDITION_KEYS.iter().any(|k| first(fields, k).is_some());
+        if !given {
             self.error(
                 item.span,
                 format!("{what} has no condition"),
@@ -675,7 +697,12 @@ impl Decoder<'_> {
             );
             return None;
         }
-        Some(Condition { exit_codes, stderr, stdout })
+        // A condition that was given but invalid has been reported; the rule is dropped.
+        (exit_codes.is_some() || stderr.is_some() || stdout.is_some()).then_some(Condition {
+            exit_codes,
+            stderr,
+            stdout,
+        })
     }
 
     fn exit_codes(&mut self, node: &Node, what: &str) -> Option<Vec<i32>> {
@@ -773,10 +800,11 @@ impl Decoder<'_> {
         };
         let name_span;
         match (&node.value, name_override) {
-            (Json::String(fragment), Some((name, span))) => {
+            // The seed's fragment form: the key names the parameter, the string is its fragment
+            // (decoded with the other templates, once the action's parameters are known).
+            (Json::String(_), Some((name, span))) => {
                 decl.name = name.to_string();
                 name_span = span;
-                let _ = fragment;
             }
             (Json::String(name), None) => {
                 decl.name = name.clone();
@@ -882,9 +910,16 @@ impl Decoder<'_> {
             return None;
         };
         let shell = first(fields, "shell").and_then(|m| self.bool(&m.value, "`shell`")).unwrap_or(ctx.spec_shell);
-        let params = self.action_params(fields, name)?;
-        let scope =
-            TemplateScope { mode: mode(shell), params: &params, defaults: ctx.defaults, programs: ctx.programs };
+        let errors_before = self.errors.len();
+        let params = self.action_params(fields, name);
+        let params_complete = self.errors.len() == errors_before;
+        let scope = TemplateScope {
+            mode: mode(shell),
+            params_complete,
+            params: &params,
+            defaults: ctx.defaults,
+            programs: ctx.programs,
+        };
 
         let command = self.template(&command_member.value, &format!("the command of {what}"), &scope);
         let mut params = params.clone();
@@ -936,8 +971,9 @@ impl Decoder<'_> {
         })
     }
 
-    /// `params` then `optional_params`, rejecting a name declared twice.
-    fn action_params(&mut self, fields: &[Member], action: &str) -> Option<Vec<ParamDecl>> {
+    /// `params` then `optional_params`; a name declared twice is reported and its second
+    /// declaration dropped, so the rest of the action is still checked.
+    fn action_params(&mut self, fields: &[Member], action: &str) -> Vec<ParamDecl> {
         let mut decls: Vec<(ParamDecl, Span)> = Vec::new();
         if let Some(m) = first(fields, "params") {
             for item in self.array(&m.value, &format!("`params` of action `{action}`")).unwrap_or_default() {
@@ -971,14 +1007,15 @@ impl Decoder<'_> {
                 _ => self.type_error(&m.value, "`optional_params`", "an array of parameters or an object of fragments"),
             }
         }
-        let mut ok = true;
-        for (i, (decl, span)) in decls.iter().enumerate() {
-            if decls[..i].iter().any(|(d, _)| d.name == decl.name) {
-                ok = false;
-                self.error(*span, format!("parameter `{}` of action `{action}` is declared twice", decl.name), None);
+        let mut unique: Vec<ParamDecl> = Vec::with_capacity(decls.len());
+        for (decl, span) in decls {
+            if unique.iter().any(|d| d.name == decl.name) {
+                self.error(span, format!("parameter `{}` of action `{action}` is declared twice", decl.name), None);
+            } else {
+                unique.push(decl);
             }
         }
-        ok.then(|| decls.into_iter().map(|(d, _)| d).collect())
+        unique
     }
 
     fn hooks(&mut self, member: &Member, action: &str, scope: &TemplateScope<'_>) -> Vec<Hook> {

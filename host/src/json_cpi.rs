@@ -113,15 +113,18 @@ impl JsonCpi {
             options.timeout.or(own).or(action.timeout).or(self.spec.timeout).unwrap_or(DEFAULT_TIMEOUT)
         };
 
-        let mut steps = Vec::with_capacity(action.hooks.len() + 1);
-        for hook in action.pre_hooks() {
-            steps.push(PlannedStep {
+        let hook_step = |hook: &crate::spec::Hook, stage: StepStage| -> Result<PlannedStep, CpiError> {
+            Ok(PlannedStep {
                 name: hook.name.clone(),
-                stage: StepStage::Pre,
+                stage,
                 argv: render(&hook.command)?.into_argv(),
                 ignore_failure: hook.ignore_failure,
                 timeout: timeout_of(hook.timeout),
-            });
+            })
+        };
+        let mut steps = Vec::with_capacity(action.hooks.len() + 1);
+        for hook in action.pre_hooks() {
+            steps.push(hook_step(hook, StepStage::Pre)?);
         }
         let mut command = render(&action.command)?;
         for param in &action.params {
@@ -140,13 +143,10 @@ impl JsonCpi {
             timeout: timeout_of(None),
         });
         for hook in action.post_hooks() {
-            steps.push(PlannedStep {
-                name: hook.name.clone(),
-                stage: StepStage::Post,
-                argv: render(&hook.command)?.into_argv(),
-                ignore_failure: hook.ignore_failure,
-                timeout: timeout_of(hook.timeout),
-            });
+            steps.push(hook_step(hook, StepStage::Post)?);
+        }
+        for hook in action.rollback_hooks() {
+            steps.push(hook_step(hook, StepStage::Rollback)?);
         }
         let mut ignored_params: Vec<String> = params.keys().filter(|k| action.param(k).is_none()).cloned().collect();
         ignored_params.sort();
@@ -211,31 +211,47 @@ impl JsonCpi {
         self.execute(&plan, options).await
     }
 
-    /// Runs a plan made by [`JsonCpi::plan`]: pre hooks, the command, post hooks.
+    /// Runs a plan made by [`JsonCpi::plan`]: pre hooks, the command, post hooks; and the rollback
+    /// steps if a post hook fails after the command took effect.
     pub async fn execute(&self, plan: &Plan, options: &CallOptions) -> Result<Outcome, CpiError> {
         let action = self.command_action(&plan.action)?;
         let mut reports = Vec::with_capacity(plan.steps.len());
         let mut main: Option<ExecOutput> = None;
-        for step in &plan.steps {
-            let run = self.run_step(&plan.action, step, options).await?;
-            let failure = self.classify(action, step, &run);
-            let report = StepReport {
-                name: step.name.clone(),
-                argv: step.argv.clone(),
-                exit_code: run.exit_code,
-                timed_out: run.timed_out,
-                failure_ignored: failure.is_some() && step.ignore_failure,
-                duration: run.duration,
-            };
-            tracing::debug!(action = %plan.action, step = %step.name, exit_code = ?run.exit_code, duration = ?run.duration, "step finished");
-            reports.push(report);
-            if let Some((kind, message)) = failure {
-                if !step.ignore_failure {
-                    return Err(self.step_error(&plan.action, step, &run, kind, message));
+        for step in plan.steps.iter().filter(|s| s.stage != StepStage::Rollback) {
+            let attempt = match self.run_step(&plan.action, step, options).await {
+                Ok(run) => {
+                    let failure = self.classify(action, step, &run);
+                    reports.push(StepReport {
+                        name: step.name.clone(),
+                        argv: step.argv.clone(),
+                        exit_code: run.exit_code,
+                        timed_out: run.timed_out,
+                        failure_ignored: failure.is_some() && step.ignore_failure,
+                        duration: run.duration,
+                    });
+                    tracing::debug!(action = %plan.action, step = %step.name, exit_code = ?run.exit_code, duration = ?run.duration, "step finished");
+                    match failure {
+                        Some((kind, message)) if !step.ignore_failure => {
+                            Err(self.step_error(&plan.action, step, &run, kind, message))
+                        }
+                        _ => Ok(run),
+                    }
                 }
-            }
-            if step.stage == StepStage::Command {
-                main = Some(run);
+                Err(e) if step.ignore_failure => {
+                    tracing::debug!(action = %plan.action, step = %step.name, error = %e, "ignored step failure");
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(run) if step.stage == StepStage::Command => main = Some(run),
+                Ok(_) => {}
+                Err(mut error) => {
+                    if step.stage == StepStage::Post {
+                        error.message.push_str(&self.roll_back(plan, options).await);
+                    }
+                    return Err(error);
+                }
             }
         }
         let main =
@@ -260,6 +276,29 @@ impl JsonCpi {
             steps: reports,
             ignored_params: plan.ignored_params.clone(),
         })
+    }
+
+    /// Runs every rollback step, whatever each one does; returns a note for the error message.
+    async fn roll_back(&self, plan: &Plan, options: &CallOptions) -> String {
+        let steps: Vec<&PlannedStep> = plan.steps.iter().filter(|s| s.stage == StepStage::Rollback).collect();
+        if steps.is_empty() {
+            return String::new();
+        }
+        let mut failed = Vec::new();
+        for step in &steps {
+            let ok = match self.run_step(&plan.action, step, options).await {
+                Ok(run) => !run.timed_out && run.exit_code == Some(0),
+                Err(_) => false,
+            };
+            if !ok {
+                failed.push(step.name.as_str());
+            }
+        }
+        if failed.is_empty() {
+            format!("; rolled back ({} step(s))", steps.len())
+        } else {
+            format!("; rollback FAILED at {}: the command's effect may remain", failed.join(", "))
+        }
     }
 
     async fn run_step(&self, action: &str, step: &PlannedStep, options: &CallOptions) -> Result<ExecOutput, CpiError> {
@@ -298,7 +337,7 @@ impl JsonCpi {
         }
         let succeeded = run.exit_code.is_some_and(|code| match step.stage {
             StepStage::Command => action.success_exit_codes.accepts(code),
-            StepStage::Pre | StepStage::Post => code == 0,
+            StepStage::Pre | StepStage::Post | StepStage::Rollback => code == 0,
         });
         let stdout = run.stdout.text();
         let stderr = run.stderr.text();
@@ -556,6 +595,26 @@ mod tests {
         assert!(ok.steps[0].failure_ignored);
         let err = cpi.call("stop_container", &Params::new(), &CallOptions::default()).await.expect_err("aborts");
         assert_eq!(err.failed_step.map(|s| s.step), Some("pre_check".to_string()));
+    }
+
+    #[tokio::test]
+    async fn failing_post_hook_rolls_the_command_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let marker = dir.path().join("created");
+        let cpi = cpi(&format!(
+            r#"{{"create_container": {{"command": "sh -c 'touch \"$1\"' sh {{path}}", "params": ["path"],
+                "post_configure": "false",
+                "rollback": "sh -c 'rm \"$1\"' sh {{path}}"}}}}"#
+        ));
+        let err = cpi
+            .call("create_container", &params(json!({"path": marker})), &CallOptions::default())
+            .await
+            .expect_err("post hook fails");
+        assert_eq!(err.failed_step.map(|s| s.step), Some("post_configure".to_string()));
+        assert!(err.message.ends_with("; rolled back (1 step(s))"), "{}", err.message);
+        assert!(!marker.exists(), "rollback removed what the command created");
+        let plan = cpi.plan("create_container", &params(json!({"path": "x"})), &CallOptions::default()).expect("plans");
+        assert_eq!(plan.steps.last().map(|s| s.stage), Some(StepStage::Rollback));
     }
 
     #[tokio::test]

@@ -11,6 +11,8 @@ pub enum StepStage {
     Pre,
     Command,
     Post,
+    /// Runs only when a post hook fails, to undo the command.
+    Rollback,
 }
 
 /// One process the call will start, in order.

@@ -221,6 +221,9 @@ pub fn plan(plan: &Plan, output: Output) -> Result<()> {
         if step.ignore_failure {
             notes.push("failure ignored".into());
         }
+        if step.stage == omni_cpi::plan::StepStage::Rollback {
+            notes.push("only if a post hook fails".into());
+        }
         println!("  [{}] {}  ({})", step.name, shell_line(&step.argv), notes.join(", "));
     }
     if !plan.ignored_params.is_empty() {

@@ -50,6 +50,7 @@ const ACTION_KEYS: &[&str] = &[
     "output",
     "errors",
     "success_when",
+    "rollback",
     "unsupported",
 ];
 const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description"];
@@ -940,7 +941,7 @@ impl Decoder<'_> {
             }
         }
         let mut hooks = Vec::new();
-        for hook_member in fields.iter().filter(|f| is_hook_key(&f.key)) {
+        for hook_member in fields.iter().filter(|f| is_hook_key(&f.key) || f.key == "rollback") {
             hooks.extend(self.hooks(hook_member, name, &scope));
         }
         let timeout = first(fields, "timeout").and_then(|m| self.duration(&m.value, "`timeout`"));
@@ -1019,7 +1020,11 @@ impl Decoder<'_> {
     }
 
     fn hooks(&mut self, member: &Member, action: &str, scope: &TemplateScope<'_>) -> Vec<Hook> {
-        let stage = if member.key.starts_with("pre_") { HookStage::Pre } else { HookStage::Post };
+        let stage = match member.key.as_str() {
+            "rollback" => HookStage::Rollback,
+            key if key.starts_with("pre_") => HookStage::Pre,
+            _ => HookStage::Post,
+        };
         let what = format!("hook `{}` of action `{action}`", member.key);
         let nodes: Vec<&Node> = match &member.value.value {
             Json::Array(items) => items.iter().collect(),

@@ -120,6 +120,10 @@ impl CommandAction {
     pub fn post_hooks(&self) -> impl Iterator<Item = &Hook> {
         self.hooks.iter().filter(|h| h.stage == HookStage::Post)
     }
+
+    pub fn rollback_hooks(&self) -> impl Iterator<Item = &Hook> {
+        self.hooks.iter().filter(|h| h.stage == HookStage::Rollback)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -169,8 +173,12 @@ pub struct ParamDecl {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HookStage {
+    /// `pre_*`: before the command; a failure aborts the action.
     Pre,
+    /// `post_*`: after the command succeeded; a failure fails the action and triggers rollback.
     Post,
+    /// `rollback`: undoes the command when a post hook fails, so nothing half-created remains.
+    Rollback,
 }
 
 #[derive(Debug, Clone)]

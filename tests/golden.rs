@@ -56,9 +56,10 @@ fn spec_errors_match_golden_files() {
     assert!(checked >= 14, "only {checked} golden spec-error files found");
 }
 
-/// One parameter set that covers every shipped spec's actions.
-fn standard_params() -> Params {
-    match json!({
+/// One parameter set that covers every shipped spec's actions, with per-CPI values where a
+/// runtime names things differently (LXC templates, VirtualBox disk names).
+fn standard_params(cpi: &str) -> Params {
+    let mut params = object(json!({
         "name": "omni-c1",
         "image": "localhost/busybox:latest",
         "command": ["sh", "-c", "echo hello; exec sleep 3600"],
@@ -84,8 +85,24 @@ fn standard_params() -> Params {
         "snapshot": "omni-s1",
         "snapshot_name": "omni-s1",
         "controller": "SATA",
-        "port": 1
-    }) {
+        "port": 1,
+        "target": "/data"
+    }));
+    let overrides = match cpi {
+        "lxc" => json!({"image": "busybox", "volumes": ["omni-v1:/data"]}),
+        "virtualbox" => json!({
+            "image": "debian-12-base",
+            "disk": "omni-d1",
+            "metadata": {"role": "worker", "zone": "a"}
+        }),
+        _ => json!({}),
+    };
+    params.extend(object(overrides));
+    params
+}
+
+fn object(value: serde_json::Value) -> Params {
+    match value {
         serde_json::Value::Object(map) => map,
         _ => unreachable!("a JSON object literal"),
     }
@@ -94,7 +111,7 @@ fn standard_params() -> Params {
 #[test]
 fn shipped_spec_plans_match_golden_files() {
     let root = support::repo_root();
-    for name in ["podman", "docker", "lxc", "virtualbox"] {
+    for name in ["podman", "docker", "lxc", "process", "virtualbox"] {
         let cpi = JsonCpi::with_host_env(
             spec::load_file(&root.join(format!("cpis/{name}.json"))).expect("shipped spec loads"),
             |var| (var == "PATH").then(|| "/usr/bin:/bin".to_string()),
@@ -106,7 +123,7 @@ fn shipped_spec_plans_match_golden_files() {
                 text.push_str(&format!("unsupported: {reason}\n"));
                 continue;
             }
-            match cpi.plan(&action.name, &standard_params(), &CallOptions::default()) {
+            match cpi.plan(&action.name, &standard_params(name), &CallOptions::default()) {
                 Ok(plan) => {
                     for step in &plan.steps {
                         let ignore = if step.ignore_failure { " (failure ignored)" } else { "" };

@@ -19,7 +19,7 @@ const GREETING: &str = "hello-from-container";
 enum Volumes {
     /// Given to create_container as `volumes: ["VOLUME:/path"]` (podman, docker).
     AtCreate,
-    /// attach_volume on an existing, stopped container (LXC).
+    /// attach_volume (volume `name`, `container`, `target`) before the first start (LXC).
     Attach,
     /// The CPI declares the volume actions unsupported.
     Unsupported,
@@ -195,7 +195,7 @@ async fn volume_lifecycle(rt: &Runtime) {
         Volumes::AtCreate => rt.create(&name, json!({ "volumes": [format!("{volume}:/data")] })).await,
         Volumes::Attach => {
             rt.create(&name, json!({})).await;
-            rt.ok("attach_volume", json!({"name": name, "volume": volume, "mount_point": "data"})).await;
+            rt.ok("attach_volume", json!({"name": volume, "container": name, "target": "/data"})).await;
         }
     }
     rt.ok("start_container", json!({ "name": name })).await;
@@ -213,7 +213,7 @@ async fn volume_lifecycle(rt: &Runtime) {
         Volumes::AtCreate => rt.create(&reader, json!({ "volumes": [format!("{volume}:/data")] })).await,
         Volumes::Attach => {
             rt.create(&reader, json!({})).await;
-            rt.ok("attach_volume", json!({"name": reader, "volume": volume, "mount_point": "data"})).await;
+            rt.ok("attach_volume", json!({"name": volume, "container": reader, "target": "/data"})).await;
         }
     }
     rt.ok("start_container", json!({ "name": reader })).await;
@@ -355,6 +355,39 @@ async fn process_lifecycle() {
         volumes: Volumes::Unsupported,
         networks: false,
         force_remove: |_| {},
+    };
+    run_all(&rt).await;
+}
+
+fn lxc_force_remove(name: &str) {
+    let _ = Command::new("lxc-destroy").args(["-f", "-n", name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lxc_lifecycle_and_volumes() {
+    let busybox_template = std::path::Path::new("/usr/share/lxc/templates/lxc-busybox");
+    if !support::runtime_available("LXC", &["lxc-create", "--version"]) {
+        return;
+    }
+    assert!(busybox_template.exists() || !support::runtimes_required(), "lxc-templates (busybox) is required");
+    // Volumes live under a private root so parallel runs and the host's own stay apart.
+    let volume_root = tempfile::tempdir().expect("volume root");
+    let mut lxc = spec::load_file(&support::cpi_path("lxc")).expect("cpis/lxc.json loads");
+    lxc.default_settings.insert("volume_root".into(), json!(volume_root.path()));
+    let rt = Runtime {
+        label: "lxc",
+        cpi: JsonCpi::with_host_env(lxc, host_env),
+        image: "busybox",
+        common: json!({}),
+        state_of: |outcome| {
+            outcome.result.as_ref().and_then(|r| r["state"].as_str()).unwrap_or_default().to_lowercase()
+        },
+        running: "running",
+        stopped: &["stopped"],
+        exec_when_stopped: ErrorKind::InvalidState,
+        volumes: Volumes::Attach,
+        networks: false,
+        force_remove: lxc_force_remove,
     };
     run_all(&rt).await;
 }

@@ -341,6 +341,14 @@ impl JsonCpi {
         });
         let stdout = run.stdout.text();
         let stderr = run.stderr.text();
+        // `success_when` is the most specific statement a spec makes ("this failure is the
+        // idempotent repeat"), so it wins over the general error rules.
+        if !succeeded
+            && step.stage == StepStage::Command
+            && action.success_when.iter().any(|c| c.matches(run.exit_code, &stdout, &stderr))
+        {
+            return None;
+        }
         // A rule that names an exit code applies whatever the status (it can turn a "successful"
         // empty answer into not_found); a rule without one applies only to failed runs.
         let applies = |rule: &&ErrorRule| {
@@ -349,9 +357,7 @@ impl JsonCpi {
         if let Some(rule) = action.errors.iter().chain(&self.spec.errors).find(applies) {
             return Some((rule.kind, failure_message(step, run)));
         }
-        let accepted = step.stage == StepStage::Command
-            && action.success_when.iter().any(|c| c.matches(run.exit_code, &stdout, &stderr));
-        (!succeeded && !accepted).then(|| (ErrorKind::Failed, failure_message(step, run)))
+        (!succeeded).then(|| (ErrorKind::Failed, failure_message(step, run)))
     }
 
     fn step_error(
@@ -379,8 +385,14 @@ fn failure_message(step: &PlannedStep, run: &ExecOutput) -> String {
         (None, Some(signal)) => format!("was killed by signal {signal}"),
         (None, None) => "ended without a status".to_string(),
     };
-    let reason = run.stderr.text();
-    let reason = reason.trim().lines().last().unwrap_or("").trim();
+    // The reason is usually the last line; Go CLIs (docker) may append a bare "exit status N".
+    let stderr = run.stderr.text();
+    let reason = stderr
+        .lines()
+        .map(str::trim)
+        .rev()
+        .find(|line| !line.is_empty() && !line.starts_with("exit status "))
+        .unwrap_or("");
     let program = step.argv.first().map_or("", String::as_str);
     if reason.is_empty() {
         format!("{} (`{program}`) {status}", step.name)

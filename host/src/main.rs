@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let args = cli::Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -30,5 +31,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(cli::EXIT_USAGE)
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `omni-cpi info | head` would panic on a closed stdout. A command-line
+/// tool should end quietly instead, as every Unix filter does.
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called first thing in main, before any thread exists; SigDfl installs no handler code.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
     }
 }

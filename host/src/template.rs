@@ -28,6 +28,9 @@
 
 use serde_json::Value;
 
+/// Programs whose `-c` argument is shell code.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"];
+
 /// Longest value (bytes) accepted for one placeholder; Linux refuses single arguments over 128 KiB.
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
@@ -176,6 +179,7 @@ impl Template {
     pub fn parse(source: &str, mode: Mode) -> Result<Template, TemplateError> {
         let template = Template::parse_arguments(source, mode)?;
         template.check_program()?;
+        template.check_shell_scripts()?;
         Ok(template)
     }
 
@@ -240,6 +244,49 @@ impl Template {
             });
         }
         Ok(())
+    }
+
+    /// `sh -c 'SCRIPT' ...` in argv mode: SCRIPT is shell code, so a placeholder inside it would
+    /// be read as code, defeating every other rule here. Values must follow the script as
+    /// positional parameters (`"$1"`), or the action must use shell mode.
+    fn check_shell_scripts(&self) -> Result<(), TemplateError> {
+        let Body::Argv(words) = &self.body else { return Ok(()) };
+        let literal = |i: usize| words.get(i).and_then(Word::literal);
+        let is_shell = |word: &str| {
+            let base = word.rsplit('/').next().unwrap_or(word);
+            SHELLS.contains(&base)
+        };
+        // The shell may run here or elsewhere (`env sh -c`, `podman exec NAME sh -c`).
+        let Some(shell_at) = (0..words.len()).find(|&i| literal(i).is_some_and(|w| is_shell(&w))) else {
+            return Ok(());
+        };
+        let takes_script = |w: &str| w.starts_with('-') && !w.starts_with("--") && w.contains('c');
+        let Some(flag_at) = (shell_at + 1..words.len()).find(|&i| literal(i).is_some_and(|w| takes_script(&w))) else {
+            return Ok(());
+        };
+        // A script that is a whole placeholder is code the caller supplies on purpose (like
+        // exec's command); a script mixing code and a placeholder means data inside code.
+        let Some(script) = words.get(flag_at + 1).filter(|w| w.whole_var().is_none()) else { return Ok(()) };
+        let Some(var) = script.pieces.iter().find_map(|p| match p {
+            Piece::Var(i) => Some(*i),
+            Piece::Literal(_) => None,
+        }) else {
+            return Ok(());
+        };
+        let placeholder = &self.placeholders[var];
+        Err(TemplateError {
+            offset: placeholder.offset,
+            len: placeholder.len(),
+            message: format!(
+                "placeholder `{{{}}}` is inside the script of a shell's -c, where its value would run as shell code",
+                placeholder.name
+            ),
+            help: Some(format!(
+                "pass the value after the script and use \"$1\" inside it: sh -c 'echo \"$1\"' sh {{{}}}; \
+                 or set \"shell\": true so the host quotes it",
+                placeholder.name
+            )),
+        })
     }
 
     /// Renders an argv (argv mode) or a `/bin/sh -c` script (shell mode) for one call.
@@ -846,6 +893,28 @@ mod tests {
         assert_eq!((err.offset, err.len), (0, 8));
         assert!(parse_err("{x}").message.contains("program"));
         assert!(parse_err("x{y} a").message.contains("program"));
+    }
+
+    #[test]
+    fn refuses_placeholders_inside_a_shell_script_argument() {
+        for template in ["sh -c 'echo {name}' sh", "/bin/bash -ec \"rm -rf /x/{name}\"", "env sh -c 'x {name}'"] {
+            let err = parse_err(template);
+            assert!(err.message.contains("inside the script of a shell's -c"), "{template}: {}", err.message);
+            assert_eq!(&template[err.offset..err.offset + err.len], "{name}");
+        }
+        // Values as positional parameters after the script are the safe form.
+        assert_eq!(
+            argv("sh -c 'echo \"$1\"' sh {name}", json!({"name": "x; reboot"})),
+            ["sh", "-c", "echo \"$1\"", "sh", "x; reboot"]
+        );
+        assert!(
+            Template::parse("podman exec {name} sh -c {script}", Mode::Argv).is_ok(),
+            "a whole script is deliberate"
+        );
+        assert!(
+            Template::parse("podman exec {name} sh -c 'ls {dir}'", Mode::Argv).is_err(),
+            "a shell inside a container"
+        );
     }
 
     #[test]

@@ -292,14 +292,11 @@ fn podman_image_ready() -> bool {
     support::runtime_available("podman with the busybox image", &["podman", "image", "exists", IMAGE])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn podman_lifecycle_volumes_and_networks() {
-    if !podman_image_ready() {
-        return;
-    }
-    let rt = Runtime {
-        label: "podman",
-        cpi: load("podman", host_env),
+/// podman and the docker CLI share a backend (podman's storage), so they report alike.
+fn oci_runtime(label: &'static str, cpi: JsonCpi) -> Runtime {
+    Runtime {
+        label,
+        cpi,
         image: IMAGE,
         common: json!({"stop_timeout": 0}),
         state_of: oci_state,
@@ -309,8 +306,15 @@ async fn podman_lifecycle_volumes_and_networks() {
         volumes: Volumes::AtCreate,
         networks: true,
         force_remove: podman_force_remove,
-    };
-    run_all(&rt).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_lifecycle_volumes_and_networks() {
+    if !podman_image_ready() {
+        return;
+    }
+    run_all(&oci_runtime("podman", load("podman", host_env))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,20 +324,8 @@ async fn docker_cli_against_podman_socket_lifecycle_volumes_and_networks() {
     }
     let service = support::PodmanService::start();
     let docker_host = service.docker_host();
-    let rt = Runtime {
-        label: "docker",
-        cpi: load("docker", move |var| if var == "DOCKER_HOST" { Some(docker_host.clone()) } else { host_env(var) }),
-        image: IMAGE,
-        common: json!({"stop_timeout": 0}),
-        state_of: oci_state,
-        running: "running",
-        stopped: &["exited", "stopped"],
-        exec_when_stopped: ErrorKind::InvalidState,
-        volumes: Volumes::AtCreate,
-        networks: true,
-        force_remove: podman_force_remove,
-    };
-    run_all(&rt).await;
+    let cpi = load("docker", move |var| if var == "DOCKER_HOST" { Some(docker_host.clone()) } else { host_env(var) });
+    run_all(&oci_runtime("docker", cpi)).await;
     drop(service);
 }
 

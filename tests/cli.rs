@@ -192,3 +192,36 @@ fn schema_reference_and_loader_agree_on_every_key() {
         }
     }
 }
+
+#[test]
+fn check_requirements_reports_missing_programs_with_status_1() {
+    let out = omni(&["validate", "--check-requirements", "cpis/process.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("needs.json");
+    std::fs::write(
+        &spec,
+        r#"{"name": "needs", "type": "director", "actions": {},
+            "validation": {"required_commands": ["sh", "omni-no-such-tool"],
+              "version_requirements": {"sh": {"range": ">=999.0.0", "command": "sh -c 'echo sh 1.2.3'"}}}}"#,
+    )
+    .expect("write spec");
+    let out = omni(&["-o", "json", "validate", "--check-requirements", spec.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = &json_of(&out)[0];
+    let checks: Vec<(String, bool)> = report["requirements"]
+        .as_array()
+        .expect("requirements")
+        .iter()
+        .map(|c| (c["requirement"].as_str().unwrap_or_default().to_string(), c["satisfied"] == true))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("command sh".to_string(), true),
+            ("command omni-no-such-tool".to_string(), false),
+            ("version sh >=999.0.0".to_string(), false)
+        ]
+    );
+}

@@ -630,6 +630,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn processes_run_in_the_spec_working_directory() {
+        let text = r#"{"name": "t", "type": "container", "working_dir": "/tmp", "validation": {"required_commands": ["pwd"]},
+            "actions": {"logs": {"command": "pwd", "output": "text"}}}"#;
+        let cpi = JsonCpi::new(spec::load_str("t.json", text.into()).expect("loads"));
+        let out = cpi.call("logs", &Params::new(), &CallOptions::default()).await.expect("runs");
+        assert_eq!(out.result, Some(json!("/tmp")));
+    }
+
+    #[tokio::test]
     async fn timeout_is_a_typed_error() {
         let cpi = cpi(r#"{"logs": {"command": "sleep 30", "timeout": "200ms"}}"#);
         let err = cpi.call("logs", &Params::new(), &CallOptions::default()).await.expect_err("times out");

@@ -157,6 +157,7 @@ pub fn info(cpi: &JsonCpi, output: Output) -> Result<()> {
         "version_requirements": spec.validation.version_requirements.iter()
             .map(|v| json!({"tool": v.tool, "range": v.range.to_string(), "command": v.command.source()})).collect::<Vec<_>>(),
         "environment": cpi.env().iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        "setup_commands": spec.setup_commands.iter().map(|t| t.source()).collect::<Vec<_>>(),
         "warnings": spec.warnings,
     });
     if output == Output::Json {
@@ -171,6 +172,9 @@ pub fn info(cpi: &JsonCpi, output: Output) -> Result<()> {
         println!("  {} {} (checked with `{}`)", v.tool, v.range, v.command.source());
     }
     println!("environment: {}", cpi.env().iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "));
+    for setup in &spec.setup_commands {
+        println!("setup: {}", setup.source());
+    }
     println!("actions:");
     for action in &spec.actions {
         match &action.body {

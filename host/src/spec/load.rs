@@ -1239,6 +1239,22 @@ mod tests {
     }
 
     #[test]
+    fn setup_commands_may_use_only_default_settings_and_declared_programs() {
+        let ok = load(
+            r#"{"name": "t", "type": "container", "validation": {"required_commands": ["mkdir"]},
+               "default_settings": {"root": "/var/lib/x"}, "setup_commands": ["mkdir -p {root}"], "actions": {}}"#,
+        )
+        .expect("loads");
+        assert_eq!(ok.setup_commands[0].source(), "mkdir -p {root}");
+        let errs = errors(
+            r#"{"name": "t", "type": "container", "validation": {"required_commands": ["mkdir"]},
+               "setup_commands": ["mkdir -p {root}", "apt-get install lxc"], "actions": {}}"#,
+        );
+        assert_eq!(errors_containing(&errs, "placeholder `{root}` in a setup command"), 1);
+        assert_eq!(errors_containing(&errs, "runs `apt-get`"), 1);
+    }
+
+    #[test]
     fn version_requirement_needs_a_runnable_command() {
         let errs = errors(
             r#"{"name": "t", "type": "container", "validation": {"required_commands": ["lxc-create"],

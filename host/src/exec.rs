@@ -128,8 +128,8 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     })?;
     let group = child.id().map(|id| Pid::from_raw(id as i32));
 
-    let stdout = child.stdout.take().map(|s| tokio::spawn(capture(s, request.output_limit)));
-    let stderr = child.stderr.take().map(|s| tokio::spawn(capture(s, request.output_limit)));
+    let stdout = Stream::spawn(child.stdout.take(), request.output_limit);
+    let stderr = Stream::spawn(child.stderr.take(), request.output_limit);
     if let (Some(mut stdin), Some(input)) = (child.stdin.take(), request.stdin.clone()) {
         tokio::spawn(async move {
             // A command that exits without reading its input is not an error of ours.
@@ -154,31 +154,33 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     };
 
     // The leader is gone; give its pipes a moment to drain, then end anything it left behind so
-    // no process of this action outlives it (and no reader waits on a pipe it holds open).
-    let readers = async {
-        let out = join_capture(stdout).await;
-        let err = join_capture(stderr).await;
-        (out, err)
-    };
-    tokio::pin!(readers);
-    let (stdout, stderr) = match tokio::time::timeout(DRAIN_GRACE, &mut readers).await {
-        Ok(done) => {
-            signal_group(group, Signal::SIGKILL);
-            done
-        }
-        Err(_) => {
-            signal_group(group, Signal::SIGKILL);
-            readers.await
-        }
-    };
+    // no process of this action outlives it. Something outside the group (a program that called
+    // setsid) may still hold the pipes: after one more grace period the readers are abandoned and
+    // what they captured is returned.
+    let drained = tokio::time::timeout(DRAIN_GRACE, async {
+        stdout.finished().await;
+        stderr.finished().await;
+    })
+    .await
+    .is_ok();
+    signal_group(group, Signal::SIGKILL);
+    if !drained {
+        let _ = tokio::time::timeout(DRAIN_GRACE, async {
+            stdout.finished().await;
+            stderr.finished().await;
+        })
+        .await;
+    }
+    let stdout = stdout.take().map_err(io_error)?;
+    let stderr = stderr.take().map_err(io_error)?;
 
     use std::os::unix::process::ExitStatusExt;
     Ok(ExecOutput {
         program,
         exit_code: status.code(),
         signal: status.signal(),
-        stdout: stdout.map_err(io_error)?,
-        stderr: stderr.map_err(io_error)?,
+        stdout,
+        stderr,
         duration: started.elapsed(),
         timed_out,
     })
@@ -191,27 +193,65 @@ fn signal_group(group: Option<Pid>, signal: Signal) {
     }
 }
 
-async fn join_capture(task: Option<tokio::task::JoinHandle<io::Result<Captured>>>) -> io::Result<Captured> {
-    match task {
-        None => Ok(Captured::default()),
-        Some(task) => task.await.map_err(io::Error::other)?,
+/// One output stream read in the background into a shared buffer, so a reader that never sees
+/// EOF can be abandoned without losing what it read.
+struct Stream {
+    captured: std::sync::Arc<std::sync::Mutex<io::Result<Captured>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Stream {
+    fn spawn(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, limit: usize) -> Stream {
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Ok(Captured::default())));
+        let task = pipe.map(|pipe| {
+            let shared = captured.clone();
+            tokio::spawn(async move { capture(pipe, limit, &shared).await })
+        });
+        Stream { captured, task }
+    }
+
+    /// Waits for EOF (or a read error).
+    async fn finished(&self) {
+        if let Some(task) = &self.task {
+            while !task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    /// Stops reading and returns what was read.
+    fn take(self) -> io::Result<Captured> {
+        if let Some(task) = self.task {
+            task.abort();
+        }
+        let mut guard = self.captured.lock().map_err(|_| io::Error::other("capture buffer poisoned"))?;
+        std::mem::replace(&mut *guard, Ok(Captured::default()))
     }
 }
 
 /// Reads a stream to its end, keeping at most `limit` bytes. Reading on past the limit keeps the
 /// writer from blocking on a full pipe; the total is reported so truncation is visible.
-async fn capture(mut stream: impl AsyncRead + Unpin, limit: usize) -> io::Result<Captured> {
-    let mut kept = Vec::new();
-    let mut total: u64 = 0;
+async fn capture(mut stream: impl AsyncRead + Unpin, limit: usize, shared: &std::sync::Mutex<io::Result<Captured>>) {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(Captured { bytes: kept, total_bytes: total });
+        let read = stream.read(&mut chunk).await;
+        let Ok(mut guard) = shared.lock() else { return };
+        let captured = match &mut *guard {
+            Ok(captured) => captured,
+            Err(_) => return,
+        };
+        match read {
+            Ok(0) => return,
+            Ok(n) => {
+                captured.total_bytes += n as u64;
+                let room = limit.saturating_sub(captured.bytes.len());
+                captured.bytes.extend_from_slice(&chunk[..n.min(room)]);
+            }
+            Err(e) => {
+                *guard = Err(e);
+                return;
+            }
         }
-        total += n as u64;
-        let room = limit.saturating_sub(kept.len());
-        kept.extend_from_slice(&chunk[..n.min(room)]);
     }
 }
 
@@ -312,6 +352,18 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("processes {:?} of group {group} survived their action", group_members(group));
+    }
+
+    #[tokio::test]
+    async fn a_detached_process_holding_the_pipes_does_not_hang_the_call() {
+        // setsid puts the sleeper outside the group, so the group kill cannot end it; the call
+        // must still return, with what was printed before.
+        let req = request("echo before; setsid sleep 303 & sleep 0.1; exit 0");
+        let started = Instant::now();
+        let out = run(&req).await.expect("runs");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert_eq!((out.exit_code, out.stdout.text().as_str()), (Some(0), "before\n"));
+        let _ = std::process::Command::new("pkill").args(["-f", "sleep 303"]).status();
     }
 
     #[tokio::test]

@@ -1,0 +1,168 @@
+//! Write a CPI in plain Rust, compile it to a WebAssembly component, run it in omni-cpi.
+//!
+//! ```ignore
+//! use omni_cpi_sdk::prelude::*;
+//!
+//! struct MyCpi;
+//!
+//! impl Plugin for MyCpi {
+//!     fn describe() -> PluginInfo { /* name, actions, capabilities */ }
+//! }
+//!
+//! impl ContainerCpi for MyCpi {
+//!     fn start_container(name: String) -> Result<(), CpiError> {
+//!         exec("runc", &["start", &name])?.ok_or_failed("runc start")?;
+//!         Ok(())
+//!     }
+//!     // ... every container action
+//! }
+//!
+//! omni_cpi_sdk::export_cpi!(MyCpi);
+//! ```
+//!
+//! A director CPI depends on the SDK with `default-features = false, features = ["director"]`
+//! and implements `DirectorCpi`. Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
+//! `target/wasm32-wasip2/release/` is the component. The interface is `wit/` at the repository
+//! root; its comments say what each action must do.
+
+#[cfg(all(feature = "container", feature = "director"))]
+compile_error!("a plugin is a container CPI or a director CPI: enable one of the features `container` or `director`");
+
+/// The generated bindings of the plugin's world (`container-cpi` by default, `director-cpi` with
+/// the `director` feature), including the shared `types`, `process` and `log` interfaces.
+pub mod bindings {
+    #[cfg(feature = "container")]
+    wit_bindgen::generate!({
+        world: "container-cpi",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "omni_cpi_sdk::bindings",
+        generate_all,
+    });
+
+    #[cfg(feature = "director")]
+    wit_bindgen::generate!({
+        world: "director-cpi",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "omni_cpi_sdk::bindings",
+        generate_all,
+    });
+}
+
+pub use bindings::omni::cpi::log::Level;
+pub use bindings::omni::cpi::process::{Command, Output};
+pub use bindings::omni::cpi::types::*;
+
+/// Everything a CPI implementation needs in scope.
+pub mod prelude {
+    #[cfg(feature = "container")]
+    pub use crate::bindings::exports::omni::cpi::container::Guest as ContainerCpi;
+    #[cfg(feature = "director")]
+    pub use crate::bindings::exports::omni::cpi::director::Guest as DirectorCpi;
+    pub use crate::bindings::exports::omni::cpi::plugin::Guest as Plugin;
+    pub use crate::{exec, log, run, unsupported, CpiResult, Level, OutputExt};
+    pub use crate::{
+        ActionInfo, Capabilities, Command, ContainerInfo, ContainerSpec, ContainerState, CpiError, CpiKind,
+        DirRequest, DiskInfo, DiskSpec, ErrorKind, ExecRequest, ExecResult, Output, ParamInfo, PluginInfo, VmInfo,
+        VmSpec, VmState,
+    };
+}
+
+/// Exports a type implementing [`prelude::Plugin`] and the world's CPI trait
+/// ([`prelude::ContainerCpi`] or `DirectorCpi`) as the component's implementation.
+#[macro_export]
+macro_rules! export_cpi {
+    ($t:ty) => {
+        $crate::__export_world!($t with_types_in $crate::bindings);
+    };
+}
+
+pub type CpiResult<T> = Result<T, CpiError>;
+
+/// Exports a type implementing [`prelude::Plugin`] and [`prelude::ContainerCpi`] as the component.
+#[macro_export]
+macro_rules! export_container_cpi {
+    ($t:ty) => {
+        $crate::container::__export_container_world!($t with_types_in $crate::container);
+    };
+}
+
+/// Exports a type implementing [`prelude::DirectorPlugin`] and [`prelude::DirectorCpi`].
+#[macro_export]
+macro_rules! export_director_cpi {
+    ($t:ty) => {
+        $crate::director::__export_director_world!($t with_types_in $crate::director);
+    };
+}
+
+impl CpiError {
+    pub fn new(kind: ErrorKind, message: impl ToString) -> CpiError {
+        CpiError { kind, message: message.to_string() }
+    }
+}
+
+/// The error every unimplemented action returns.
+pub fn unsupported<T>(why: &str) -> CpiResult<T> {
+    Err(CpiError::new(ErrorKind::Unsupported, why))
+}
+
+/// Runs `program args...` through the host (which checks it against the plugin's grants).
+pub fn exec(program: &str, args: &[&str]) -> CpiResult<Output> {
+    run(&Command {
+        program: program.to_string(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: Vec::new(),
+        cwd: None,
+        stdin: None,
+        timeout_ms: None,
+    })
+}
+
+/// Runs a fully specified command through the host.
+pub fn run(command: &Command) -> CpiResult<Output> {
+    bindings::omni::cpi::process::run(command)
+}
+
+/// Sends a message to the operator's log.
+pub fn log(level: Level, message: &str) {
+    bindings::omni::cpi::log::log(level, message);
+}
+
+/// Reading a process's output.
+pub trait OutputExt {
+    fn stdout_text(&self) -> String;
+    fn stderr_text(&self) -> String;
+    fn success(&self) -> bool;
+    /// `Ok(self)` on exit 0; otherwise a `failed` error naming `what` with the last stderr line.
+    fn ok_or_failed(self, what: &str) -> CpiResult<Output>;
+}
+
+impl OutputExt for Output {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+
+    fn ok_or_failed(self, what: &str) -> CpiResult<Output> {
+        if self.success() {
+            return Ok(self);
+        }
+        if self.timed_out {
+            return Err(CpiError::new(ErrorKind::Timeout, format!("{what} timed out")));
+        }
+        let stderr = self.stderr_text();
+        let reason = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let status = self.exit_code.map_or(String::from("a signal"), |c| format!("status {c}"));
+        Err(CpiError::new(ErrorKind::Failed, format!("{what} exited with {status}: {reason}")))
+    }
+}

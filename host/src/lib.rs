@@ -1,16 +1,21 @@
 //! omni-cpi: runs OmniCloud CPIs safely. See `ARCHITECTURE.md` for the path of a call.
 
+pub mod audit;
+pub mod cpi;
 pub mod diagnostic;
 pub mod error;
 pub mod exec;
 pub mod json_cpi;
 pub mod output;
 pub mod plan;
+pub mod policy;
 pub mod requirements;
 pub mod spec;
-mod suggest;
+pub(crate) mod suggest;
 pub mod template;
+pub mod wasm;
 
+pub use cpi::{Cpi, CpiLoadError, Loader};
 pub use error::{CpiError, ErrorKind};
 pub use json_cpi::{CallOptions, JsonCpi, Params};
 pub use plan::{Outcome, Plan};

@@ -16,6 +16,20 @@ pub fn cpi_path(name: &str) -> PathBuf {
     repo_root().join("cpis").join(format!("{name}.json"))
 }
 
+/// A plugin component built by `cargo xtask build-plugins`, or `None` (after a loud notice) when
+/// it was not built and runtimes are not required.
+pub fn plugin_wasm(crate_name: &str) -> Option<PathBuf> {
+    let path = repo_root().join("plugins/target/wasm32-wasip2/release").join(format!("{crate_name}.wasm"));
+    if path.is_file() {
+        return Some(path);
+    }
+    if runtimes_required() {
+        panic!("{} is missing: `cargo xtask test` builds it (cargo xtask build-plugins)", path.display());
+    }
+    eprintln!("SKIPPED: {} is not built; run `cargo xtask build-plugins`", path.display());
+    None
+}
+
 /// True when a missing runtime must fail the test instead of skipping it: always under CI and
 /// under `cargo xtask test`, which installs the runtimes first.
 pub fn runtimes_required() -> bool {

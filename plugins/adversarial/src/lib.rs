@@ -1,1 +1,193 @@
+//! A container CPI that misbehaves on request, for the host's sandbox tests (tests/components.rs).
+//! `exec` with `cmd = [BEHAVIOUR, ...]` does one bad (or good) thing; `list_containers` is always
+//! well-behaved, so a test can check that the plugin still works right after.
+//!
+//! It requests: `sh -c "echo granted"` and `echo` with any arguments; `/sandbox` read-only and
+//! `/scratch` read-write; the variable `GRANTED_VAR`. Tests grant exactly that.
 
+use std::hint::black_box;
+
+use omni_cpi_sdk::prelude::*;
+
+struct Adversary;
+
+const ACTIONS: [&str; 16] = [
+    "create-container",
+    "delete-container",
+    "start-container",
+    "stop-container",
+    "restart-container",
+    "inspect-container",
+    "list-containers",
+    "logs",
+    "exec",
+    "create-volume",
+    "delete-volume",
+    "attach-volume",
+    "create-network",
+    "delete-network",
+    "connect-network",
+    "disconnect-network",
+];
+
+impl Plugin for Adversary {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "adversary".into(),
+            kind: CpiKind::Container,
+            version: "0.1.0".into(),
+            actions: ACTIONS
+                .iter()
+                .map(|name| ActionInfo {
+                    name: name.to_string(),
+                    params: vec![],
+                    unsupported: match *name {
+                        "exec" | "list-containers" => None,
+                        _ => Some("the adversary only misbehaves through exec".into()),
+                    },
+                })
+                .collect(),
+            default_settings: vec![],
+            capabilities: Capabilities {
+                exec: vec![
+                    ExecRequest { program: "sh".into(), args: vec!["-c".into(), "echo granted".into()] },
+                    ExecRequest { program: "echo".into(), args: vec!["**".into()] },
+                ],
+                dirs: vec![
+                    DirRequest { guest_path: "/sandbox".into(), writable: false, description: "read-only data".into() },
+                    DirRequest { guest_path: "/scratch".into(), writable: true, description: "scratch space".into() },
+                ],
+                env: vec!["GRANTED_VAR".into()],
+            },
+        }
+    }
+}
+
+fn text(s: impl Into<String>) -> CpiResult<ExecResult> {
+    Ok(ExecResult { exit_code: 0, stdout: s.into(), stderr: String::new() })
+}
+
+fn io(what: &str, e: std::io::Error) -> CpiError {
+    CpiError::new(ErrorKind::Denied, format!("{what}: {e}"))
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    black_box(recurse(black_box(depth + 1))) + 1
+}
+
+fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
+    let arg = |i: usize| cmd.get(i).cloned().unwrap_or_default();
+    match arg(0).as_str() {
+        "ok" => text("fine"),
+        "loop" => loop {
+            black_box(0);
+        },
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                black_box(&hoard);
+            }
+        }
+        "recurse" => text(recurse(0).to_string()),
+        "panic" => panic!("deliberate panic from the adversary"),
+        "exec-granted" => {
+            let out = exec("sh", &["-c", "echo granted"])?;
+            text(out.stdout_text())
+        }
+        "exec-ungranted" => {
+            let out = exec("cat", &["/etc/shadow"])?;
+            text(out.stdout_text())
+        }
+        "exec-forbidden-args" => {
+            let out = exec("sh", &["-c", "cat /etc/shadow"])?;
+            text(out.stdout_text())
+        }
+        "exec-env" => {
+            let out = run(&Command {
+                program: "echo".into(),
+                args: vec!["x".into()],
+                env: vec![("LD_PRELOAD".into(), "/tmp/evil.so".into())],
+                cwd: None,
+                stdin: None,
+                timeout_ms: None,
+            })?;
+            text(out.stdout_text())
+        }
+        "read" => std::fs::read_to_string(arg(1)).map_err(|e| io(&arg(1), e)).and_then(text),
+        "write" => {
+            std::fs::write(arg(1), b"written by the adversary").map_err(|e| io(&arg(1), e)).and_then(|()| text("wrote"))
+        }
+        "env" => text(format!(
+            "GRANTED_VAR={:?} SECRET_VAR={:?} vars={}",
+            std::env::var("GRANTED_VAR").ok(),
+            std::env::var("SECRET_VAR").ok(),
+            std::env::vars().count()
+        )),
+        "flood" => {
+            let chunk = "x".repeat(1 << 20);
+            for _ in 0..1024 {
+                print!("{chunk}");
+            }
+            text("flooded")
+        }
+        "huge-return" => text("y".repeat(arg(1).parse().unwrap_or(8 << 20))),
+        other => Err(CpiError::new(ErrorKind::InvalidArgument, format!("unknown behaviour `{other}`"))),
+    }
+}
+
+impl ContainerCpi for Adversary {
+    fn exec(_name: String, cmd: Vec<String>) -> CpiResult<ExecResult> {
+        misbehave(&cmd)
+    }
+
+    fn list_containers() -> CpiResult<Vec<String>> {
+        Ok(vec!["still-working".into()])
+    }
+
+    fn create_container(_spec: ContainerSpec) -> CpiResult<ContainerInfo> {
+        unsupported("adversary")
+    }
+    fn delete_container(_name: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn start_container(_name: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn stop_container(_name: String, _timeout: Option<u32>) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn restart_container(_name: String, _timeout: Option<u32>) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn inspect_container(_name: String) -> CpiResult<ContainerInfo> {
+        unsupported("adversary")
+    }
+    fn logs(_name: String) -> CpiResult<String> {
+        unsupported("adversary")
+    }
+    fn create_volume(_name: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn delete_volume(_name: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn attach_volume(_volume: String, _container: String, _target: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn create_network(_name: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn delete_network(_name: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn connect_network(_network: String, _container: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+    fn disconnect_network(_network: String, _container: String) -> CpiResult<()> {
+        unsupported("adversary")
+    }
+}
+
+omni_cpi_sdk::export_cpi!(Adversary);

@@ -36,7 +36,7 @@ pub mod bindings {
         world: "container-cpi",
         path: "../../wit",
         pub_export_macro: true,
-        export_macro_name: "__export_world",
+        export_macro_name: "export",
         default_bindings_module: "omni_cpi_sdk::bindings",
         generate_all,
     });
@@ -46,7 +46,7 @@ pub mod bindings {
         world: "director-cpi",
         path: "../../wit",
         pub_export_macro: true,
-        export_macro_name: "__export_world",
+        export_macro_name: "export",
         default_bindings_module: "omni_cpi_sdk::bindings",
         generate_all,
     });
@@ -65,9 +65,8 @@ pub mod prelude {
     pub use crate::bindings::exports::omni::cpi::plugin::Guest as Plugin;
     pub use crate::{exec, log, run, unsupported, CpiResult, Level, OutputExt};
     pub use crate::{
-        ActionInfo, Capabilities, Command, ContainerInfo, ContainerSpec, ContainerState, CpiError, CpiKind,
-        DirRequest, DiskInfo, DiskSpec, ErrorKind, ExecRequest, ExecResult, Output, ParamInfo, PluginInfo, VmInfo,
-        VmSpec, VmState,
+        ActionInfo, Capabilities, Command, ContainerInfo, ContainerSpec, ContainerState, CpiError, CpiKind, DirRequest,
+        DiskInfo, DiskSpec, ErrorKind, ExecRequest, ExecResult, Output, ParamInfo, PluginInfo, VmInfo, VmSpec, VmState,
     };
 }
 
@@ -75,8 +74,8 @@ pub mod prelude {
 /// ([`prelude::ContainerCpi`] or `DirectorCpi`) as the component's implementation.
 #[macro_export]
 macro_rules! export_cpi {
-    ($t:ty) => {
-        $crate::__export_world!($t with_types_in $crate::bindings);
+    ($t:ident) => {
+        $crate::bindings::export!($t with_types_in $crate::bindings);
     };
 }
 

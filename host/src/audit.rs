@@ -1,0 +1,69 @@
+//! The audit log: one JSON line per exec decision a plugin caused, allowed or denied, so an
+//! operator can see exactly what third-party code ran on the node.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allowed,
+    Denied,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u128,
+    pub plugin: String,
+    pub action: String,
+    pub program: String,
+    pub argv: Vec<String>,
+    pub decision: Decision,
+    /// Why it was denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+pub fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+/// Appends entries to a file (shared by every plugin of a host); without a file, entries go to
+/// tracing only.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLog {
+    file: Option<Arc<Mutex<File>>>,
+}
+
+impl AuditLog {
+    pub fn open(path: &Path) -> std::io::Result<AuditLog> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(AuditLog { file: Some(Arc::new(Mutex::new(file))) })
+    }
+
+    pub fn record(&self, entry: &AuditEntry) {
+        tracing::info!(plugin = %entry.plugin, action = %entry.action, program = %entry.program, decision = ?entry.decision, reason = ?entry.reason, "exec");
+        let Some(file) = &self.file else { return };
+        let Ok(mut line) = serde_json::to_vec(entry) else { return };
+        line.push(b'\n');
+        // One write per line: appends of a whole line do not interleave between writers.
+        if let Ok(mut file) = file.lock() {
+            if let Err(e) = file.write_all(&line) {
+                tracing::error!(error = %e, "cannot write the audit log");
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! One API over both forms of CPI: a JSON spec or a WebAssembly component. Callers (the CLI, the
+//! conformance kit, embedders) plan and call actions without knowing which form they hold.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::audit::AuditLog;
+use crate::diagnostic::Diagnostics;
+use crate::error::CpiError;
+use crate::json_cpi::{CallOptions, JsonCpi, Params};
+use crate::plan::{Outcome, Plan};
+use crate::policy::Policy;
+use crate::spec::CpiKind;
+use crate::wasm::{ComponentCpi, ComponentHost, LoadError};
+
+#[derive(Clone)]
+pub enum Cpi {
+    Json(JsonCpi),
+    Component(Arc<ComponentCpi>),
+}
+
+/// Why a CPI could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CpiLoadError {
+    #[error("{0}")]
+    Spec(Diagnostics),
+    #[error(transparent)]
+    Component(#[from] LoadError),
+}
+
+/// Everything needed to load CPIs of either form: the operator's policy, the audit log and, for
+/// components, the engine (created on first use: JSON-only hosts never pay for it).
+pub struct Loader {
+    pub policy: Policy,
+    pub audit: AuditLog,
+    host: std::sync::OnceLock<Result<ComponentHost, String>>,
+    cache_dir: Option<std::path::PathBuf>,
+}
+
+impl Loader {
+    pub fn new(policy: Policy, cache_dir: Option<std::path::PathBuf>) -> std::io::Result<Loader> {
+        let audit = match &policy.audit_log {
+            Some(path) => AuditLog::open(path)?,
+            None => AuditLog::default(),
+        };
+        Ok(Loader { policy, audit, host: std::sync::OnceLock::new(), cache_dir })
+    }
+
+    pub fn component_host(&self) -> Result<&ComponentHost, String> {
+        self.host
+            .get_or_init(|| ComponentHost::new(self.cache_dir.clone()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Loads `path` as a component if it is WebAssembly (by content), else as a JSON spec.
+    pub async fn load(&self, path: &Path) -> Result<Cpi, CpiLoadError> {
+        if !is_wasm(path) {
+            let cpi = JsonCpi::load(path).map_err(CpiLoadError::Spec)?;
+            return Ok(Cpi::Json(cpi));
+        }
+        let grants = match self.policy.plugin_for_source(path) {
+            Some(grants) => grants.clone(),
+            None => {
+                let name = path.file_stem().map_or("plugin".to_string(), |s| s.to_string_lossy().into_owned());
+                self.policy.grants_for(&name)
+            }
+        };
+        let host = self.component_host().map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
+        let env = |name: &str| std::env::var(name).ok();
+        let cpi = ComponentCpi::load(host, path, grants, self.audit.clone(), &env).await?;
+        Ok(Cpi::Component(Arc::new(cpi)))
+    }
+}
+
+/// WebAssembly files start with `\0asm`.
+pub fn is_wasm(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"\0asm"
+}
+
+impl Cpi {
+    pub fn name(&self) -> &str {
+        match self {
+            Cpi::Json(cpi) => &cpi.spec().name,
+            Cpi::Component(cpi) => &cpi.name,
+        }
+    }
+
+    pub fn kind(&self) -> CpiKind {
+        match self {
+            Cpi::Json(cpi) => cpi.spec().kind,
+            Cpi::Component(cpi) => cpi.kind(),
+        }
+    }
+
+    /// Checks an action call's parameters without running anything.
+    pub fn check(&self, action: &str, params: &Params, options: &CallOptions) -> Result<(), CpiError> {
+        match self {
+            Cpi::Json(cpi) => cpi.plan(action, params, options).map(|_| ()),
+            Cpi::Component(cpi) => cpi.check(action, params),
+        }
+    }
+
+    /// The dry run: what the call would run.
+    pub async fn plan(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Plan, CpiError> {
+        match self {
+            Cpi::Json(cpi) => cpi.plan(action, params, options),
+            Cpi::Component(cpi) => cpi.plan(action, params).await,
+        }
+    }
+
+    pub async fn call(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Outcome, CpiError> {
+        match self {
+            Cpi::Json(cpi) => cpi.call(action, params, options).await,
+            Cpi::Component(cpi) => cpi.call(action, params).await,
+        }
+    }
+}

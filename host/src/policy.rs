@@ -1,0 +1,389 @@
+//! The operator's policy: which plugins exist and what each may do.
+//!
+//! ```toml
+//! audit_log = "/var/log/omni-cpi/audit.jsonl"      # optional, relative to this file
+//!
+//! [plugins.runc]
+//! source = "plugins/target/wasm32-wasip2/release/omni_cpi_runc.wasm"
+//! sha256 = "9f2c…"                                  # optional pin
+//! env = ["RUNC_DEBUG"]                              # variable names the plugin may see / pass
+//!
+//! [[plugins.runc.exec]]
+//! program = "runc"                                  # resolved to an absolute path at load
+//! args = ["state", "*"]                             # `*` one argument, `**` the rest
+//!
+//! [[plugins.runc.fs]]
+//! host = "/var/lib/omni-cpi/runc"
+//! guest = "/var/lib/omni-cpi/runc"
+//! mode = "rw"                                       # or "ro"
+//!
+//! [plugins.runc.limits]
+//! memory_mb = 64
+//! ```
+//!
+//! Deny by default: a plugin without an entry gets nothing, and a grant covers only what it names.
+//! The checks here are pure functions of the grants, so they are tested without any plugin.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::exec::resolve_program;
+
+/// Where the policy file comes from when no `--policy` flag is given.
+pub const POLICY_ENV: &str = "OMNI_CPI_POLICY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub path: Option<PathBuf>,
+    pub audit_log: Option<PathBuf>,
+    pub plugins: BTreeMap<String, PluginGrants>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginGrants {
+    pub name: String,
+    pub source: Option<PathBuf>,
+    pub sha256: Option<String>,
+    pub exec: Vec<ExecGrant>,
+    pub fs: Vec<FsGrant>,
+    pub env: Vec<String>,
+    pub limits: Limits,
+}
+
+impl PluginGrants {
+    /// What a plugin without a policy entry gets: nothing, and the default limits.
+    pub fn none(name: &str) -> PluginGrants {
+        PluginGrants {
+            name: name.to_string(),
+            source: None,
+            sha256: None,
+            exec: Vec::new(),
+            fs: Vec::new(),
+            env: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// May run `program` (an absolute path) with arguments matching `args`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecGrant {
+    /// As written in the policy (for messages).
+    pub program_name: String,
+    pub program: PathBuf,
+    pub args: Vec<ArgPattern>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum ArgPattern {
+    /// Exactly this argument.
+    Exact(String),
+    /// `*`: any one argument.
+    Any,
+    /// `**`: any number of remaining arguments (last position only).
+    Rest,
+}
+
+impl From<ArgPattern> for String {
+    fn from(p: ArgPattern) -> String {
+        match p {
+            ArgPattern::Exact(s) => s,
+            ArgPattern::Any => "*".into(),
+            ArgPattern::Rest => "**".into(),
+        }
+    }
+}
+
+impl ArgPattern {
+    pub fn parse(text: &str) -> ArgPattern {
+        match text {
+            "*" => ArgPattern::Any,
+            "**" => ArgPattern::Rest,
+            other => ArgPattern::Exact(other.to_string()),
+        }
+    }
+}
+
+/// Whether `args` match `patterns` one to one (`**` swallowing the rest).
+pub fn args_match(patterns: &[ArgPattern], args: &[String]) -> bool {
+    let mut i = 0;
+    for pattern in patterns {
+        match pattern {
+            ArgPattern::Rest => return true,
+            ArgPattern::Any => {
+                if i >= args.len() {
+                    return false;
+                }
+            }
+            ArgPattern::Exact(expected) => {
+                if args.get(i) != Some(expected) {
+                    return false;
+                }
+            }
+        }
+        i += 1;
+    }
+    i == args.len()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsMode {
+    Ro,
+    Rw,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FsGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    pub mode: FsMode,
+}
+
+/// Resource limits of one plugin. The defaults are deliberately small: a CPI orchestrates
+/// programs, it does not compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Linear memory of the plugin (all memories together).
+    pub memory_bytes: usize,
+    /// Wall time of one call, host execs included.
+    pub call_timeout: Duration,
+    /// Default and maximum timeout of one exec.
+    pub exec_timeout: Duration,
+    /// Bytes kept of each stream of an exec, and of the plugin's own stdout/stderr.
+    pub output_bytes: usize,
+    /// Largest value a call may return (strings and lists, summed).
+    pub return_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(120),
+            exec_timeout: Duration::from_secs(60),
+            output_bytes: 1 << 20,
+            return_bytes: 4 << 20,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    audit_log: Option<PathBuf>,
+    #[serde(default)]
+    plugins: BTreeMap<String, PluginEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginEntry {
+    source: Option<PathBuf>,
+    sha256: Option<String>,
+    #[serde(default)]
+    exec: Vec<ExecEntry>,
+    #[serde(default)]
+    fs: Vec<FsEntry>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    limits: LimitsEntry,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecEntry {
+    program: String,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FsEntry {
+    host: PathBuf,
+    guest: String,
+    mode: FsMode,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsEntry {
+    memory_mb: Option<u64>,
+    timeout_ms: Option<u64>,
+    exec_timeout_ms: Option<u64>,
+    output_bytes: Option<u64>,
+    return_bytes: Option<u64>,
+}
+
+impl Policy {
+    /// Reads a policy file; relative paths in it are relative to the file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
+        let host_path = std::env::var("PATH").unwrap_or_default();
+        Policy::parse(path, &text, &host_path)
+    }
+
+    /// Parses policy text; `host_path` is the PATH used to resolve granted programs.
+    pub fn parse(path: &Path, text: &str, host_path: &str) -> Result<Policy, PolicyError> {
+        let invalid = |message: String| PolicyError::Invalid { path: path.to_path_buf(), message };
+        let file: PolicyFile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut plugins = BTreeMap::new();
+        for (name, entry) in file.plugins {
+            let mut exec = Vec::new();
+            for grant in entry.exec {
+                let program =
+                    resolve_program(&grant.program, host_path).filter(|p| p.is_absolute()).ok_or_else(|| {
+                        invalid(format!(
+                            "plugins.{name}.exec: program `{}` is not on PATH ({host_path}); grant an absolute path",
+                            grant.program
+                        ))
+                    })?;
+                let args: Vec<ArgPattern> = grant.args.iter().map(|a| ArgPattern::parse(a)).collect();
+                if args.iter().rev().skip(1).any(|a| *a == ArgPattern::Rest) {
+                    return Err(invalid(format!(
+                        "plugins.{name}.exec `{}`: `**` may only be the last pattern",
+                        grant.program
+                    )));
+                }
+                exec.push(ExecGrant { program_name: grant.program, program, args });
+            }
+            let mut fs = Vec::new();
+            for grant in entry.fs {
+                if !grant.guest.starts_with('/') {
+                    return Err(invalid(format!("plugins.{name}.fs: guest path `{}` must be absolute", grant.guest)));
+                }
+                let host = base.join(&grant.host);
+                if !host.is_dir() {
+                    return Err(invalid(format!("plugins.{name}.fs: {} is not a directory", host.display())));
+                }
+                fs.push(FsGrant { host, guest: grant.guest, mode: grant.mode });
+            }
+            if let Some(pin) = &entry.sha256 {
+                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(format!("plugins.{name}.sha256 must be 64 hex digits")));
+                }
+            }
+            let defaults = Limits::default();
+            let l = entry.limits;
+            let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+            let limits = Limits {
+                memory_bytes: l.memory_mb.map_or(defaults.memory_bytes, |mb| (mb as usize) << 20),
+                call_timeout: ms(l.timeout_ms, defaults.call_timeout),
+                exec_timeout: ms(l.exec_timeout_ms, defaults.exec_timeout),
+                output_bytes: l.output_bytes.map_or(defaults.output_bytes, |b| b as usize),
+                return_bytes: l.return_bytes.map_or(defaults.return_bytes, |b| b as usize),
+            };
+            let grants = PluginGrants {
+                name: name.clone(),
+                source: entry.source.map(|s| base.join(s)),
+                sha256: entry.sha256.map(|s| s.to_ascii_lowercase()),
+                exec,
+                fs,
+                env: entry.env,
+                limits,
+            };
+            plugins.insert(name, grants);
+        }
+        Ok(Policy { path: Some(path.to_path_buf()), audit_log: file.audit_log.map(|p| base.join(p)), plugins })
+    }
+
+    /// The grants of a plugin, or none at all.
+    pub fn grants_for(&self, name: &str) -> PluginGrants {
+        self.plugins.get(name).cloned().unwrap_or_else(|| PluginGrants::none(name))
+    }
+
+    /// The plugin whose `source` is this file, if any.
+    pub fn plugin_for_source(&self, source: &Path) -> Option<&PluginGrants> {
+        let wanted = source.canonicalize().ok()?;
+        self.plugins.values().find(|p| p.source.as_ref().and_then(|s| s.canonicalize().ok()).as_ref() == Some(&wanted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn patterns(list: &[&str]) -> Vec<ArgPattern> {
+        list.iter().map(|s| ArgPattern::parse(s)).collect()
+    }
+
+    #[test]
+    fn argument_patterns_match_one_to_one() {
+        assert!(args_match(&patterns(&["state", "*"]), &args(&["state", "c1"])));
+        assert!(!args_match(&patterns(&["state", "*"]), &args(&["state"])));
+        assert!(!args_match(&patterns(&["state", "*"]), &args(&["state", "c1", "--root=/"])));
+        assert!(!args_match(&patterns(&["state", "*"]), &args(&["delete", "c1"])));
+        assert!(args_match(&patterns(&["exec", "*", "**"]), &args(&["exec", "c1"])));
+        assert!(args_match(&patterns(&["exec", "*", "**"]), &args(&["exec", "c1", "sh", "-c", "x"])));
+        assert!(args_match(&patterns(&[]), &args(&[])));
+        assert!(!args_match(&patterns(&[]), &args(&["x"])));
+    }
+
+    #[test]
+    fn parses_grants_and_resolves_programs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            r#"
+            audit_log = "audit.jsonl"
+            [plugins.runc]
+            source = "runc.wasm"
+            sha256 = "{}"
+            env = ["RUNC_DEBUG"]
+            [[plugins.runc.exec]]
+            program = "sh"
+            args = ["-c", "**"]
+            [[plugins.runc.fs]]
+            host = "{}"
+            guest = "/state"
+            mode = "ro"
+            [plugins.runc.limits]
+            memory_mb = 16
+            timeout_ms = 500
+            "#,
+            "ab".repeat(32),
+            dir.path().display()
+        );
+        let policy = Policy::parse(&dir.path().join("omni-cpi.toml"), &text, "/usr/bin:/bin").expect("parses");
+        let runc = policy.grants_for("runc");
+        assert!(runc.exec[0].program.is_absolute());
+        assert_eq!(runc.exec[0].args, patterns(&["-c", "**"]));
+        assert_eq!(runc.fs[0].mode, FsMode::Ro);
+        assert_eq!(runc.limits.memory_bytes, 16 << 20);
+        assert_eq!(runc.limits.call_timeout, Duration::from_millis(500));
+        assert_eq!(runc.source, Some(dir.path().join("runc.wasm")));
+        assert_eq!(policy.audit_log, Some(dir.path().join("audit.jsonl")));
+        assert_eq!(policy.grants_for("other"), PluginGrants::none("other"));
+    }
+
+    #[test]
+    fn refuses_bad_policies_with_the_reason() {
+        let path = Path::new("p.toml");
+        let err = |text: &str| Policy::parse(path, text, "/usr/bin:/bin").expect_err("invalid").to_string();
+        assert!(err("[plugins.x]\nsorce = \"a\"").contains("unknown field `sorce`"));
+        assert!(err("[[plugins.x.exec]]\nprogram = \"no-such-program-xyz\"").contains("not on PATH"));
+        assert!(err("[[plugins.x.exec]]\nprogram = \"sh\"\nargs = [\"**\", \"x\"]").contains("last pattern"));
+        assert!(err("[plugins.x]\nsha256 = \"abc\"").contains("64 hex digits"));
+        assert!(err("[[plugins.x.fs]]\nhost = \"/\"\nguest = \"rel\"\nmode = \"rw\"").contains("must be absolute"));
+        assert!(err("[[plugins.x.fs]]\nhost = \"/\"\nguest = \"/g\"\nmode = \"rwx\"").contains("unknown variant"));
+    }
+}

@@ -1,0 +1,525 @@
+//! A CPI compiled to a WebAssembly component: loaded once (hash pin, compile or cache, world and
+//! version check, `describe`, grants), then called with a fresh `Store` per call from a reused
+//! `InstancePre`, under the plugin's memory, time, output and return-size limits.
+//!
+//! A fresh store per call is what makes a trap, a panic or a limit hit in one call unable to
+//! affect the next: instantiating from an `InstancePre` costs microseconds, and the guest's state
+//! (memory, open files) is exactly what a CPI must not carry between calls anyway.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::Component;
+use wasmtime::Store;
+
+use super::bindings::container::ContainerCpiPre;
+use super::bindings::director::DirectorCpiPre;
+use super::bindings::types;
+use super::dispatch::{self, Reply, Request};
+use super::engine::{sha256_hex, ComponentHost, EPOCH_TICK};
+use super::sandbox::{MissingGrants, Requests, Sandbox};
+use super::state::{CallState, ExecRecord};
+use crate::audit::AuditLog;
+use crate::error::{CpiError, ErrorKind};
+use crate::json_cpi::Params;
+use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
+use crate::policy::{ArgPattern, Limits, PluginGrants};
+use crate::spec::CpiKind;
+
+/// The interface version this host implements; components must export the same major (for
+/// 0.x, the same minor) version.
+pub const INTERFACE_VERSION: semver::Version = semver::Version::new(0, 1, 0);
+
+/// Largest component file accepted.
+pub const MAX_COMPONENT_BYTES: u64 = 128 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is {size} bytes; a component may be at most {MAX_COMPONENT_BYTES} bytes")]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{path}: SHA-256 is {actual}, but the policy pins {pinned}; refusing to load it")]
+    HashMismatch { path: PathBuf, actual: String, pinned: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    WrongWorld { path: PathBuf, message: String },
+    #[error("{0}")]
+    MissingGrants(MissingGrants),
+    #[error("{path}: describe() failed: {message}")]
+    Describe { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum World {
+    ContainerCpi,
+    DirectorCpi,
+}
+
+/// What the plugin says about itself, in host terms (for `info` and validation).
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    pub name: String,
+    pub kind: CpiKind,
+    pub version: String,
+    pub actions: Vec<ActionDescription>,
+    pub default_settings: Vec<(String, String)>,
+    pub requests: Requests,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionDescription {
+    pub name: String,
+    pub params: Vec<(String, bool, String)>,
+    pub unsupported: Option<String>,
+}
+
+enum WorldPre {
+    Container(ContainerCpiPre<CallState>),
+    Director(DirectorCpiPre<CallState>),
+}
+
+pub struct ComponentCpi {
+    /// The plugin's name in the policy (or its file name).
+    pub name: String,
+    pub source: PathBuf,
+    pub sha256: String,
+    pub world: World,
+    pub description: Description,
+    pub grants: PluginGrants,
+    sandbox: Arc<Sandbox>,
+    pre: WorldPre,
+    engine: wasmtime::Engine,
+}
+
+/// Reads the exports of a component's type to find its world, before anything is instantiated.
+fn detect_world(host: &ComponentHost, component: &Component) -> Result<World, String> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty
+        .exports(host.engine())
+        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let ours: Vec<(&str, semver::Version)> = exports
+        .iter()
+        .filter_map(|name| {
+            let rest = name.strip_prefix("omni:cpi/")?;
+            let (interface, version) = rest.split_once('@')?;
+            Some((interface, semver::Version::parse(version).ok()?))
+        })
+        .collect();
+    if ours.is_empty() {
+        return Err(format!(
+            "not an omni-cpi component: it exports no omni:cpi interface (exports: {}); build it against the WIT in wit/ (world container-cpi or director-cpi)",
+            if exports.is_empty() { "none".to_string() } else { exports.join(", ") }
+        ));
+    }
+    let compatible =
+        |v: &semver::Version| v.major == INTERFACE_VERSION.major && (v.major > 0 || v.minor == INTERFACE_VERSION.minor);
+    if let Some((interface, version)) = ours.iter().find(|(_, v)| !compatible(v)) {
+        return Err(format!(
+            "exports omni:cpi/{interface}@{version}, but this host implements omni:cpi@{INTERFACE_VERSION}; rebuild the plugin against the host's WIT or use a host that supports {version}"
+        ));
+    }
+    let has = |interface: &str| ours.iter().any(|(i, _)| *i == interface);
+    match (has("plugin"), has("container"), has("director")) {
+        (true, true, false) => Ok(World::ContainerCpi),
+        (true, false, true) => Ok(World::DirectorCpi),
+        _ => Err(format!(
+            "exports {} but a CPI exports `plugin` and exactly one of `container` (world container-cpi) or `director` (world director-cpi)",
+            ours.iter().map(|(i, v)| format!("omni:cpi/{i}@{v}")).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+impl ComponentCpi {
+    /// Loads a component for the plugin named in `grants`.
+    pub async fn load(
+        host: &ComponentHost,
+        source: &Path,
+        grants: PluginGrants,
+        audit: AuditLog,
+        host_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ComponentCpi, LoadError> {
+        let path = source.to_path_buf();
+        let size = std::fs::metadata(source).map_err(|e| LoadError::Read { path: path.clone(), source: e })?.len();
+        if size > MAX_COMPONENT_BYTES {
+            return Err(LoadError::TooLarge { path, size });
+        }
+        let bytes = std::fs::read(source).map_err(|e| LoadError::Read { path: path.clone(), source: e })?;
+        let sha256 = sha256_hex(&bytes);
+        if let Some(pinned) = &grants.sha256 {
+            if *pinned != sha256 {
+                return Err(LoadError::HashMismatch { path, actual: sha256, pinned: pinned.clone() });
+            }
+        }
+        let component = host
+            .compile(&bytes, &sha256)
+            .map_err(|e| LoadError::Invalid { path: path.clone(), message: e.to_string() })?;
+        let world =
+            detect_world(host, &component).map_err(|message| LoadError::WrongWorld { path: path.clone(), message })?;
+        let instance_pre = host
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Invalid { path: path.clone(), message: format!("cannot link: {e:#}") })?;
+        let pre = match world {
+            World::ContainerCpi => ContainerCpiPre::new(instance_pre).map(WorldPre::Container),
+            World::DirectorCpi => DirectorCpiPre::new(instance_pre).map(WorldPre::Director),
+        }
+        .map_err(|e| LoadError::WrongWorld { path: path.clone(), message: format!("{e:#}") })?;
+
+        // describe() runs with no capabilities at all: it must only say what the plugin needs.
+        let nothing = Arc::new(Sandbox {
+            plugin: grants.name.clone(),
+            exec: Vec::new(),
+            dirs: Vec::new(),
+            env: Vec::new(),
+            limits: grants.limits,
+            audit: audit.clone(),
+            path: String::new(),
+        });
+        let info = describe(host.engine(), &pre, nothing)
+            .await
+            .map_err(|e| LoadError::Describe { path: path.clone(), message: e.message })?;
+        let description = Description::from_wit(info);
+        let expected_kind = match world {
+            World::ContainerCpi => CpiKind::Container,
+            World::DirectorCpi => CpiKind::Director,
+        };
+        if description.kind != expected_kind {
+            return Err(LoadError::WrongWorld {
+                path,
+                message: format!("describe() says kind {:?}, but the component implements {world:?}", description.kind),
+            });
+        }
+        let sandbox =
+            Sandbox::new(&grants, &description.requests, audit, host_env).map_err(LoadError::MissingGrants)?;
+        Ok(ComponentCpi {
+            name: grants.name.clone(),
+            source: path,
+            sha256,
+            world,
+            description,
+            grants,
+            sandbox: Arc::new(sandbox),
+            pre,
+            engine: host.engine().clone(),
+        })
+    }
+
+    pub fn kind(&self) -> CpiKind {
+        self.description.kind
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.sandbox.limits
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Checks a call's parameters without running anything.
+    pub fn check(&self, action: &str, params: &Params) -> Result<(), CpiError> {
+        self.request(action, params).map(|_| ())
+    }
+
+    fn request(&self, action: &str, params: &Params) -> Result<Request, CpiError> {
+        if let Some(reason) =
+            self.description.actions.iter().find(|a| a.name == action).and_then(|a| a.unsupported.clone())
+        {
+            return Err(CpiError::new(
+                ErrorKind::Unsupported,
+                action,
+                format!("plugin `{}` declares this action unsupported: {reason}", self.name),
+            ));
+        }
+        Request::parse(self.world == World::DirectorCpi, action, params)
+    }
+
+    /// Runs an action.
+    pub async fn call(&self, action: &str, params: &Params) -> Result<Outcome, CpiError> {
+        let request = self.request(action, params)?;
+        let (reply, execs) = self.invoke(action, &request, false).await?;
+        Ok(Outcome {
+            cpi: self.name.clone(),
+            action: action.to_string(),
+            exit_code: Some(reply.exit_code),
+            stdout: reply.stdout,
+            stderr: reply.stderr,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            result: reply.result,
+            steps: execs
+                .into_iter()
+                .map(|e| StepReport {
+                    name: "exec".into(),
+                    argv: e.argv,
+                    exit_code: e.exit_code,
+                    timed_out: e.timed_out,
+                    failure_ignored: false,
+                    duration: e.duration,
+                })
+                .collect(),
+            ignored_params: ignored(action, params, self.world),
+        })
+    }
+
+    /// The dry run: the plugin runs with every exec recorded and answered by an empty success,
+    /// so the plan lists what it would run if each program succeeded.
+    pub async fn plan(&self, action: &str, params: &Params) -> Result<Plan, CpiError> {
+        let request = self.request(action, params)?;
+        let (_, execs) = self.invoke(action, &request, true).await?;
+        Ok(Plan {
+            cpi: self.name.clone(),
+            action: action.to_string(),
+            steps: execs
+                .into_iter()
+                .map(|e| PlannedStep {
+                    name: "exec".into(),
+                    stage: StepStage::Command,
+                    argv: e.argv,
+                    ignore_failure: false,
+                    timeout: self.sandbox.limits.exec_timeout,
+                })
+                .collect(),
+            ignored_params: ignored(action, params, self.world),
+        })
+    }
+
+    async fn invoke(
+        &self,
+        action: &str,
+        request: &Request,
+        dry_run: bool,
+    ) -> Result<(Reply, Vec<ExecRecord>), CpiError> {
+        let limits = self.sandbox.limits;
+        let state = CallState::new(self.sandbox.clone(), action, dry_run)
+            .map_err(|e| CpiError::new(ErrorKind::Internal, action, format!("cannot prepare the sandbox: {e:#}")))?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(ticks(limits.call_timeout));
+        store.epoch_deadline_trap();
+
+        let work = async {
+            match &self.pre {
+                WorldPre::Container(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    dispatch::call_container(&instance, &mut store, request).await
+                }
+                WorldPre::Director(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    dispatch::call_director(&instance, &mut store, request).await
+                }
+            }
+        };
+        // The epoch deadline stops guest code; this also bounds time spent in host calls.
+        let outcome = tokio::time::timeout(limits.call_timeout + Duration::from_secs(1), work).await;
+        let plugin_stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
+        let output_full = [&store.data().stdout, &store.data().stderr]
+            .iter()
+            .any(|pipe| pipe.contents().len() >= limits.output_bytes);
+        let execs = std::mem::take(&mut store.data_mut().execs);
+        let reply = match outcome {
+            Err(_) => {
+                return Err(self.limit_error(
+                    action,
+                    ErrorKind::Timeout,
+                    format!("did not finish within {:?}", limits.call_timeout),
+                ))
+            }
+            Ok(Err(_)) if output_full => {
+                // A full pipe reads as closed to the guest, whose print then fails (Rust panics).
+                return Err(self.limit_error(
+                    action,
+                    ErrorKind::Internal,
+                    format!("printed more than {} bytes to stdout or stderr", limits.output_bytes),
+                ));
+            }
+            Ok(Err(trap)) => return Err(self.trap_error(action, trap, &plugin_stderr)),
+            Ok(Ok(Err(e))) => return Err(CpiError::new(dispatch::error_kind(e.kind), action, e.message)),
+            Ok(Ok(Ok(reply))) => reply,
+        };
+        if reply.size() > limits.return_bytes {
+            return Err(self.limit_error(
+                action,
+                ErrorKind::Internal,
+                format!("returned {} bytes; the limit is {}", reply.size(), limits.return_bytes),
+            ));
+        }
+        Ok((reply, execs))
+    }
+
+    fn limit_error(&self, action: &str, kind: ErrorKind, what: String) -> CpiError {
+        CpiError::new(kind, action, format!("plugin `{}` {what}", self.name))
+    }
+
+    /// Turns a trap (or a host-side failure) into a typed error that says which limit was hit.
+    fn trap_error(&self, action: &str, error: wasmtime::Error, plugin_stderr: &str) -> CpiError {
+        let limits = self.sandbox.limits;
+        let text = format!("{error:?}");
+        if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+            match trap {
+                wasmtime::Trap::Interrupt => {
+                    return self.limit_error(
+                        action,
+                        ErrorKind::Timeout,
+                        format!("exceeded its time limit of {:?} and was stopped", limits.call_timeout),
+                    )
+                }
+                wasmtime::Trap::StackOverflow => {
+                    return self.limit_error(
+                        action,
+                        ErrorKind::Internal,
+                        "overflowed its stack (unbounded recursion?)".into(),
+                    )
+                }
+                wasmtime::Trap::UnreachableCodeReached => {
+                    return self.limit_error(
+                        action,
+                        ErrorKind::Internal,
+                        format!("panicked: {}", panic_message(plugin_stderr)),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if text.contains("forcing trap when growing memory") {
+            return self.limit_error(
+                action,
+                ErrorKind::Internal,
+                format!("exceeded its memory limit of {} MiB", limits.memory_bytes >> 20),
+            );
+        }
+        if text.contains("write beyond capacity") {
+            return self.limit_error(
+                action,
+                ErrorKind::Internal,
+                format!("printed more than {} bytes to stdout or stderr", limits.output_bytes),
+            );
+        }
+        self.limit_error(action, ErrorKind::Internal, format!("failed: {error:#}"))
+    }
+}
+
+/// The message of a Rust panic as printed to stderr: the lines after "panicked at FILE:LINE:COL:",
+/// without the backtrace note; or the last line of whatever else was printed.
+fn panic_message(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    match lines.iter().rposition(|l| l.contains("panicked at ")) {
+        Some(at) => {
+            let location = lines[at].rsplit("panicked at ").next().unwrap_or("").trim_end_matches(':');
+            let message: Vec<&str> = lines[at + 1..].iter().copied().filter(|l| !l.starts_with("note: ")).collect();
+            format!("{} (at {location})", message.join(" "))
+        }
+        None => lines.last().map_or_else(|| "no message".to_string(), |l| l.to_string()),
+    }
+}
+
+fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+async fn describe(
+    engine: &wasmtime::Engine,
+    pre: &WorldPre,
+    sandbox: Arc<Sandbox>,
+) -> Result<types::PluginInfo, CpiError> {
+    let limits = sandbox.limits;
+    let state = CallState::new(sandbox, "describe", false)
+        .map_err(|e| CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}")))?;
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(ticks(limits.call_timeout));
+    store.epoch_deadline_trap();
+    let work = async {
+        match pre {
+            WorldPre::Container(pre) => {
+                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
+            }
+            WorldPre::Director(pre) => {
+                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
+            }
+        }
+    };
+    match tokio::time::timeout(limits.call_timeout + Duration::from_secs(1), work).await {
+        Ok(Ok(info)) => Ok(info),
+        Ok(Err(e)) => Err(CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}"))),
+        Err(_) => Err(CpiError::new(ErrorKind::Timeout, "describe", "describe() did not return in time".to_string())),
+    }
+}
+
+/// Parameters a caller passed that the action does not take.
+fn ignored(action: &str, params: &Params, world: World) -> Vec<String> {
+    let used: &[&str] = match action {
+        "create_container" => &["name", "image", "command", "env", "ports", "volumes", "network"],
+        "stop_container" | "restart_container" => &["name", "stop_timeout"],
+        "exec" => &["name", "cmd"],
+        "attach_volume" => &["name", "container", "target"],
+        "connect_network" | "disconnect_network" => &["network", "container"],
+        "list_containers" | "list_vms" => &[],
+        "create_vm" => &["name", "image", "cpus", "memory_mb", "metadata"],
+        "set_vm_metadata" => &["vm", "metadata"],
+        "create_disk" => &["name", "size_mb"],
+        "delete_disk" | "has_disk" => &["disk"],
+        "attach_disk" | "detach_disk" => &["vm", "disk"],
+        "list_disks" => &["vm"],
+        "snapshot_disk" => &["disk", "snapshot"],
+        _ if world == World::DirectorCpi => &["vm"],
+        _ => &["name"],
+    };
+    let mut ignored: Vec<String> = params.keys().filter(|k| !used.contains(&k.as_str())).cloned().collect();
+    ignored.sort();
+    ignored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn extracts_rust_panic_messages() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:108:20:\nboom: it broke\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(panic_message(stderr), "boom: it broke (at src/lib.rs:108:20)");
+        assert_eq!(panic_message("abort\n"), "abort");
+        assert_eq!(panic_message(""), "no message");
+    }
+}
+
+impl Description {
+    fn from_wit(info: types::PluginInfo) -> Description {
+        Description {
+            name: info.name,
+            kind: match info.kind {
+                types::CpiKind::Container => CpiKind::Container,
+                types::CpiKind::Director => CpiKind::Director,
+            },
+            version: info.version,
+            actions: info
+                .actions
+                .into_iter()
+                .map(|a| ActionDescription {
+                    name: a.name.replace('-', "_"),
+                    params: a.params.into_iter().map(|p| (p.name, p.required, p.description)).collect(),
+                    unsupported: a.unsupported,
+                })
+                .collect(),
+            default_settings: info.default_settings,
+            requests: Requests {
+                exec: info
+                    .capabilities
+                    .exec
+                    .into_iter()
+                    .map(|e| (e.program, e.args.iter().map(|a| ArgPattern::parse(a)).collect()))
+                    .collect(),
+                dirs: info.capabilities.dirs.into_iter().map(|d| (d.guest_path, d.writable)).collect(),
+                env: info.capabilities.env,
+            },
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The wasmtime engine shared by every plugin of a host, its linker, the epoch ticker that makes
+//! runaway guests trap, and the on-disk cache of compiled components.
+//!
+//! `Component::deserialize` trusts its input completely (it is native code), so the cache is only
+//! ever read from a directory this host created for itself: owned by the current user and not
+//! writable by anyone else. Artifacts are keyed by the SHA-256 of the component and of the
+//! engine's compatibility hash, so a wasmtime upgrade or a changed plugin compiles anew.
+
+use std::hash::Hasher;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use super::bindings::container::ContainerCpi;
+use super::state::CallState;
+
+/// How often the epoch advances; a call's deadline is counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Wasm stack a plugin may use; deep recursion past it traps with a stack overflow.
+const MAX_WASM_STACK: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Setup(String),
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+}
+
+pub struct ComponentHost {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl ComponentHost {
+    /// An engine whose compiled components are cached in `cache_dir` (created if missing);
+    /// `None` compiles in memory every time.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<ComponentHost, EngineError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(MAX_WASM_STACK);
+        let engine = Engine::new(&config).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+        // Both worlds import the same `process` and `log`; adding them once serves both.
+        ContainerCpi::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+
+        start_epoch_ticker(&engine);
+        let cache_dir = cache_dir.and_then(|dir| match prepare_cache_dir(&dir) {
+            Ok(()) => Some(dir),
+            Err(reason) => {
+                tracing::warn!(dir = %dir.display(), %reason, "not using the compilation cache");
+                None
+            }
+        });
+        Ok(ComponentHost { engine, linker, cache_dir })
+    }
+
+    /// `$OMNI_CPI_CACHE_DIR`, else `$XDG_CACHE_HOME/omni-cpi`, else `~/.cache/omni-cpi`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("OMNI_CPI_CACHE_DIR") {
+            return Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+            return Some(PathBuf::from(dir).join("omni-cpi"));
+        }
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/omni-cpi"))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
+
+    /// Compiles a component, or loads the artifact this host compiled for it before.
+    pub fn compile(&self, bytes: &[u8], content_sha256: &str) -> Result<Component, EngineError> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes).map_err(|e| EngineError::Invalid(format!("{e:#}")));
+        };
+        let path = dir.join(format!("{content_sha256}-{}.cwasm", self.compatibility_key()));
+        if path.is_file() {
+            // SAFETY: the file is in a directory only this user can write, under a name derived
+            // from the component's hash and this engine's compatibility hash, and was written by
+            // `Component::serialize` of this host (see the module documentation).
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => {
+                    tracing::debug!(path = %path.display(), "loaded compiled component from cache");
+                    return Ok(component);
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| EngineError::Invalid(format!("{e:#}")))?;
+        match component.serialize() {
+            Ok(artifact) => {
+                if let Err(e) = write_private(dir, &path, &artifact) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write the compilation cache");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot serialize the compiled component"),
+        }
+        Ok(component)
+    }
+
+    fn compatibility_key(&self) -> String {
+        let mut hasher = Sha256Hasher(Sha256::new());
+        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
+        hex(&hasher.0.finalize()[..12])
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Feeds `Hash` output into SHA-256, so the key is stable across processes and Rust versions.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Creates the cache directory (0700) or checks that an existing one is ours and private.
+fn prepare_cache_dir(dir: &Path) -> Result<(), String> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| e.to_string())?;
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+    if !meta.is_dir() {
+        return Err("not a directory".into());
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    if meta.uid() != uid {
+        return Err(format!("owned by uid {}, not by this user ({uid})", meta.uid()));
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err("writable by other users".into());
+    }
+    Ok(())
+}
+
+/// Writes a file readable only by this user, atomically (temporary name, then rename).
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = dir.join(format!(".tmp-{}-{}", std::process::id(), crate::audit::now_ms()));
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("omni-cpi-epoch".into()).spawn(move || loop {
+        std::thread::sleep(EPOCH_TICK);
+        match weak.upgrade() {
+            Some(engine) => engine.increment_epoch(),
+            None => return,
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the epoch ticker; plugin time limits rely on the call timeout only");
+    }
+}

@@ -1,0 +1,282 @@
+//! What one plugin may do: the intersection of what it requested in `describe` and what the
+//! operator granted. Computed once at load, consulted on every exec (the first thing the
+//! `process` import does), and pure, so it is tested without any plugin.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::audit::AuditLog;
+use crate::exec::resolve_program;
+use crate::policy::{args_match, ArgPattern, FsMode, Limits, PluginGrants};
+
+/// A capability request from a plugin's `describe`, in host terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Requests {
+    pub exec: Vec<(String, Vec<ArgPattern>)>,
+    /// Guest path and whether it must be writable.
+    pub dirs: Vec<(String, bool)>,
+    pub env: Vec<String>,
+}
+
+/// One program the plugin may run: granted (absolute path, patterns) and requested (patterns).
+#[derive(Debug, Clone, Serialize)]
+pub struct AllowedExec {
+    pub program: PathBuf,
+    pub granted: Vec<ArgPattern>,
+    pub requested: Vec<ArgPattern>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AllowedDir {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub plugin: String,
+    pub exec: Vec<AllowedExec>,
+    pub dirs: Vec<AllowedDir>,
+    /// Variables the plugin sees (and may pass to programs), with the host's values.
+    pub env: Vec<(String, String)>,
+    pub limits: Limits,
+    pub audit: AuditLog,
+    /// PATH of the programs the plugin runs (the host's).
+    pub path: String,
+}
+
+/// Every request the grants do not cover, with the TOML that would grant it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingGrants {
+    pub plugin: String,
+    pub missing: Vec<String>,
+    pub toml: String,
+}
+
+impl std::fmt::Display for MissingGrants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "plugin `{}` requests capabilities the policy does not grant:", self.plugin)?;
+        for m in &self.missing {
+            writeln!(f, "  - {m}")?;
+        }
+        write!(f, "to grant them, add to the policy file:\n\n{}", self.toml)
+    }
+}
+
+/// Whether every argument list `requested` accepts is also accepted by `granted`.
+pub fn covers(granted: &[ArgPattern], requested: &[ArgPattern]) -> bool {
+    for (i, g) in granted.iter().enumerate() {
+        let r = requested.get(i);
+        match (g, r) {
+            (ArgPattern::Rest, _) => return true,
+            (_, None) | (_, Some(ArgPattern::Rest)) => return false,
+            (ArgPattern::Any, Some(_)) => {}
+            (ArgPattern::Exact(a), Some(ArgPattern::Exact(b))) if a == b => {}
+            (ArgPattern::Exact(_), Some(_)) => return false,
+        }
+    }
+    requested.len() == granted.len()
+}
+
+fn toml_string(s: &str) -> String {
+    format!("{s:?}")
+}
+
+impl Sandbox {
+    /// Intersects requests with grants; fails listing every request that is not granted.
+    pub fn new(
+        grants: &PluginGrants,
+        requests: &Requests,
+        audit: AuditLog,
+        host_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Sandbox, MissingGrants> {
+        let path =
+            host_env("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        let name = &grants.name;
+        let mut missing = Vec::new();
+        let mut toml = String::new();
+
+        let mut exec = Vec::new();
+        for (program, patterns) in &requests.exec {
+            let resolved = resolve_program(program, &path).filter(|p| p.is_absolute());
+            let grant = resolved
+                .as_ref()
+                .and_then(|r| grants.exec.iter().find(|g| &g.program == r && covers(&g.args, patterns)));
+            match (grant, resolved) {
+                (Some(g), Some(r)) => {
+                    exec.push(AllowedExec { program: r, granted: g.args.clone(), requested: patterns.clone() })
+                }
+                _ => {
+                    let shown: Vec<String> = patterns.iter().cloned().map(String::from).collect();
+                    missing.push(format!("exec `{program}` with arguments {shown:?}"));
+                    let _ = write!(
+                        toml,
+                        "[[plugins.{name}.exec]]\nprogram = {}\nargs = [{}]\n\n",
+                        toml_string(program),
+                        shown.iter().map(|a| toml_string(a)).collect::<Vec<_>>().join(", ")
+                    );
+                }
+            }
+        }
+
+        let mut dirs = Vec::new();
+        for (guest, writable) in &requests.dirs {
+            let grant = grants.fs.iter().find(|g| &g.guest == guest && (!writable || g.mode == FsMode::Rw));
+            match grant {
+                Some(g) => dirs.push(AllowedDir { host: g.host.clone(), guest: guest.clone(), writable: *writable }),
+                None => {
+                    let mode = if *writable { "rw" } else { "ro" };
+                    missing.push(format!("directory `{guest}` ({mode})"));
+                    let _ = write!(
+                        toml,
+                        "[[plugins.{name}.fs]]\nhost = {}\nguest = {}\nmode = \"{mode}\"\n\n",
+                        toml_string(guest),
+                        toml_string(guest)
+                    );
+                }
+            }
+        }
+
+        let mut env = Vec::new();
+        let mut missing_env = Vec::new();
+        for var in &requests.env {
+            if grants.env.contains(var) {
+                if let Some(value) = host_env(var) {
+                    env.push((var.clone(), value));
+                }
+            } else {
+                missing.push(format!("environment variable `{var}`"));
+                missing_env.push(var.clone());
+            }
+        }
+        if !missing_env.is_empty() {
+            let all: Vec<String> = grants.env.iter().chain(&missing_env).map(|v| toml_string(v)).collect();
+            let _ = write!(toml, "[plugins.{name}]\nenv = [{}]\n", all.join(", "));
+        }
+
+        if !missing.is_empty() {
+            return Err(MissingGrants { plugin: name.clone(), missing, toml: toml.trim_end().to_string() + "\n" });
+        }
+        Ok(Sandbox { plugin: name.clone(), exec, dirs, env, limits: grants.limits, audit, path })
+    }
+
+    /// Decides one exec. `Ok` carries the absolute program to run; `Err` the reason for denial.
+    pub fn authorize(
+        &self,
+        program: &str,
+        args: &[String],
+        env: &[(String, String)],
+        cwd: Option<&str>,
+    ) -> Result<PathBuf, String> {
+        let resolved = if program.contains('/') {
+            Some(PathBuf::from(program)).filter(|p| p.is_absolute())
+        } else {
+            resolve_program(program, &self.path)
+        };
+        let Some(resolved) = resolved else {
+            return Err(format!("program `{program}` is not granted"));
+        };
+        let candidates: Vec<&AllowedExec> = self.exec.iter().filter(|e| e.program == resolved).collect();
+        if candidates.is_empty() {
+            return Err(format!("program `{program}` ({}) is not granted", resolved.display()));
+        }
+        if !candidates.iter().any(|e| args_match(&e.granted, args) && args_match(&e.requested, args)) {
+            return Err(format!("arguments {args:?} of `{program}` match no granted pattern"));
+        }
+        if let Some((name, _)) = env.iter().find(|(name, _)| !self.env.iter().any(|(granted, _)| granted == name)) {
+            return Err(format!("environment variable `{name}` is not granted"));
+        }
+        if let Some(dir) = cwd {
+            if !self.dirs.iter().any(|d| Path::new(dir).starts_with(&d.host)) {
+                return Err(format!("working directory `{dir}` is outside the granted directories"));
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{ExecGrant, FsGrant};
+
+    fn p(list: &[&str]) -> Vec<ArgPattern> {
+        list.iter().map(|s| ArgPattern::parse(s)).collect()
+    }
+
+    fn grants() -> PluginGrants {
+        PluginGrants {
+            exec: vec![ExecGrant { program_name: "sh".into(), program: "/bin/sh".into(), args: p(&["-c", "*"]) }],
+            fs: vec![FsGrant { host: "/srv/state".into(), guest: "/state".into(), mode: FsMode::Ro }],
+            env: vec!["GRANTED".into()],
+            ..PluginGrants::none("demo")
+        }
+    }
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "PATH" => Some("/bin:/usr/bin".into()),
+            "GRANTED" => Some("yes".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn pattern_coverage() {
+        assert!(covers(&p(&["**"]), &p(&["state", "*"])));
+        assert!(covers(&p(&["state", "*"]), &p(&["state", "*"])));
+        assert!(covers(&p(&["state", "*"]), &p(&["state", "c1"])));
+        assert!(!covers(&p(&["state", "c1"]), &p(&["state", "*"])));
+        assert!(!covers(&p(&["state", "*"]), &p(&["state", "**"])));
+        assert!(!covers(&p(&["state"]), &p(&["state", "*"])));
+    }
+
+    #[test]
+    fn requests_beyond_the_grants_list_each_missing_grant_as_toml() {
+        let requests = Requests {
+            exec: vec![("sh".into(), p(&["-c", "*"])), ("sh".into(), p(&["-x", "**"])), ("true".into(), vec![])],
+            dirs: vec![("/state".into(), false), ("/state".into(), true), ("/other".into(), false)],
+            env: vec!["GRANTED".into(), "SECRET".into()],
+        };
+        let missing = Sandbox::new(&grants(), &requests, AuditLog::default(), &env).expect_err("exceeds");
+        assert_eq!(
+            missing.missing,
+            [
+                "exec `sh` with arguments [\"-x\", \"**\"]",
+                "exec `true` with arguments []",
+                "directory `/state` (rw)",
+                "directory `/other` (ro)",
+                "environment variable `SECRET`"
+            ]
+        );
+        assert!(missing.toml.contains("[[plugins.demo.exec]]\nprogram = \"true\"\nargs = []\n"), "{}", missing.toml);
+        assert!(missing.toml.contains("[[plugins.demo.fs]]\nhost = \"/state\"\nguest = \"/state\"\nmode = \"rw\"\n"));
+        assert!(missing.toml.contains("[plugins.demo]\nenv = [\"GRANTED\", \"SECRET\"]\n"));
+        let parsed: Result<toml::Table, _> = missing.toml.parse();
+        assert!(parsed.is_ok(), "the suggested TOML parses: {}", missing.toml);
+    }
+
+    #[test]
+    fn exec_needs_both_the_grant_and_the_request() {
+        let requests =
+            Requests { exec: vec![("sh".into(), p(&["-c", "echo hi"]))], dirs: vec![], env: vec!["GRANTED".into()] };
+        let sandbox = Sandbox::new(&grants(), &requests, AuditLog::default(), &env).expect("granted");
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(sandbox.authorize("sh", &args(&["-c", "echo hi"]), &[], None).is_ok());
+        assert!(sandbox.authorize("/bin/sh", &args(&["-c", "echo hi"]), &[], None).is_ok());
+        let err = sandbox.authorize("sh", &args(&["-c", "reboot"]), &[], None).expect_err("not requested");
+        assert!(err.contains("match no granted pattern"), "{err}");
+        assert!(sandbox
+            .authorize("bash", &args(&["-c", "echo hi"]), &[], None)
+            .expect_err("program")
+            .contains("not granted"));
+        assert!(sandbox.authorize("./sh", &args(&["-c", "echo hi"]), &[], None).is_err(), "relative paths");
+        let env_err = sandbox.authorize("sh", &args(&["-c", "echo hi"]), &[("LD_PRELOAD".into(), "x".into())], None);
+        assert!(env_err.expect_err("env").contains("LD_PRELOAD"));
+        assert!(sandbox.authorize("sh", &args(&["-c", "echo hi"]), &[], Some("/etc")).is_err(), "cwd outside grants");
+        assert_eq!(sandbox.env, [("GRANTED".to_string(), "yes".to_string())]);
+    }
+}

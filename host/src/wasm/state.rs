@@ -1,0 +1,189 @@
+//! The data of one `Store`: one call of one plugin. Built fresh per call from the plugin's
+//! sandbox, so nothing a call does (files opened, memory grown, a trap) reaches the next one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{log, process, types};
+use super::sandbox::Sandbox;
+use crate::audit::{now_ms, AuditEntry, Decision};
+use crate::exec::{self, ExecRequest};
+
+/// One exec the plugin made during a call (for the outcome's steps and dry-run plans).
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    pub argv: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration: Duration,
+}
+
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limits: StoreLimits,
+    sandbox: Arc<Sandbox>,
+    action: String,
+    /// In a dry run, execs are recorded and answered with an empty success instead of run.
+    dry_run: bool,
+    pub execs: Vec<ExecRecord>,
+    /// The plugin's own stdout and stderr, bounded.
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+}
+
+impl CallState {
+    pub fn new(sandbox: Arc<Sandbox>, action: &str, dry_run: bool) -> wasmtime::Result<CallState> {
+        let limits = sandbox.limits;
+        let stdout = MemoryOutputPipe::new(limits.output_bytes);
+        let stderr = MemoryOutputPipe::new(limits.output_bytes);
+        // WasiCtxBuilder starts from nothing: no env, no args, no preopens, closed stdin, and no
+        // network (sockets deny every address, name lookup is off). Only grants are added.
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        wasi.envs(&sandbox.env);
+        for dir in &sandbox.dirs {
+            let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
+        }
+        Ok(CallState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(16)
+                .tables(16)
+                .memories(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            sandbox,
+            action: action.to_string(),
+            dry_run,
+            execs: Vec::new(),
+            stdout,
+            stderr,
+        })
+    }
+
+    fn audit(&self, argv: &[String], decision: Decision, reason: Option<String>, run: Option<&ExecRecord>) {
+        self.sandbox.audit.record(&AuditEntry {
+            time_ms: now_ms(),
+            plugin: self.sandbox.plugin.clone(),
+            action: self.action.clone(),
+            program: argv.first().cloned().unwrap_or_default(),
+            argv: argv.to_vec(),
+            decision,
+            reason,
+            exit_code: run.and_then(|r| r.exit_code),
+            duration_ms: run.map(|r| r.duration.as_millis() as u64),
+        });
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for CallState {}
+
+impl log::Host for CallState {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let plugin = &self.sandbox.plugin;
+        let message: String = message.chars().take(4096).collect();
+        match level {
+            log::Level::Trace => tracing::trace!(%plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(%plugin, "{message}"),
+            log::Level::Info => tracing::info!(%plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(%plugin, "{message}"),
+            log::Level::Error => tracing::error!(%plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+fn cpi_error(kind: types::ErrorKind, message: String) -> types::CpiError {
+    types::CpiError { kind, message }
+}
+
+impl process::Host for CallState {
+    async fn run(&mut self, cmd: process::Command) -> wasmtime::Result<Result<process::Output, types::CpiError>> {
+        let mut argv = Vec::with_capacity(cmd.args.len() + 1);
+        argv.push(cmd.program.clone());
+        argv.extend(cmd.args.iter().cloned());
+        let program = match self.sandbox.authorize(&cmd.program, &cmd.args, &cmd.env, cmd.cwd.as_deref()) {
+            Ok(program) => program,
+            Err(reason) => {
+                self.audit(&argv, Decision::Denied, Some(reason.clone()), None);
+                return Ok(Err(cpi_error(types::ErrorKind::Denied, reason)));
+            }
+        };
+        if argv.iter().any(|a| a.contains('\0')) {
+            let reason = "an argument contains a NUL byte".to_string();
+            self.audit(&argv, Decision::Denied, Some(reason.clone()), None);
+            return Ok(Err(cpi_error(types::ErrorKind::InvalidArgument, reason)));
+        }
+        let limits = self.sandbox.limits;
+        if self.dry_run {
+            let record = ExecRecord { argv, exit_code: Some(0), timed_out: false, duration: Duration::ZERO };
+            self.execs.push(record);
+            return Ok(Ok(process::Output {
+                exit_code: Some(0),
+                signal: None,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                timed_out: false,
+            }));
+        }
+        let timeout =
+            cmd.timeout_ms.map_or(limits.exec_timeout, |ms| Duration::from_millis(ms.into())).min(limits.exec_timeout);
+        let mut env = vec![("PATH".to_string(), self.sandbox.path.clone())];
+        env.extend(cmd.env.iter().cloned());
+        let request = ExecRequest {
+            argv: std::iter::once(program.to_string_lossy().into_owned()).chain(cmd.args.iter().cloned()).collect(),
+            env,
+            cwd: cmd.cwd.as_deref().map_or_else(|| "/".into(), Into::into),
+            timeout,
+            kill_grace: exec::DEFAULT_KILL_GRACE,
+            output_limit: limits.output_bytes,
+            stdin: cmd.stdin,
+        };
+        match exec::run(&request).await {
+            Ok(out) => {
+                let record = ExecRecord {
+                    argv: argv.clone(),
+                    exit_code: out.exit_code,
+                    timed_out: out.timed_out,
+                    duration: out.duration,
+                };
+                self.audit(&argv, Decision::Allowed, None, Some(&record));
+                self.execs.push(record);
+                Ok(Ok(process::Output {
+                    exit_code: out.exit_code,
+                    signal: out.signal,
+                    stdout_truncated: out.stdout.truncated(),
+                    stderr_truncated: out.stderr.truncated(),
+                    stdout: out.stdout.bytes,
+                    stderr: out.stderr.bytes,
+                    timed_out: out.timed_out,
+                }))
+            }
+            Err(e) => {
+                self.audit(&argv, Decision::Allowed, Some(format!("could not start: {e}")), None);
+                let kind = match e {
+                    exec::ExecError::NotFound { .. } => types::ErrorKind::Unavailable,
+                    _ => types::ErrorKind::Internal,
+                };
+                Ok(Err(cpi_error(kind, e.to_string())))
+            }
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! WebAssembly component CPIs in the sandbox: the plugin cases of ../shared/design/SECURITY.md,
+//! one test each. Every misbehaviour must come back as the right typed error within its limit, and
+//! a well-behaved call to the same plugin right after must still work.
+//!
+//! The adversary (plugins/adversarial) is built by `cargo xtask build-plugins`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use omni_cpi::audit::AuditLog;
+use omni_cpi::policy::Policy;
+use omni_cpi::wasm::{ComponentCpi, ComponentHost, LoadError};
+use omni_cpi::{ErrorKind, Params};
+use serde_json::{json, Value};
+
+/// The adversary with exactly what it requests granted, inside temporary directories.
+struct Fixture {
+    dir: tempfile::TempDir,
+    host: ComponentHost,
+    wasm: PathBuf,
+}
+
+const TIME_LIMIT_MS: u64 = 1500;
+
+impl Fixture {
+    fn new() -> Option<Fixture> {
+        let wasm = support::plugin_wasm("omni_cpi_adversary")?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sandbox = dir.path().join("sandbox");
+        std::fs::create_dir_all(&sandbox).expect("sandbox dir");
+        std::fs::create_dir_all(dir.path().join("scratch")).expect("scratch dir");
+        std::fs::write(sandbox.join("data.txt"), "granted data").expect("data file");
+        std::fs::write(dir.path().join("outside.txt"), "secret outside the sandbox").expect("outside file");
+        std::os::unix::fs::symlink("/etc", sandbox.join("escape")).expect("symlink");
+        std::os::unix::fs::symlink("../outside.txt", sandbox.join("sneaky.txt")).expect("symlink");
+        let host = ComponentHost::new(Some(dir.path().join("cache"))).expect("engine");
+        Some(Fixture { dir, host, wasm })
+    }
+
+    fn policy_text(&self, extra: &str) -> String {
+        format!(
+            r#"
+            audit_log = "audit.jsonl"
+            [plugins.adversary]
+            source = "{wasm}"
+            env = ["GRANTED_VAR"]
+            {extra}
+            [[plugins.adversary.exec]]
+            program = "sh"
+            args = ["-c", "echo granted"]
+            [[plugins.adversary.exec]]
+            program = "echo"
+            args = ["**"]
+            [[plugins.adversary.fs]]
+            host = "sandbox"
+            guest = "/sandbox"
+            mode = "ro"
+            [[plugins.adversary.fs]]
+            host = "scratch"
+            guest = "/scratch"
+            mode = "rw"
+            [plugins.adversary.limits]
+            memory_mb = 32
+            timeout_ms = {TIME_LIMIT_MS}
+            output_bytes = 65536
+            return_bytes = 1048576
+            "#,
+            wasm = self.wasm.display()
+        )
+    }
+
+    fn policy(&self, extra: &str) -> Policy {
+        let path = self.dir.path().join("omni-cpi.toml");
+        Policy::parse(&path, &self.policy_text(extra), "/usr/local/bin:/usr/bin:/bin").expect("policy parses")
+    }
+
+    async fn load_with(&self, policy: &Policy, wasm: &Path) -> Result<ComponentCpi, LoadError> {
+        let audit = AuditLog::open(policy.audit_log.as_deref().expect("audit log")).expect("audit log opens");
+        let env = |name: &str| match name {
+            "PATH" => Some("/usr/local/bin:/usr/bin:/bin".to_string()),
+            "GRANTED_VAR" => Some("visible".to_string()),
+            "SECRET_VAR" => Some("must not leak".to_string()),
+            _ => None,
+        };
+        ComponentCpi::load(&self.host, wasm, policy.grants_for("adversary"), audit, &env).await
+    }
+
+    async fn load(&self) -> ComponentCpi {
+        self.load_with(&self.policy(""), &self.wasm).await.expect("adversary loads")
+    }
+
+    fn audit_entries(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+}
+
+fn params(v: Value) -> Params {
+    match v {
+        Value::Object(map) => map,
+        _ => unreachable!("object literal"),
+    }
+}
+
+async fn behave(cpi: &ComponentCpi, cmd: &[&str]) -> Result<omni_cpi::Outcome, omni_cpi::CpiError> {
+    cpi.call("exec", &params(json!({"name": "x", "cmd": cmd}))).await
+}
+
+/// The plugin still answers correctly after whatever the test did to it.
+async fn still_works(cpi: &ComponentCpi) {
+    let outcome = cpi.call("list_containers", &Params::new()).await.expect("a well-behaved call still works");
+    assert_eq!(outcome.result, Some(json!(["still-working"])));
+}
+
+async fn expect_error(cpi: &ComponentCpi, cmd: &[&str], kind: ErrorKind, needle: &str) -> Duration {
+    let started = Instant::now();
+    let err = behave(cpi, cmd).await.expect_err("misbehaviour must fail");
+    let took = started.elapsed();
+    assert_eq!(err.kind, kind, "{cmd:?}: {err:?}");
+    assert!(err.message.contains(needle), "{cmd:?}: message {:?} lacks {needle:?}", err.message);
+    still_works(cpi).await;
+    took
+}
+
+macro_rules! fixture {
+    () => {
+        match Fixture::new() {
+            Some(f) => f,
+            None => return,
+        }
+    };
+}
+
+#[tokio::test]
+async fn well_behaved_calls_and_granted_exec_work_and_are_audited() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    still_works(&cpi).await;
+    let out = behave(&cpi, &["exec-granted"]).await.expect("granted exec");
+    assert_eq!(out.stdout, "granted\n");
+    assert_eq!(out.steps.len(), 1);
+    let entries = f.audit_entries();
+    let allowed = entries.iter().find(|e| e["decision"] == "allowed").expect("an allowed entry");
+    assert_eq!(allowed["plugin"], "adversary");
+    assert_eq!(allowed["action"], "exec");
+    assert_eq!(allowed["argv"], json!(["sh", "-c", "echo granted"]));
+    assert_eq!(allowed["exit_code"], 0);
+    assert!(allowed["duration_ms"].is_u64() && allowed["time_ms"].is_u64());
+}
+
+#[tokio::test]
+async fn infinite_loop_times_out_within_the_limit() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    let took = expect_error(&cpi, &["loop"], ErrorKind::Timeout, "time limit").await;
+    assert!(took < Duration::from_millis(TIME_LIMIT_MS + 1500), "took {took:?}");
+}
+
+#[tokio::test]
+async fn unbounded_memory_hits_the_memory_limit() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["alloc"], ErrorKind::Internal, "memory limit of 32 MiB").await;
+}
+
+#[tokio::test]
+async fn deep_recursion_overflows_the_stack_safely() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["recurse"], ErrorKind::Internal, "stack").await;
+}
+
+#[tokio::test]
+async fn a_panic_is_a_typed_error_with_its_message() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["panic"], ErrorKind::Internal, "deliberate panic from the adversary").await;
+}
+
+#[tokio::test]
+async fn ungranted_program_is_denied_and_audited() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["exec-ungranted"], ErrorKind::Denied, "`cat`").await;
+    let denied = f.audit_entries().into_iter().find(|e| e["decision"] == "denied").expect("a denied entry");
+    assert_eq!(denied["argv"], json!(["cat", "/etc/shadow"]));
+    assert!(denied["reason"].as_str().unwrap_or_default().contains("not granted"));
+}
+
+#[tokio::test]
+async fn granted_program_with_forbidden_arguments_is_denied() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["exec-forbidden-args"], ErrorKind::Denied, "match no granted pattern").await;
+}
+
+#[tokio::test]
+async fn exec_with_an_ungranted_environment_variable_is_denied() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["exec-env"], ErrorKind::Denied, "LD_PRELOAD").await;
+}
+
+#[tokio::test]
+async fn dotdot_escapes_from_a_preopen_fail() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    assert_eq!(behave(&cpi, &["read", "/sandbox/data.txt"]).await.expect("granted read").stdout, "granted data");
+    for path in
+        ["/sandbox/../outside.txt", "/sandbox/../../etc/passwd", "/etc/passwd", "/scratch/../sandbox/../outside.txt"]
+    {
+        let err = behave(&cpi, &["read", path]).await.expect_err("escape must fail");
+        assert_eq!(err.kind, ErrorKind::Denied, "{path}: {err:?}");
+    }
+    still_works(&cpi).await;
+}
+
+#[tokio::test]
+async fn symlink_escapes_from_a_preopen_fail() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    for path in ["/sandbox/escape/passwd", "/sandbox/sneaky.txt", "/sandbox/escape/"] {
+        let err = behave(&cpi, &["read", path]).await.expect_err("symlink escape must fail");
+        assert_eq!(err.kind, ErrorKind::Denied, "{path}: {err:?}");
+    }
+    still_works(&cpi).await;
+}
+
+#[tokio::test]
+async fn writes_to_a_read_only_grant_fail_and_to_a_writable_one_succeed() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["write", "/sandbox/new.txt"], ErrorKind::Denied, "/sandbox/new.txt").await;
+    expect_error(&cpi, &["write", "/sandbox/data.txt"], ErrorKind::Denied, "/sandbox/data.txt").await;
+    assert_eq!(std::fs::read_to_string(f.dir.path().join("sandbox/data.txt")).expect("data"), "granted data");
+    assert!(!f.dir.path().join("sandbox/new.txt").exists());
+    behave(&cpi, &["write", "/scratch/new.txt"]).await.expect("writable grant");
+    assert_eq!(
+        std::fs::read_to_string(f.dir.path().join("scratch/new.txt")).expect("written"),
+        "written by the adversary"
+    );
+}
+
+#[tokio::test]
+async fn only_granted_environment_variables_are_visible() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    let out = behave(&cpi, &["env"]).await.expect("env");
+    assert_eq!(out.stdout, "GRANTED_VAR=Some(\"visible\") SECRET_VAR=None vars=1");
+}
+
+#[tokio::test]
+async fn a_gigabyte_on_stdout_hits_the_output_limit() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    let took = expect_error(&cpi, &["flood"], ErrorKind::Internal, "printed more than 65536 bytes").await;
+    assert!(took < Duration::from_millis(TIME_LIMIT_MS + 1500), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_huge_return_value_is_refused() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    expect_error(&cpi, &["huge-return", "8388608"], ErrorKind::Internal, "the limit is 1048576").await;
+    assert_eq!(behave(&cpi, &["huge-return", "1000"]).await.expect("small return").stdout.len(), 1000);
+}
+
+#[tokio::test]
+async fn components_of_the_wrong_world_or_version_are_refused() {
+    let f = fixture!();
+    let policy = f.policy("");
+    let cases = [
+        ("(component)", "exports no omni:cpi interface"),
+        (
+            r#"(component
+                 (core module $m (func (export "d")))
+                 (core instance $i (instantiate $m))
+                 (func $d (canon lift (core func $i "d")))
+                 (instance $p (export "describe" (func $d)))
+                 (export "omni:cpi/plugin@1.0.0" (instance $p)))"#,
+            "exports omni:cpi/plugin@1.0.0, but this host implements omni:cpi@0.1.0",
+        ),
+        (
+            r#"(component
+                 (core module $m (func (export "d")))
+                 (core instance $i (instantiate $m))
+                 (func $d (canon lift (core func $i "d")))
+                 (instance $p (export "describe" (func $d)))
+                 (export "omni:cpi/plugin@0.1.0" (instance $p)))"#,
+            "exactly one of `container`",
+        ),
+    ];
+    for (i, (wat, needle)) in cases.iter().enumerate() {
+        let path = f.dir.path().join(format!("wrong-{i}.wasm"));
+        std::fs::write(&path, wat::parse_str(wat).expect("valid WAT")).expect("write component");
+        match f.load_with(&policy, &path).await {
+            Err(LoadError::WrongWorld { message, .. }) => assert!(message.contains(needle), "{message}"),
+            Err(other) => panic!("case {i}: expected a wrong-world error, got {other}"),
+            Ok(_) => panic!("case {i}: loaded a component of the wrong world"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn truncated_or_corrupted_components_are_refused() {
+    let f = fixture!();
+    let policy = f.policy("");
+    let bytes = std::fs::read(&f.wasm).expect("adversary bytes");
+    let truncated = f.dir.path().join("truncated.wasm");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    for byte in &mut flipped[middle..middle + 64] {
+        *byte ^= 0xA5;
+    }
+    let corrupted = f.dir.path().join("corrupted.wasm");
+    std::fs::write(&corrupted, &flipped).expect("write");
+    for path in [truncated, corrupted] {
+        match f.load_with(&policy, &path).await {
+            Err(LoadError::Invalid { message, .. }) => {
+                assert!(message.contains("not a valid WebAssembly component"), "{message}")
+            }
+            Err(other) => panic!("{}: expected an invalid-component error, got {other}", path.display()),
+            Ok(_) => panic!("{}: a corrupted component loaded", path.display()),
+        }
+    }
+    // The host keeps serving: the intact plugin still loads and works.
+    still_works(&f.load().await).await;
+}
+
+#[tokio::test]
+async fn a_hash_that_does_not_match_the_pin_is_refused() {
+    let f = fixture!();
+    let pinned = f.policy(&format!("sha256 = \"{}\"", "0".repeat(64)));
+    match f.load_with(&pinned, &f.wasm).await {
+        Err(LoadError::HashMismatch { pinned, actual, .. }) => {
+            assert_eq!(pinned, "0".repeat(64));
+            assert_eq!(actual.len(), 64);
+        }
+        Err(other) => panic!("expected a hash mismatch, got {other}"),
+        Ok(_) => panic!("loaded despite the pin"),
+    }
+    let actual = omni_cpi::wasm::engine::sha256_hex(&std::fs::read(&f.wasm).expect("bytes"));
+    let correct = f.policy(&format!("sha256 = \"{actual}\""));
+    assert!(f.load_with(&correct, &f.wasm).await.is_ok(), "the right pin loads");
+}
+
+#[tokio::test]
+async fn requests_beyond_the_grants_fail_to_load_with_the_toml_to_add() {
+    let f = fixture!();
+    let text = f.policy_text("").replace("[[plugins.adversary.fs]]\n            host = \"scratch\"\n            guest = \"/scratch\"\n            mode = \"rw\"", "");
+    let policy = Policy::parse(
+        &f.dir.path().join("omni-cpi.toml"),
+        &text.replace("env = [\"GRANTED_VAR\"]", ""),
+        "/usr/bin:/bin",
+    )
+    .expect("policy parses");
+    match f.load_with(&policy, &f.wasm).await {
+        Err(LoadError::MissingGrants(missing)) => {
+            assert_eq!(missing.missing, ["directory `/scratch` (rw)", "environment variable `GRANTED_VAR`"]);
+            let message = missing.to_string();
+            assert!(
+                message.contains("[[plugins.adversary.fs]]\nhost = \"/scratch\"\nguest = \"/scratch\"\nmode = \"rw\""),
+                "{message}"
+            );
+            assert!(message.contains("[plugins.adversary]\nenv = [\"GRANTED_VAR\"]"), "{message}");
+        }
+        Err(other) => panic!("expected missing grants, got {other}"),
+        Ok(_) => panic!("loaded without its grants"),
+    }
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_and_a_damaged_cache_entry_is_ignored() {
+    let f = fixture!();
+    f.load().await;
+    let cache = f.dir.path().join("cache");
+    let entries: Vec<PathBuf> = std::fs::read_dir(&cache).expect("cache dir").flatten().map(|e| e.path()).collect();
+    assert_eq!(entries.len(), 1, "one artifact: {entries:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&cache).expect("meta").permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(&entries[0]).expect("meta").permissions().mode() & 0o777, 0o600);
+    std::fs::write(&entries[0], b"not an artifact").expect("damage the cache");
+    still_works(&f.load().await).await;
+}

@@ -13,6 +13,14 @@ use crate::policy::Policy;
 use crate::spec::CpiKind;
 use crate::wasm::{ComponentCpi, ComponentHost, LoadError};
 
+/// A call that passed [`Cpi::check`].
+pub enum Checked {
+    /// A JSON spec's rendered plan.
+    Plan(Plan),
+    /// A component call whose parameters are valid.
+    Ready,
+}
+
 #[derive(Clone)]
 pub enum Cpi {
     Json(JsonCpi),
@@ -95,11 +103,26 @@ impl Cpi {
         }
     }
 
-    /// Checks an action call's parameters without running anything.
-    pub fn check(&self, action: &str, params: &Params, options: &CallOptions) -> Result<(), CpiError> {
+    /// Checks an action call without running anything. For a JSON spec this renders the plan,
+    /// which [`Cpi::run`] then executes as is (rendering once).
+    pub fn check(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Checked, CpiError> {
         match self {
-            Cpi::Json(cpi) => cpi.plan(action, params, options).map(|_| ()),
-            Cpi::Component(cpi) => cpi.check(action, params),
+            Cpi::Json(cpi) => cpi.plan(action, params, options).map(Checked::Plan),
+            Cpi::Component(cpi) => cpi.check(action, params).map(|()| Checked::Ready),
+        }
+    }
+
+    /// Runs a call that [`Cpi::check`] accepted.
+    pub async fn run(
+        &self,
+        checked: Checked,
+        action: &str,
+        params: &Params,
+        options: &CallOptions,
+    ) -> Result<Outcome, CpiError> {
+        match (self, checked) {
+            (Cpi::Json(cpi), Checked::Plan(plan)) => cpi.execute(&plan, options).await,
+            _ => self.call(action, params, options).await,
         }
     }
 

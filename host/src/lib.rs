@@ -15,7 +15,7 @@ pub(crate) mod suggest;
 pub mod template;
 pub mod wasm;
 
-pub use cpi::{Cpi, CpiLoadError, Loader};
+pub use cpi::{Checked, Cpi, CpiLoadError, Loader};
 pub use error::{CpiError, ErrorKind};
 pub use json_cpi::{CallOptions, JsonCpi, Params};
 pub use plan::{Outcome, Plan};

@@ -18,12 +18,14 @@ fn main() -> Result<()> {
         Some("demo") => demo::run(&root),
         Some("test") => test(&root, &args[1..]),
         Some("install-runtimes") => runtimes::ensure(&root),
+        Some("build-plugins") => build_plugins(&root),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  demo               validate the shipped CPIs, show plans, run real lifecycles\n  \
-                 test [ARGS...]     install what the tests need, then run every test (ARGS go to cargo test)\n  \
+                 test [ARGS...]     install what the tests need, build the plugins, run every test (ARGS go to cargo test)\n  \
+                 build-plugins      build every plugin in plugins/ as a wasm32-wasip2 component\n  \
                  install-runtimes   only install and prepare podman, runc, LXC and the busybox image"
             );
             bail!("unknown or missing command");
@@ -53,8 +55,40 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// The target plugins are compiled for; rustup adds it when missing.
+const PLUGIN_TARGET: &str = "wasm32-wasip2";
+
+fn build_plugins(root: &Path) -> Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let has_target =
+        installed.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == PLUGIN_TARGET));
+    if !has_target {
+        println!("== adding the {PLUGIN_TARGET} target ==");
+        run_command(Command::new("rustup").args(["target", "add", PLUGIN_TARGET]))?;
+    }
+    println!("== building plugins ({PLUGIN_TARGET}) ==");
+    run_command(cargo().current_dir(root.join("plugins")).args([
+        "build",
+        "--release",
+        "--workspace",
+        "--target",
+        PLUGIN_TARGET,
+    ]))?;
+    let out = root.join("plugins/target").join(PLUGIN_TARGET).join("release");
+    let mut built: Vec<String> = std::fs::read_dir(&out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wasm"))
+        .collect();
+    built.sort();
+    println!("components in {}: {}", out.display(), built.join(", "));
+    Ok(())
+}
+
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     runtimes::ensure(root)?;
+    build_plugins(root)?;
     println!("== running every test (runtimes required: a missing one fails) ==");
     run_command(
         cargo()

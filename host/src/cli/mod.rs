@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use omni_cpi::diagnostic::Diagnostics;
-use omni_cpi::{requirements, spec, CallOptions, ErrorKind, JsonCpi};
+use omni_cpi::diagnostic::{Diagnostic, Diagnostics};
+use omni_cpi::policy::{Policy, POLICY_ENV};
+use omni_cpi::wasm::ComponentHost;
+use omni_cpi::{requirements, spec, CallOptions, Checked, Cpi, CpiLoadError, Loader};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -26,6 +28,13 @@ pub struct Args {
     /// Where CPIs named without a path are looked up (NAME → DIR/NAME.json).
     #[arg(long, global = true, env = "OMNI_CPI_DIR", default_value = "cpis")]
     cpi_dir: PathBuf,
+    /// The operator's policy (TOML): plugins, their grants and limits, the audit log. Without
+    /// one, plugins get no capabilities at all.
+    #[arg(long, global = true, env = POLICY_ENV)]
+    policy: Option<PathBuf>,
+    /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
+    #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,7 +47,8 @@ pub enum Output {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check spec files: syntax, keys, types, placeholders, programs, required actions.
+    /// Check spec files and components: syntax, keys, types, placeholders, programs, required
+    /// actions; for components the world, version, describe() and the grants.
     Validate {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -46,7 +56,8 @@ enum Command {
         #[arg(long)]
         check_requirements: bool,
     },
-    /// Show a CPI's actions, parameters, hooks and requirements.
+    /// Show a CPI's actions, parameters, hooks and requirements (for components: requested vs
+    /// granted capabilities and limits).
     Info { cpi: String },
     /// List the CPIs in a directory and whether each loads.
     List { dir: Option<PathBuf> },
@@ -89,39 +100,63 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration; write 30s, 500ms, 2m or a number of seconds"))
 }
 
+fn loader(args: &Args) -> Result<Loader> {
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    let cache_dir = args.cache_dir.clone().or_else(ComponentHost::default_cache_dir);
+    Loader::new(policy, cache_dir).context("cannot open the audit log named by the policy")
+}
+
 pub async fn run(args: Args) -> Result<u8> {
-    match args.command {
-        Command::Validate { paths, check_requirements } => validate(&paths, check_requirements, args.output).await,
+    let loader = loader(&args)?;
+    match &args.command {
+        Command::Validate { paths, check_requirements } => {
+            validate(&loader, paths, *check_requirements, args.output).await
+        }
         Command::Info { cpi } => {
-            let cpi = load_cpi(&cpi, &args.cpi_dir, args.output)?;
+            let cpi = load_cpi(&loader, cpi, &args.cpi_dir, args.output).await?;
             show::info(&cpi, args.output)?;
             Ok(EXIT_OK)
         }
-        Command::List { dir } => list(dir.as_deref().unwrap_or(&args.cpi_dir), args.output),
+        Command::List { dir } => list(&loader, dir.as_deref().unwrap_or(&args.cpi_dir), args.output),
         Command::Call { cpi, action, params, params_file, dry_run, timeout } => {
-            let cpi = load_cpi(&cpi, &args.cpi_dir, args.output)?;
-            let params = params::collect(&params, params_file.as_deref())?;
-            let options = CallOptions { timeout, ..CallOptions::default() };
-            let plan = match cpi.plan(&action, &params, &options) {
-                Ok(plan) => plan,
+            let cpi = load_cpi(&loader, cpi, &args.cpi_dir, args.output).await?;
+            let params = params::collect(params, params_file.as_deref())?;
+            let options = CallOptions { timeout: *timeout, ..CallOptions::default() };
+            let checked = match cpi.check(action, &params, &options) {
+                Ok(checked) => checked,
                 Err(e) => {
                     show::call_error(&e, args.output)?;
                     // Nothing ran: the request itself was wrong.
                     return Ok(EXIT_USAGE);
                 }
             };
-            if dry_run {
-                show::plan(&plan, args.output)?;
-                return Ok(EXIT_OK);
+            if *dry_run {
+                let plan = match checked {
+                    Checked::Plan(plan) => Ok(plan),
+                    Checked::Ready => cpi.plan(action, &params, &options).await,
+                };
+                return match plan {
+                    Ok(plan) => {
+                        show::plan(&plan, args.output)?;
+                        Ok(EXIT_OK)
+                    }
+                    Err(e) => {
+                        show::call_error(&e, args.output)?;
+                        Ok(EXIT_FAILED)
+                    }
+                };
             }
-            match cpi.execute(&plan, &options).await {
+            match cpi.run(checked, action, &params, &options).await {
                 Ok(outcome) => {
                     show::outcome(&outcome, args.output)?;
                     Ok(EXIT_OK)
                 }
                 Err(e) => {
                     show::call_error(&e, args.output)?;
-                    Ok(if e.kind == ErrorKind::Internal { EXIT_USAGE } else { EXIT_FAILED })
+                    Ok(EXIT_FAILED)
                 }
             }
         }
@@ -132,36 +167,41 @@ pub async fn run(args: Args) -> Result<u8> {
     }
 }
 
-/// A CPI named by path, or by name in the CPI directory.
-fn resolve(name: &str, dir: &Path) -> Result<PathBuf> {
+/// A CPI named by path, by a plugin name in the policy, or by name in the CPI directory.
+fn resolve(name: &str, dir: &Path, policy: &Policy) -> Result<PathBuf> {
     let direct = PathBuf::from(name);
     if direct.is_file() {
         return Ok(direct);
+    }
+    if let Some(source) = policy.plugins.get(name).and_then(|p| p.source.clone()) {
+        return Ok(source);
     }
     let in_dir = dir.join(format!("{name}.json"));
     if in_dir.is_file() {
         return Ok(in_dir);
     }
-    let known: Vec<String> = spec_files(dir)
+    let mut known: Vec<String> = spec_files(dir)
         .unwrap_or_default()
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
+    known.extend(policy.plugins.keys().cloned());
     bail!(
-        "no CPI `{name}`: not a file, and not in {} (available: {})",
+        "no CPI `{name}`: not a file, not a plugin in the policy, and not in {} (available: {})",
         dir.display(),
         if known.is_empty() { "none".to_string() } else { known.join(", ") }
     )
 }
 
-fn load_cpi(name: &str, dir: &Path, output: Output) -> Result<JsonCpi> {
-    let path = resolve(name, dir)?;
-    match JsonCpi::load(&path) {
+async fn load_cpi(loader: &Loader, name: &str, dir: &Path, output: Output) -> Result<Cpi> {
+    let path = resolve(name, dir, &loader.policy)?;
+    match loader.load(&path).await {
         Ok(cpi) => Ok(cpi),
-        Err(diagnostics) => {
+        Err(CpiLoadError::Spec(diagnostics)) => {
             show::diagnostics(&path, &diagnostics, output)?;
             bail!("{} does not load ({} errors)", path.display(), diagnostics.0.iter().filter(|d| d.is_error()).count())
         }
+        Err(CpiLoadError::Component(e)) => bail!("{e}"),
     }
 }
 
@@ -175,20 +215,37 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-async fn validate(paths: &[PathBuf], check_requirements: bool, output: Output) -> Result<u8> {
+/// Spec files and components in a directory.
+fn cpi_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = spec_files(dir)?;
+    files.extend(
+        std::fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file()),
+    );
+    files.sort();
+    Ok(files)
+}
+
+async fn validate(loader: &Loader, paths: &[PathBuf], check_requirements: bool, output: Output) -> Result<u8> {
     let mut reports = Vec::new();
     for path in paths {
-        let files = if path.is_dir() { spec_files(path)? } else { vec![path.clone()] };
+        let files = if path.is_dir() { cpi_files(path)? } else { vec![path.clone()] };
         for file in files {
-            let report = match spec::validate_file(&file) {
-                Err(diagnostics) => show::ValidationReport { file, spec: None, diagnostics, requirements: Vec::new() },
-                Ok((loaded, diagnostics)) => {
-                    let requirements = if check_requirements {
-                        requirements::check(&JsonCpi::new(loaded.clone())).await
-                    } else {
-                        Vec::new()
-                    };
-                    show::ValidationReport { file, spec: Some(loaded), diagnostics, requirements }
+            let report = if omni_cpi::cpi::is_wasm(&file) {
+                match loader.load(&file).await {
+                    Ok(cpi) => show::ValidationReport::loaded(file, &cpi, Diagnostics(Vec::new()), Vec::new()),
+                    Err(e) => show::ValidationReport::failed(file, Diagnostics(vec![Diagnostic::error(e.to_string())])),
+                }
+            } else {
+                match spec::validate_file(&file) {
+                    Err(diagnostics) => show::ValidationReport::failed(file, diagnostics),
+                    Ok((loaded, diagnostics)) => {
+                        let cpi = omni_cpi::JsonCpi::new(loaded);
+                        let checks = if check_requirements { requirements::check(&cpi).await } else { Vec::new() };
+                        show::ValidationReport::loaded(file, &Cpi::Json(cpi), diagnostics, checks)
+                    }
                 }
             };
             reports.push(report);
@@ -199,10 +256,10 @@ async fn validate(paths: &[PathBuf], check_requirements: bool, output: Output) -
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
-fn list(dir: &Path, output: Output) -> Result<u8> {
+fn list(loader: &Loader, dir: &Path, output: Output) -> Result<u8> {
     let entries: Vec<(PathBuf, Result<spec::Spec, Diagnostics>)> =
         spec_files(dir)?.into_iter().map(|p| (p.clone(), spec::load_file(&p))).collect();
-    show::list(&entries, output)?;
+    show::list(&entries, &loader.policy, output)?;
     Ok(EXIT_OK)
 }
 

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use omni_cpi::diagnostic::Diagnostics;
+use omni_cpi::policy::Policy;
 use omni_cpi::requirements::RequirementCheck;
 use omni_cpi::spec::{self, ActionBody, Spec};
-use omni_cpi::{CpiError, JsonCpi, Outcome, Plan};
+use omni_cpi::wasm::ComponentCpi;
+use omni_cpi::{Cpi, CpiError, JsonCpi, Outcome, Plan};
 use serde_json::{json, Value};
 
 use super::Output;
@@ -46,9 +48,24 @@ pub fn diagnostics(path: &Path, diagnostics: &Diagnostics, output: Output) -> Re
 
 pub struct ValidationReport {
     pub file: PathBuf,
-    pub spec: Option<Spec>,
+    /// Name and a one-line summary, when the CPI loaded.
+    pub loaded: Option<(String, String)>,
     pub diagnostics: Diagnostics,
     pub requirements: Vec<RequirementCheck>,
+}
+
+impl ValidationReport {
+    pub fn loaded(file: PathBuf, cpi: &Cpi, diagnostics: Diagnostics, requirements: Vec<RequirementCheck>) -> Self {
+        let summary = match cpi {
+            Cpi::Json(json) => summary(json.spec()),
+            Cpi::Component(component) => component_summary(component),
+        };
+        ValidationReport { file, loaded: Some((cpi.name().to_string(), summary)), diagnostics, requirements }
+    }
+
+    pub fn failed(file: PathBuf, diagnostics: Diagnostics) -> Self {
+        ValidationReport { file, loaded: None, diagnostics, requirements: Vec::new() }
+    }
 }
 
 fn summary(spec: &Spec) -> String {
@@ -62,6 +79,19 @@ fn summary(spec: &Spec) -> String {
     )
 }
 
+fn component_summary(cpi: &ComponentCpi) -> String {
+    let d = &cpi.description;
+    let unsupported = d.actions.iter().filter(|a| a.unsupported.is_some()).count();
+    format!(
+        "{} {}, {} component, {} actions ({} declared unsupported)",
+        d.name,
+        d.version,
+        d.kind.as_str(),
+        d.actions.len(),
+        unsupported
+    )
+}
+
 pub fn validation(reports: &[ValidationReport], output: Output) -> Result<()> {
     if output == Output::Json {
         let items: Vec<Value> = reports
@@ -70,7 +100,7 @@ pub fn validation(reports: &[ValidationReport], output: Output) -> Result<()> {
                 json!({
                     "file": r.file,
                     "valid": !r.diagnostics.has_errors() && r.requirements.iter().all(|c| c.satisfied),
-                    "name": r.spec.as_ref().map(|s| s.name.clone()),
+                    "name": r.loaded.as_ref().map(|(name, _)| name.clone()),
                     "diagnostics": r.diagnostics.0,
                     "requirements": r.requirements,
                 })
@@ -80,8 +110,8 @@ pub fn validation(reports: &[ValidationReport], output: Output) -> Result<()> {
     }
     for r in reports {
         let status = if r.diagnostics.has_errors() { "invalid" } else { "ok" };
-        match &r.spec {
-            Some(spec) => println!("{status:7} {} ({})", r.file.display(), summary(spec)),
+        match &r.loaded {
+            Some((_, summary)) => println!("{status:7} {} ({summary})", r.file.display()),
             None => println!("{status:7} {}", r.file.display()),
         }
         for d in &r.diagnostics.0 {
@@ -95,15 +125,18 @@ pub fn validation(reports: &[ValidationReport], output: Output) -> Result<()> {
     Ok(())
 }
 
-pub fn list(entries: &[(PathBuf, Result<Spec, Diagnostics>)], output: Output) -> Result<()> {
+pub fn list(entries: &[(PathBuf, Result<Spec, Diagnostics>)], policy: &Policy, output: Output) -> Result<()> {
+    let plugins: Vec<(&String, Option<&PathBuf>)> =
+        policy.plugins.iter().map(|(n, g)| (n, g.source.as_ref())).collect();
     if output == Output::Json {
-        let items: Vec<Value> = entries
+        let mut items: Vec<Value> = entries
             .iter()
             .map(|(file, loaded)| match loaded {
                 Ok(spec) => json!({"file": file, "name": spec.name, "kind": spec.kind, "actions": spec.actions.len(), "loads": true}),
                 Err(d) => json!({"file": file, "loads": false, "errors": d.0.iter().filter(|x| x.is_error()).count()}),
             })
             .collect();
+        items.extend(plugins.iter().map(|(name, source)| json!({"file": source, "name": name, "kind": "component"})));
         return print_json(&items);
     }
     for (file, loaded) in entries {
@@ -117,10 +150,105 @@ pub fn list(entries: &[(PathBuf, Result<Spec, Diagnostics>)], output: Output) ->
             ),
         }
     }
+    for (name, source) in plugins {
+        println!(
+            "{:28} plugin `{name}` from the policy",
+            source.map_or("(no source)".to_string(), |s| s.display().to_string())
+        );
+    }
     Ok(())
 }
 
-pub fn info(cpi: &JsonCpi, output: Output) -> Result<()> {
+pub fn info(cpi: &Cpi, output: Output) -> Result<()> {
+    match cpi {
+        Cpi::Json(json) => spec_info(json, output),
+        Cpi::Component(component) => component_info(component, output),
+    }
+}
+
+fn component_info(cpi: &ComponentCpi, output: Output) -> Result<()> {
+    let d = &cpi.description;
+    let sandbox = cpi.sandbox();
+    let requested_exec: Vec<Value> = d.requests.exec.iter().map(|(p, a)| json!({"program": p, "args": a})).collect();
+    let granted_exec: Vec<Value> =
+        cpi.grants.exec.iter().map(|g| json!({"program": g.program, "args": g.args})).collect();
+    let info = json!({
+        "name": cpi.name,
+        "plugin": {"name": d.name, "version": d.version},
+        "kind": d.kind,
+        "world": cpi.world,
+        "source": cpi.source,
+        "sha256": cpi.sha256,
+        "actions": d.actions.iter().map(|a| json!({
+            "name": a.name,
+            "supported": a.unsupported.is_none(),
+            "reason": a.unsupported,
+            "params": a.params.iter().map(|(n, r, desc)| json!({"name": n, "required": r, "description": desc})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "default_settings": d.default_settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "capabilities": {
+            "requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env},
+            "granted": {"exec": granted_exec, "fs": cpi.grants.fs, "env": cpi.grants.env},
+            "effective": {"exec": sandbox.exec, "dirs": sandbox.dirs, "env": sandbox.env.iter().map(|(k, _)| k).collect::<Vec<_>>()},
+        },
+        "limits": {
+            "memory_bytes": sandbox.limits.memory_bytes,
+            "call_timeout_ms": sandbox.limits.call_timeout.as_millis() as u64,
+            "exec_timeout_ms": sandbox.limits.exec_timeout.as_millis() as u64,
+            "output_bytes": sandbox.limits.output_bytes,
+            "return_bytes": sandbox.limits.return_bytes,
+        },
+    });
+    if output == Output::Json {
+        return print_json(&info);
+    }
+    println!("{} ({} {}, {} component) from {}", cpi.name, d.name, d.version, d.kind.as_str(), cpi.source.display());
+    println!("sha256: {}", cpi.sha256);
+    println!("capabilities (requested → granted):");
+    for (program, args) in &d.requests.exec {
+        let shown: Vec<String> = args.iter().cloned().map(String::from).collect();
+        let granted = sandbox.exec.iter().find(|e| e.requested == *args).map(|e| e.program.display().to_string());
+        println!("  exec {program} {shown:?} → {}", granted.unwrap_or_else(|| "not granted".into()));
+    }
+    for (guest, writable) in &d.requests.dirs {
+        let granted = sandbox.dirs.iter().find(|x| &x.guest == guest).map(|x| x.host.display().to_string());
+        println!(
+            "  dir {guest} ({}) → {}",
+            if *writable { "rw" } else { "ro" },
+            granted.unwrap_or_else(|| "not granted".into())
+        );
+    }
+    for var in &d.requests.env {
+        let granted = sandbox.env.iter().any(|(k, _)| k == var);
+        println!("  env {var} → {}", if granted { "granted" } else { "not granted or unset on the host" });
+    }
+    let l = sandbox.limits;
+    println!(
+        "limits: memory {} MiB, call {:?}, exec {:?}, output {} bytes, return {} bytes",
+        l.memory_bytes >> 20,
+        l.call_timeout,
+        l.exec_timeout,
+        l.output_bytes,
+        l.return_bytes
+    );
+    println!("actions:");
+    for a in &d.actions {
+        match &a.unsupported {
+            Some(reason) => println!("  {:20} unsupported: {reason}", a.name),
+            None => {
+                let params: Vec<String> = a
+                    .params
+                    .iter()
+                    .map(|(n, required, _)| if *required { n.clone() } else { format!("[{n}]") })
+                    .collect();
+                println!("  {:20} {}", a.name, params.join(" "));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
     let spec = cpi.spec();
     let actions: Vec<Value> = spec
         .actions

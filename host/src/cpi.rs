@@ -65,6 +65,9 @@ impl Loader {
     pub async fn load(&self, path: &Path) -> Result<Cpi, CpiLoadError> {
         if !is_wasm(path) {
             let cpi = JsonCpi::load(path).map_err(CpiLoadError::Spec)?;
+            // Same gate as plugins: the policy entry named like the spec restricts it further.
+            let grants = self.policy.plugins.get(&cpi.spec().name).map(|g| g.exec.clone());
+            let cpi = cpi.with_gate(crate::json_cpi::ExecGate { grants, audit: self.audit.clone() });
             return Ok(Cpi::Json(cpi));
         }
         let grants = match self.policy.plugin_for_source(path) {

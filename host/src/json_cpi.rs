@@ -51,6 +51,29 @@ pub struct JsonCpi {
     spec: Arc<Spec>,
     /// The complete environment of every process this CPI starts, fixed at load.
     env: Arc<Vec<(String, String)>>,
+    gate: Option<Arc<ExecGate>>,
+}
+
+/// The operator's restriction of a JSON spec: with a policy entry named like the spec, every
+/// step must also match one of its exec grants; every decision goes to the audit log.
+#[derive(Debug)]
+pub struct ExecGate {
+    /// `None`: no policy entry, so the spec's own `required_commands` (checked at load) decide.
+    pub grants: Option<Vec<crate::policy::ExecGrant>>,
+    pub audit: crate::audit::AuditLog,
+}
+
+impl ExecGate {
+    fn check(&self, argv: &[String], path: &str) -> Result<(), String> {
+        let Some(grants) = &self.grants else { return Ok(()) };
+        let program = argv.first().and_then(|p| exec::resolve_program(p, path)).ok_or("the program is not on PATH")?;
+        let args = &argv[1..];
+        if grants.iter().any(|g| g.program == program && crate::policy::args_match(&g.args, args)) {
+            Ok(())
+        } else {
+            Err(format!("the policy grants no exec of `{}` with these arguments", program.display()))
+        }
+    }
 }
 
 impl JsonCpi {
@@ -67,7 +90,13 @@ impl JsonCpi {
     /// environment explicitly rather than mutating their own.
     pub fn with_host_env(spec: Spec, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
         let env = process_env(&spec, host_env);
-        JsonCpi { spec: Arc::new(spec), env: Arc::new(env) }
+        JsonCpi { spec: Arc::new(spec), env: Arc::new(env), gate: None }
+    }
+
+    /// Puts the CPI behind the operator's exec gate and audit log.
+    pub fn with_gate(mut self, gate: ExecGate) -> JsonCpi {
+        self.gate = Some(Arc::new(gate));
+        self
     }
 
     pub fn spec(&self) -> &Spec {
@@ -301,7 +330,44 @@ impl JsonCpi {
         }
     }
 
+    fn audit(
+        &self,
+        action: &str,
+        argv: &[String],
+        decision: crate::audit::Decision,
+        reason: Option<String>,
+        run: Option<&ExecOutput>,
+    ) {
+        if let Some(gate) = &self.gate {
+            gate.audit.record(&crate::audit::AuditEntry {
+                time_ms: crate::audit::now_ms(),
+                plugin: self.spec.name.clone(),
+                action: action.to_string(),
+                program: argv.first().cloned().unwrap_or_default(),
+                argv: argv.to_vec(),
+                decision,
+                reason,
+                exit_code: run.and_then(|r| r.exit_code),
+                duration_ms: run.map(|r| r.duration.as_millis() as u64),
+            });
+        }
+    }
+
     async fn run_step(&self, action: &str, step: &PlannedStep, options: &CallOptions) -> Result<ExecOutput, CpiError> {
+        if let Some(gate) = &self.gate {
+            let path = self.env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
+            if let Err(reason) = gate.check(&step.argv, path) {
+                self.audit(action, &step.argv, crate::audit::Decision::Denied, Some(reason.clone()), None);
+                let mut err = CpiError::new(ErrorKind::Denied, action, format!("{}: {reason}", step.name));
+                err.failed_step = Some(FailedStep {
+                    step: step.name.clone(),
+                    argv: step.argv.clone(),
+                    exit_code: None,
+                    stderr: String::new(),
+                });
+                return Err(err);
+            }
+        }
         let request = ExecRequest {
             argv: step.argv.clone(),
             env: self.env.as_ref().clone(),
@@ -311,7 +377,11 @@ impl JsonCpi {
             output_limit: options.output_limit,
             stdin: None,
         };
-        exec::run(&request).await.map_err(|e| {
+        let result = exec::run(&request).await;
+        if let Ok(run) = &result {
+            self.audit(action, &step.argv, crate::audit::Decision::Allowed, None, Some(run));
+        }
+        result.map_err(|e| {
             let kind = match e {
                 exec::ExecError::NotFound { .. } => ErrorKind::Unavailable,
                 _ => ErrorKind::Failed,
@@ -643,6 +713,35 @@ mod tests {
         let cpi = cpi(r#"{"logs": {"command": "sleep 30", "timeout": "200ms"}}"#);
         let err = cpi.call("logs", &Params::new(), &CallOptions::default()).await.expect_err("times out");
         assert_eq!(err.kind, ErrorKind::Timeout);
+    }
+
+    #[tokio::test]
+    async fn the_policy_restricts_a_spec_further_and_every_decision_is_audited() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = crate::policy::Policy::parse(
+            &dir.path().join("p.toml"),
+            "audit_log = \"audit.jsonl\"\n[[plugins.t.exec]]\nprogram = \"echo\"\nargs = [\"allowed\"]\n",
+            "/usr/bin:/bin",
+        )
+        .expect("policy");
+        let audit = crate::audit::AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
+        let gate = ExecGate { grants: Some(policy.grants_for("t").exec), audit };
+        let cpi = cpi(r#"{"logs": {"command": "echo {name}", "params": ["name"]}}"#).with_gate(gate);
+        let ok = cpi.call("logs", &params(json!({"name": "allowed"})), &CallOptions::default()).await.expect("granted");
+        assert_eq!(ok.stdout, "allowed\n");
+        let err = cpi
+            .call("logs", &params(json!({"name": "other"})), &CallOptions::default())
+            .await
+            .expect_err("not granted");
+        assert_eq!(err.kind, ErrorKind::Denied);
+        let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");
+        let decisions: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+        assert_eq!(decisions.len(), 2);
+        assert_eq!((decisions[0]["decision"].as_str(), decisions[0]["exit_code"].as_i64()), (Some("allowed"), Some(0)));
+        assert_eq!(
+            (decisions[1]["decision"].as_str(), decisions[1]["argv"][1].as_str()),
+            (Some("denied"), Some("other"))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use omni_cpi::{spec, CallOptions, CpiError, ErrorKind, JsonCpi, Outcome, Params};
+use omni_cpi::{spec, CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
 use serde_json::{json, Value};
 use support::unique_name;
 
@@ -27,7 +27,7 @@ enum Volumes {
 
 struct Runtime {
     label: &'static str,
-    cpi: JsonCpi,
+    cpi: Cpi,
     image: &'static str,
     /// Parameters every call gets (e.g. a zero stop timeout, since sh as PID 1 ignores SIGTERM).
     common: Value,
@@ -296,7 +296,7 @@ fn podman_image_ready() -> bool {
 fn oci_runtime(label: &'static str, cpi: JsonCpi) -> Runtime {
     Runtime {
         label,
-        cpi,
+        cpi: Cpi::Json(cpi),
         image: IMAGE,
         common: json!({"stop_timeout": 0}),
         state_of: oci_state,
@@ -337,7 +337,7 @@ async fn process_lifecycle() {
     cpi_spec.default_settings.insert("state_dir".into(), json!(state_dir.path()));
     let rt = Runtime {
         label: "process",
-        cpi: JsonCpi::with_host_env(cpi_spec, host_env),
+        cpi: Cpi::Json(JsonCpi::with_host_env(cpi_spec, host_env)),
         image: "none",
         common: json!({"stop_timeout": 0}),
         state_of: |outcome| outcome.result.as_ref().and_then(|r| r["state"].as_str()).unwrap_or_default().to_string(),
@@ -368,7 +368,7 @@ async fn lxc_lifecycle_and_volumes() {
     lxc.default_settings.insert("volume_root".into(), json!(volume_root.path()));
     let rt = Runtime {
         label: "lxc",
-        cpi: JsonCpi::with_host_env(lxc, host_env),
+        cpi: Cpi::Json(JsonCpi::with_host_env(lxc, host_env)),
         image: "busybox",
         common: json!({}),
         state_of: |outcome| {

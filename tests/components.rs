@@ -255,6 +255,61 @@ async fn only_granted_environment_variables_are_visible() {
 }
 
 #[tokio::test]
+async fn the_network_is_closed() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let address = listener.local_addr().expect("address").to_string();
+    let err = behave(&cpi, &["connect", &address]).await.expect_err("no sockets");
+    assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+    assert!(listener.accept().is_err(), "nothing reached the listener");
+    still_works(&cpi).await;
+}
+
+#[tokio::test]
+async fn the_cli_serves_a_component_like_a_spec() {
+    let f = fixture!();
+    std::fs::write(f.dir.path().join("omni-cpi.toml"), f.policy_text("")).expect("policy file");
+    let omni = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+            .arg("--policy")
+            .arg(f.dir.path().join("omni-cpi.toml"))
+            .arg("--cache-dir")
+            .arg(f.dir.path().join("cli-cache"))
+            .args(args)
+            .output()
+            .expect("omni-cpi runs")
+    };
+    let out = omni(&["-o", "json", "info", "adversary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(info["capabilities"]["requested"]["dirs"], json!([["/sandbox", false], ["/scratch", true]]));
+    assert_eq!(info["capabilities"]["effective"]["dirs"][0]["guest"], "/sandbox");
+    assert_eq!(info["limits"]["memory_bytes"], 32 << 20);
+
+    let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"exec-granted\"]"]);
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "granted\n"));
+    let out = omni(&["-o", "json", "call", "adversary", "exec", "name=x", "cmd:=[\"exec-ungranted\"]"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(error["error"]["kind"], "denied");
+    let out = omni(&["call", "adversary", "exec", "name=x", "--dry-run", "cmd:=[\"exec-granted\"]"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("[exec] sh -c 'echo granted'"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = omni(&["call", "adversary", "exec", "name=x"]);
+    assert_eq!(out.status.code(), Some(2), "missing parameter is a usage error");
+    let out = omni(&["call", "adversary", "create_container", "name=x", "image=y"]);
+    assert_eq!(out.status.code(), Some(2), "declared unsupported: refused before running");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[unsupported]"));
+    let out = omni(&["validate", f.wasm.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test]
 async fn a_gigabyte_on_stdout_hits_the_output_limit() {
     let f = fixture!();
     let cpi = f.load().await;

@@ -132,6 +132,9 @@ fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
             }
             text("flooded")
         }
+        "connect" => std::net::TcpStream::connect(arg(1).as_str())
+            .map_err(|e| io(&format!("connect {}", arg(1)), e))
+            .and_then(|_| text("connected")),
         "huge-return" => text("y".repeat(arg(1).parse().unwrap_or(8 << 20))),
         other => Err(CpiError::new(ErrorKind::InvalidArgument, format!("unknown behaviour `{other}`"))),
     }

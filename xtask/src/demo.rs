@@ -100,7 +100,73 @@ pub fn run(root: &Path) -> Result<()> {
     } else {
         println!("LXC is not installed here (`cargo xtask test` installs it)");
     }
-    println!("\ndemo finished: {} real runtime(s) besides the process CPI", ran);
+    section("6. A WebAssembly component in its sandbox (plugins/adversarial)");
+    components(&omni, root)?;
+    println!("\ndemo finished: {} real runtime(s) besides the process CPI, and a sandboxed component", ran);
+    Ok(())
+}
+
+/// Builds the plugins, grants the adversary exactly what it requests, and shows a granted exec,
+/// a denied one (in the audit log too) and a runaway loop stopped by its time limit.
+fn components(omni: &Omni<'_>, root: &Path) -> Result<()> {
+    crate::build_plugins(root)?;
+    let dir = std::env::temp_dir().join(format!("omni-cpi-demo-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sandbox"))?;
+    std::fs::create_dir_all(dir.join("scratch"))?;
+    let wasm = root.join("plugins/target/wasm32-wasip2/release/omni_cpi_adversary.wasm");
+    let policy = dir.join("omni-cpi.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"audit_log = "audit.jsonl"
+
+[plugins.adversary]
+source = "{}"
+env = ["GRANTED_VAR"]
+
+[[plugins.adversary.exec]]
+program = "sh"
+args = ["-c", "echo granted"]
+
+[[plugins.adversary.exec]]
+program = "echo"
+args = ["**"]
+
+[[plugins.adversary.fs]]
+host = "sandbox"
+guest = "/sandbox"
+mode = "ro"
+
+[[plugins.adversary.fs]]
+host = "scratch"
+guest = "/scratch"
+mode = "rw"
+
+[plugins.adversary.limits]
+timeout_ms = 1000
+"#,
+            wasm.display()
+        ),
+    )?;
+    println!("policy {}:\n{}", policy.display(), std::fs::read_to_string(&policy)?);
+    let policy_arg = policy.display().to_string();
+    let with_policy = |args: &[&str]| -> Vec<String> {
+        ["--policy", policy_arg.as_str()].iter().chain(args).map(|s| s.to_string()).collect()
+    };
+    let run = |args: &[&str], expected: i32| -> Result<()> {
+        let full = with_policy(args);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        omni.expect(&refs, expected)
+    };
+    run(&["info", "adversary"], 0)?;
+    run(&["call", "adversary", "exec", "name=x", r#"cmd:=["exec-granted"]"#], 0)?;
+    run(&["call", "adversary", "exec", "name=x", r#"cmd:=["exec-ungranted"]"#], 1)?;
+    run(&["call", "adversary", "exec", "name=x", r#"cmd:=["read","/sandbox/../../etc/passwd"]"#], 1)?;
+    run(&["call", "adversary", "exec", "name=x", r#"cmd:=["loop"]"#], 1)?;
+    run(&["call", "adversary", "list_containers"], 0)?;
+    println!("\naudit log {}:", dir.join("audit.jsonl").display());
+    print!("{}", std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default());
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 

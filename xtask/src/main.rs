@@ -58,7 +58,7 @@ fn cargo() -> Command {
 /// The target plugins are compiled for; rustup adds it when missing.
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
 
-fn build_plugins(root: &Path) -> Result<()> {
+pub fn build_plugins(root: &Path) -> Result<()> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     let has_target =
         installed.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == PLUGIN_TARGET));

@@ -11,6 +11,9 @@ use anyhow::{bail, Context, Result};
 use crate::{in_ci, run_command};
 
 pub const BUSYBOX_IMAGE: &str = "localhost/busybox:latest";
+/// The busybox root filesystem: the runc plugin's image `busybox`, and what the podman image is
+/// imported from.
+pub const BUSYBOX_ROOTFS: &str = "/var/lib/omni-cpi/images/busybox";
 
 /// Program → Debian package that provides it.
 const PROGRAMS: &[(&str, &str)] =
@@ -38,6 +41,7 @@ pub fn ensure(_root: &Path) -> Result<()> {
     println!("== checking runtimes ==");
     install_missing_packages()?;
     write_containers_conf()?;
+    prepare_busybox_rootfs()?;
     import_busybox_image()?;
     println!("runtimes ready: podman, runc, docker CLI, LXC, image {BUSYBOX_IMAGE}");
     Ok(())
@@ -88,7 +92,28 @@ fn write_containers_conf() -> Result<()> {
     Ok(())
 }
 
-/// No registry is reachable, so the image is a busybox root filesystem imported into podman.
+/// A root filesystem of busybox and its applets; no registry is reachable, so images are made here.
+fn prepare_busybox_rootfs() -> Result<()> {
+    let rootfs = Path::new(BUSYBOX_ROOTFS);
+    if rootfs.join("bin/sh").exists() {
+        return Ok(());
+    }
+    for dir in ["bin", "tmp", "etc", "proc", "sys", "dev", "root", "data"] {
+        std::fs::create_dir_all(rootfs.join(dir)).with_context(|| format!("creating {}", rootfs.display()))?;
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).context("copying /bin/busybox")?;
+    let applets = Command::new("/bin/busybox").arg("--list").output().context("busybox --list")?;
+    for applet in String::from_utf8_lossy(&applets.stdout).lines().filter(|a| *a != "busybox") {
+        let link = rootfs.join("bin").join(applet);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link)?;
+        }
+    }
+    println!("prepared {BUSYBOX_ROOTFS}");
+    Ok(())
+}
+
+/// The podman image is the same root filesystem, imported.
 fn import_busybox_image() -> Result<()> {
     let exists = Command::new("podman")
         .args(["image", "exists", BUSYBOX_IMAGE])
@@ -99,20 +124,10 @@ fn import_busybox_image() -> Result<()> {
     if exists {
         return Ok(());
     }
-    let work = std::env::temp_dir().join(format!("omni-cpi-busybox-{}", std::process::id()));
-    let rootfs = work.join("rootfs");
-    for dir in ["bin", "tmp", "etc", "proc", "sys", "dev", "root", "data"] {
-        std::fs::create_dir_all(rootfs.join(dir))?;
-    }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).context("copying /bin/busybox")?;
-    let applets = Command::new("/bin/busybox").arg("--list").output().context("busybox --list")?;
-    for applet in String::from_utf8_lossy(&applets.stdout).lines().filter(|a| *a != "busybox") {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
-    }
-    let tar = work.join("busybox.tar");
-    run_command(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg("."))?;
+    let tar = std::env::temp_dir().join(format!("omni-cpi-busybox-{}.tar", std::process::id()));
+    run_command(Command::new("tar").arg("-C").arg(BUSYBOX_ROOTFS).arg("-cf").arg(&tar).arg("."))?;
     run_command(Command::new("podman").arg("import").arg(&tar).arg(BUSYBOX_IMAGE).stdout(Stdio::null()))?;
-    std::fs::remove_dir_all(&work)?;
+    std::fs::remove_file(&tar)?;
     println!("imported {BUSYBOX_IMAGE}");
     Ok(())
 }

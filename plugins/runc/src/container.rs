@@ -46,6 +46,45 @@ pub fn require_network(network: &str) -> CpiResult<()> {
     }
 }
 
+/// Fails with `not-found` unless the image directory exists, and with `invalid-argument` if it is
+/// a symlink (runc refuses a symlinked root) or has no /bin/sh, which runs the container's command
+/// (see `oci::LOG_WRAPPER`): refused at create rather than at start. A /bin/sh behind a symlink
+/// the sandbox cannot follow (an absolute one such as /bin -> /usr/bin) is left for runc to judge.
+fn require_image(image: &str) -> CpiResult<()> {
+    let dir = store::image_dir(image);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(CpiError::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "runc: image {image} is a symlink, and runc needs a real directory as root ({})",
+                    dir.display()
+                ),
+            ))
+        }
+        Ok(_) => return Err(not_found("image", image)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CpiError::new(
+                ErrorKind::NotFound,
+                format!("runc: no such image: {image} (no directory {})", dir.display()),
+            ))
+        }
+        Err(e) => return Err(store::io_error("cannot read", &dir, e)),
+    }
+    let sh = dir.join("bin/sh");
+    match std::fs::symlink_metadata(&sh) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CpiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "runc: image {image} has no /bin/sh, which runs the container's command ({} is missing)",
+                sh.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn state_of(record: &Record, runc: Option<&RuncState>) -> ContainerState {
     match runc.map(|s| s.status.as_str()) {
         Some("running") => ContainerState::Running,
@@ -120,12 +159,7 @@ pub fn create(spec: ContainerSpec) -> CpiResult<ContainerInfo> {
         validate::name("network name", network)?;
     }
 
-    if !store::is_dir(&store::image_dir(&spec.image))? {
-        return Err(CpiError::new(
-            ErrorKind::NotFound,
-            format!("runc: no such image: {} (no directory {})", spec.image, store::image_dir(&spec.image).display()),
-        ));
-    }
+    require_image(&spec.image)?;
     for m in &mounts {
         require_volume(&m.volume)?;
     }
@@ -196,7 +230,8 @@ pub fn start(name: &str) -> CpiResult<()> {
 
 pub fn stop(name: &str, timeout_secs: Option<u32>) -> CpiResult<()> {
     existing(name)?;
-    let timeout = Duration::from_secs(u64::from(timeout_secs.unwrap_or(crate::DEFAULT_STOP_TIMEOUT)));
+    let secs = timeout_secs.unwrap_or(crate::DEFAULT_STOP_TIMEOUT).min(crate::MAX_STOP_TIMEOUT);
+    let timeout = Duration::from_secs(u64::from(secs));
     runc::stop(name, timeout)
 }
 

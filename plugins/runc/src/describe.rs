@@ -5,7 +5,7 @@ use omni_cpi_sdk::prelude::*;
 
 use crate::{runc, validate};
 use crate::{
-    CGROUP_PARENT, DEFAULT_STOP_TIMEOUT, IMAGE_ROOT, NETNS_DIR, NETNS_PREFIX, RUNC_ROOT, STATE_ROOT,
+    CGROUP_PARENT, DEFAULT_STOP_TIMEOUT, IMAGE_ROOT, MAX_STOP_TIMEOUT, NETNS_DIR, NETNS_PREFIX, RUNC_ROOT, STATE_ROOT,
 };
 
 fn param(name: &str, required: bool, description: &str) -> ParamInfo {
@@ -27,7 +27,8 @@ pub fn info() -> PluginInfo {
             "stop_timeout",
             false,
             &format!(
-                "seconds between SIGTERM and SIGKILL; 0 (the default) kills at once (a shell as PID 1 ignores SIGTERM)"
+                "seconds between SIGTERM and SIGKILL, at most {MAX_STOP_TIMEOUT}; 0 (the default) kills at once \
+                 (a shell as PID 1 ignores SIGTERM)"
             ),
         )
     };
@@ -50,7 +51,7 @@ pub fn info() -> PluginInfo {
         action("restart_container", vec![container("The container; stopped if it runs, then started (applies attached volumes and networks)"), stop_timeout()]),
         action("inspect_container", vec![container("The container; details are JSON with the runc state, bundle, volumes and network")]),
         action("list_containers", vec![]),
-        action("logs", vec![container("The container; its stdout and stderr, kept after stop and appended on every start (the last 4 MiB)")]),
+        action("logs", vec![container("The container; its stdout and stderr, kept after stop and appended on every start (the last MiB)")]),
         action(
             "exec",
             vec![

@@ -29,6 +29,9 @@ pub const NETNS_DIR: &str = "/var/run/netns";
 pub const NETNS_PREFIX: &str = "omni-runc-";
 /// Seconds between SIGTERM and SIGKILL when the caller gives no timeout: none.
 pub const DEFAULT_STOP_TIMEOUT: u32 = 0;
+/// Longer timeouts are cut to this, so that the SIGKILL still comes within the host's default wall
+/// time per call (120 s).
+pub const MAX_STOP_TIMEOUT: u32 = 90;
 
 struct Runc;
 

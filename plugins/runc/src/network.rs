@@ -30,11 +30,8 @@ pub fn create(name: &str) -> CpiResult<()> {
 pub fn delete(name: &str) -> CpiResult<()> {
     validate::name("network name", name)?;
     container::require_network(name)?;
-    let users: Vec<String> = store::all_records()?
-        .into_iter()
-        .filter(|r| r.network.as_deref() == Some(name))
-        .map(|r| r.name)
-        .collect();
+    let users: Vec<String> =
+        store::all_records()?.into_iter().filter(|r| r.network.as_deref() == Some(name)).map(|r| r.name).collect();
     if !users.is_empty() {
         return Err(CpiError::new(
             ErrorKind::InUse,

@@ -16,7 +16,8 @@ pub const META_TARGET: &str = "/.omni-cpi";
 /// /dev/null, then execs the caller's command, which arrives as "$@": no caller value is ever part
 /// of this script. (`exec --` for a command that starts with `-`, which `exec` would take for an
 /// option; as in the LXC spec's run script.)
-pub const LOG_WRAPPER: &str = "exec >>/.omni-cpi/log 2>&1 </dev/null; case $1 in -*) exec -- \"$@\" ;; esac; exec \"$@\"";
+pub const LOG_WRAPPER: &str =
+    "exec >>/.omni-cpi/log 2>&1 </dev/null; case $1 in -*) exec -- \"$@\" ;; esac; exec \"$@\"";
 
 /// The command of a container created without one: an image directory has no metadata, so the
 /// default is the shell, as for the busybox image of Docker Hub.
@@ -179,10 +180,12 @@ mod tests {
         assert_eq!(c["root"]["readonly"], true);
         assert_eq!(c["process"]["terminal"], false);
         let mounts = c["mounts"].as_array().unwrap();
-        assert!(mounts.iter().any(|m| m["destination"] == "/data"
-            && m["source"] == "/var/lib/omni-cpi/runc/volumes/v1"));
-        assert!(mounts.iter().any(|m| m["destination"] == META_TARGET
-            && m["source"] == "/var/lib/omni-cpi/runc/containers/web/meta"));
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/data" && m["source"] == "/var/lib/omni-cpi/runc/volumes/v1"));
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == META_TARGET && m["source"] == "/var/lib/omni-cpi/runc/containers/web/meta"));
         assert_eq!(c["linux"]["namespaces"][1], json!({"type": "network"}));
         let joined = config(&Record { network: Some("n1".into()), ..record() });
         assert_eq!(joined["linux"]["namespaces"][1]["path"], "/var/run/netns/omni-runc-n1");

@@ -93,9 +93,8 @@ pub fn state(name: &str) -> CpiResult<Option<RuncState>> {
         }
         return Err(failure("state", name, &out));
     }
-    let raw: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        CpiError::new(ErrorKind::Failed, format!("runc state {name}: unexpected output ({e})"))
-    })?;
+    let raw: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| CpiError::new(ErrorKind::Failed, format!("runc state {name}: unexpected output ({e})")))?;
     let status = raw["status"].as_str().unwrap_or("unknown").to_string();
     let pid = raw["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 0);
     Ok(Some(RuncState { status, pid, raw }))
@@ -141,8 +140,17 @@ pub fn run(name: &str, bundle: &str) -> CpiResult<()> {
     if out.success() {
         return Ok(());
     }
-    // runc may leave a half-made container behind; forget it so the next start is clean.
-    let _ = delete(name);
+    if !out.timed_out && out.stderr_text().contains("container with given ID already exists") {
+        // A concurrent start won: the container runs (or is being made), which is what was asked.
+        return Ok(());
+    }
+    // runc may leave a half-made container behind; forget it so the next start is clean. Only a
+    // dead one: never kill what a concurrent start made.
+    if let Ok(Some(left)) = state(name) {
+        if !left.is_live() {
+            let _ = delete(name);
+        }
+    }
     Err(failure("run", name, &out))
 }
 
@@ -173,8 +181,12 @@ pub fn exec_in(name: &str, cmd: &[String]) -> CpiResult<ExecResult> {
         }
         if message.contains("unable to start container process: exec:") {
             let missing = message.contains("not found") || message.contains("no such file or directory");
-            return Ok(ExecResult { exit_code: if missing { 127 } else { 126 }, stdout: out.stdout_text(), stderr });
+            let exit_code = if missing { 127 } else { 126 };
+            return Ok(ExecResult { exit_code, stdout: out.stdout_text(), stderr: format!("runc: {message}\n") });
         }
+    }
+    if out.stdout_truncated || out.stderr_truncated {
+        log(Level::Warn, &format!("runc_cpi: exec in {name}: output cut at the host's output limit"));
     }
     Ok(ExecResult { exit_code: code, stdout: out.stdout_text(), stderr })
 }
@@ -233,7 +245,9 @@ mod tests {
             "container does not exist"
         );
         assert_eq!(
-            runc_message("time=\"x\" level=error msg=\"exec failed: exec: \\\"nosuch\\\": executable file not found in $PATH\""),
+            runc_message(
+                "time=\"x\" level=error msg=\"exec failed: exec: \\\"nosuch\\\": executable file not found in $PATH\""
+            ),
             "exec failed: exec: \"nosuch\": executable file not found in $PATH"
         );
         assert_eq!(runc_message("plain\n\n"), "plain");

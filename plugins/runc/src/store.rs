@@ -18,8 +18,9 @@ use serde_json::{json, Value};
 
 use crate::{IMAGE_ROOT, STATE_ROOT};
 
-/// The most of a log `logs` returns: the end of the file.
-const MAX_LOG_BYTES: u64 = 4 << 20;
+/// The most of a log `logs` returns: the end of the file. The host's default limits are 4 MiB for
+/// a returned value and 1 MiB per exec output stream; 1 MiB keeps `logs` like the JSON CPIs' `logs`.
+pub const MAX_LOG_BYTES: u64 = 1 << 20;
 
 pub fn containers_dir() -> PathBuf {
     Path::new(STATE_ROOT).join("containers")

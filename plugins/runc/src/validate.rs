@@ -63,9 +63,8 @@ pub fn target(value: &str) -> CpiResult<()> {
 
 /// `VOLUME:/path` from `ContainerSpec.volumes`.
 pub fn volume_spec(value: &str) -> CpiResult<(String, String)> {
-    let (volume, path) = value
-        .split_once(':')
-        .ok_or_else(|| invalid(format!("invalid volume {value:?}: expected VOLUME:/path")))?;
+    let (volume, path) =
+        value.split_once(':').ok_or_else(|| invalid(format!("invalid volume {value:?}: expected VOLUME:/path")))?;
     name("volume name", volume)?;
     target(path)?;
     Ok((volume.to_string(), path.to_string()))
@@ -109,7 +108,22 @@ mod tests {
         for ok in ["/data", "/srv/.cache", "/a/b-c/d_e.f", "/devices", "/procfs"] {
             assert!(target(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/", "data", "/data/", "//data", "/a/../b", "/a/./b", "/..", "/.", "/proc", "/proc/x", "/dev", "/.omni-cpi/x", "/a b"] {
+        for bad in [
+            "",
+            "/",
+            "data",
+            "/data/",
+            "//data",
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "/.",
+            "/proc",
+            "/proc/x",
+            "/dev",
+            "/.omni-cpi/x",
+            "/a b",
+        ] {
             assert!(target(bad).is_err(), "{bad}");
         }
     }

@@ -38,6 +38,8 @@ struct Runtime {
     exec_when_stopped: ErrorKind,
     volumes: Volumes,
     networks: bool,
+    /// Whether inspect shows the container connected to the network.
+    connected: fn(&Outcome, &str) -> bool,
     /// Removes a container by force outside the CPI, for cleanup after a failed assertion.
     force_remove: fn(&str),
 }
@@ -225,6 +227,8 @@ async fn volume_lifecycle(rt: &Runtime) {
     rt.fails("delete_volume", json!({ "name": volume }), ErrorKind::NotFound).await;
 }
 
+/// Connects before starting and disconnects after stopping, which every runtime supports (runc
+/// cannot change a running container's namespaces).
 async fn network_lifecycle(rt: &Runtime) {
     let network = unique_name("net");
     let name = unique_name("netc");
@@ -232,12 +236,16 @@ async fn network_lifecycle(rt: &Runtime) {
     rt.ok("create_network", json!({ "name": network })).await;
     rt.fails("create_network", json!({ "name": network }), ErrorKind::AlreadyExists).await;
     rt.create(&name, json!({})).await;
-    rt.ok("start_container", json!({ "name": name })).await;
     rt.ok("connect_network", json!({"network": network, "container": name})).await;
+    rt.ok("start_container", json!({ "name": name })).await;
     let inspect = rt.ok("inspect_container", json!({ "name": name })).await;
-    let networks =
-        &inspect.result.as_ref().and_then(|r| r.pointer("/0/NetworkSettings/Networks")).cloned().unwrap_or_default();
-    assert!(networks.get(&network).is_some(), "{}: connected network {network} missing from {networks}", rt.label);
+    assert!(
+        (rt.connected)(&inspect, &network),
+        "{}: {name} is not connected to {network}: {:?}",
+        rt.label,
+        inspect.result
+    );
+    rt.ok("stop_container", json!({ "name": name })).await;
     rt.ok("disconnect_network", json!({"network": network, "container": name})).await;
     rt.ok("disconnect_network", json!({"network": network, "container": name})).await;
     rt.ok("delete_container", json!({ "name": name })).await;
@@ -305,6 +313,13 @@ fn oci_runtime(label: &'static str, cpi: JsonCpi) -> Runtime {
         exec_when_stopped: ErrorKind::InvalidState,
         volumes: Volumes::AtCreate,
         networks: true,
+        connected: |inspect, network| {
+            inspect
+                .result
+                .as_ref()
+                .and_then(|r| r.pointer("/0/NetworkSettings/Networks"))
+                .is_some_and(|n| n.get(network).is_some())
+        },
         force_remove: podman_force_remove,
     }
 }
@@ -346,6 +361,7 @@ async fn process_lifecycle() {
         exec_when_stopped: ErrorKind::InvalidState,
         volumes: Volumes::Unsupported,
         networks: false,
+        connected: |_, _| false,
         force_remove: |_| {},
     };
     run_all(&rt).await;
@@ -379,7 +395,49 @@ async fn lxc_lifecycle_and_volumes() {
         exec_when_stopped: ErrorKind::InvalidState,
         volumes: Volumes::Attach,
         networks: false,
+        connected: |_, _| false,
         force_remove: lxc_force_remove,
+    };
+    run_all(&rt).await;
+}
+
+fn runc_force_remove(name: &str) {
+    let _ = Command::new("runc")
+        .args(["--root", "/run/omni-cpi/runc", "delete", "-f", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(format!("/var/lib/omni-cpi/runc/containers/{name}"));
+}
+
+/// The runc CPI as a WebAssembly component, granted exactly what plugins/runc/policy.toml says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runc_component_lifecycle_volumes_and_networks() {
+    if !support::runtime_available("runc", &["runc", "--version"]) {
+        return;
+    }
+    let Some(_) = support::plugin_wasm("omni_cpi_runc") else { return };
+    let policy_path = support::repo_root().join("plugins/runc/policy.toml");
+    let policy = omni_cpi::policy::Policy::load(&policy_path).expect("plugins/runc/policy.toml loads");
+    let source = policy.plugins["runc"].source.clone().expect("source");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let loader = omni_cpi::Loader::new(policy, Some(cache.path().to_path_buf())).expect("loader");
+    let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("the runc component loads: {e}"));
+    let rt = Runtime {
+        label: "runc",
+        cpi,
+        image: "busybox",
+        common: json!({"stop_timeout": 0}),
+        state_of: |outcome| outcome.result.as_ref().and_then(|r| r["state"].as_str()).unwrap_or_default().to_string(),
+        running: "running",
+        stopped: &["stopped"],
+        exec_when_stopped: ErrorKind::InvalidState,
+        volumes: Volumes::Attach,
+        networks: true,
+        connected: |inspect, network| {
+            inspect.result.as_ref().and_then(|r| r.pointer("/details/network")).and_then(Value::as_str) == Some(network)
+        },
+        force_remove: runc_force_remove,
     };
     run_all(&rt).await;
 }

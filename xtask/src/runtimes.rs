@@ -42,6 +42,8 @@ pub fn ensure(_root: &Path) -> Result<()> {
     install_missing_packages()?;
     write_containers_conf()?;
     prepare_busybox_rootfs()?;
+    // The runc plugin's state root, granted at the same path (plugins/runc/policy.toml).
+    std::fs::create_dir_all("/var/lib/omni-cpi/runc").context("creating /var/lib/omni-cpi/runc")?;
     import_busybox_image()?;
     println!("runtimes ready: podman, runc, docker CLI, LXC, image {BUSYBOX_IMAGE}");
     Ok(())

@@ -81,22 +81,6 @@ macro_rules! export_cpi {
 
 pub type CpiResult<T> = Result<T, CpiError>;
 
-/// Exports a type implementing [`prelude::Plugin`] and [`prelude::ContainerCpi`] as the component.
-#[macro_export]
-macro_rules! export_container_cpi {
-    ($t:ty) => {
-        $crate::container::__export_container_world!($t with_types_in $crate::container);
-    };
-}
-
-/// Exports a type implementing [`prelude::DirectorPlugin`] and [`prelude::DirectorCpi`].
-#[macro_export]
-macro_rules! export_director_cpi {
-    ($t:ty) => {
-        $crate::director::__export_director_world!($t with_types_in $crate::director);
-    };
-}
-
 impl CpiError {
     pub fn new(kind: ErrorKind, message: impl ToString) -> CpiError {
         CpiError { kind, message: message.to_string() }

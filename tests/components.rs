@@ -443,3 +443,51 @@ async fn compiled_components_are_cached_and_a_damaged_cache_entry_is_ignored() {
     std::fs::write(&entries[0], b"not an artifact").expect("damage the cache");
     still_works(&f.load().await).await;
 }
+
+/// The director world end to end: load, describe, typed calls and results, declared unsupported.
+#[tokio::test]
+async fn a_director_component_serves_the_director_interface() {
+    let Some(wasm) = support::plugin_wasm("omni_cpi_testdirector") else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("vms")).expect("vms dir");
+    let policy = Policy::parse(
+        &dir.path().join("omni-cpi.toml"),
+        &format!(
+            "[plugins.testdirector]\nsource = \"{}\"\n[[plugins.testdirector.fs]]\nhost = \"vms\"\nguest = \"/vms\"\nmode = \"rw\"\n",
+            wasm.display()
+        ),
+        "/usr/bin:/bin",
+    )
+    .expect("policy");
+    let host = ComponentHost::new(None).expect("engine");
+    let env = |_: &str| None;
+    let cpi = ComponentCpi::load(&host, &wasm, policy.grants_for("testdirector"), AuditLog::default(), &env)
+        .await
+        .expect("the director loads");
+    assert_eq!(cpi.world, omni_cpi::wasm::World::DirectorCpi);
+    assert_eq!(cpi.kind(), omni_cpi::spec::CpiKind::Director);
+    let call = |action: &'static str, p: Value| {
+        let cpi = &cpi;
+        async move { cpi.call(action, &params(p)).await }
+    };
+    let created =
+        call("create_vm", json!({"name": "vm-1", "image": "debian", "cpus": 2, "metadata": {"role": "worker"}}))
+            .await
+            .expect("create_vm");
+    assert_eq!(created.result.as_ref().map(|r| r["metadata"]["role"].clone()), Some(json!("worker")));
+    assert_eq!(call("has_vm", json!({"vm": "vm-1"})).await.expect("has_vm").result, Some(json!(true)));
+    assert_eq!(call("has_vm", json!({"vm": "bogus"})).await.expect("has_vm").result, Some(json!(false)));
+    assert_eq!(call("list_vms", json!({})).await.expect("list").result, Some(json!(["vm-1"])));
+    call("set_vm_metadata", json!({"vm": "vm-1", "metadata": {"zone": "a"}})).await.expect("metadata");
+    let inspected = call("inspect_vm", json!({"vm": "vm-1"})).await.expect("inspect");
+    assert_eq!(inspected.result.as_ref().map(|r| r["metadata"]["zone"].clone()), Some(json!("a")));
+    assert_eq!(
+        call("create_vm", json!({"name": "vm-1", "image": "x"})).await.expect_err("dup").kind,
+        ErrorKind::AlreadyExists
+    );
+    call("delete_vm", json!({"vm": "vm-1"})).await.expect("delete");
+    assert_eq!(call("delete_vm", json!({"vm": "vm-1"})).await.expect_err("gone").kind, ErrorKind::NotFound);
+    let err = call("snapshot_disk", json!({"disk": "d", "snapshot": "s"})).await.expect_err("unsupported");
+    assert_eq!(err.kind, ErrorKind::Unsupported);
+    assert_eq!(call("create_container", json!({})).await.expect_err("wrong interface").kind, ErrorKind::Unsupported);
+}

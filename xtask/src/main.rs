@@ -66,14 +66,19 @@ pub fn build_plugins(root: &Path) -> Result<()> {
         println!("== adding the {PLUGIN_TARGET} target ==");
         run_command(Command::new("rustup").args(["target", "add", PLUGIN_TARGET]))?;
     }
-    println!("== building plugins ({PLUGIN_TARGET}) ==");
-    run_command(cargo().current_dir(root.join("plugins")).args([
-        "build",
-        "--release",
-        "--workspace",
-        "--target",
-        PLUGIN_TARGET,
-    ]))?;
+    // One package at a time: the SDK's `container` and `director` features select a world and
+    // exclude each other, and a workspace-wide build would unify them.
+    for package in plugin_packages(root)? {
+        println!("== building plugin {package} ({PLUGIN_TARGET}) ==");
+        run_command(cargo().current_dir(root.join("plugins")).args([
+            "build",
+            "--release",
+            "--target",
+            PLUGIN_TARGET,
+            "-p",
+            &package,
+        ]))?;
+    }
     let out = root.join("plugins/target").join(PLUGIN_TARGET).join("release");
     let mut built: Vec<String> = std::fs::read_dir(&out)
         .with_context(|| format!("reading {}", out.display()))?
@@ -84,6 +89,25 @@ pub fn build_plugins(root: &Path) -> Result<()> {
     built.sort();
     println!("components in {}: {}", out.display(), built.join(", "));
     Ok(())
+}
+
+/// The packages of the plugins workspace that build components (every member but the SDK).
+fn plugin_packages(root: &Path) -> Result<Vec<String>> {
+    let mut packages = Vec::new();
+    for entry in std::fs::read_dir(root.join("plugins"))? {
+        let manifest = entry?.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        if !text.contains("crate-type = [\"cdylib\"]") {
+            continue;
+        }
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \"").and_then(|rest| rest.strip_suffix('"')))
+            .with_context(|| format!("{} has no package name", manifest.display()))?;
+        packages.push(name.to_string());
+    }
+    packages.sort();
+    Ok(packages)
 }
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {

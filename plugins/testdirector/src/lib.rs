@@ -1,0 +1,148 @@
+//! A minimal director CPI for the host's tests of the `director-cpi` world: a VM is a file
+//! `/vms/ID` holding its metadata lines (`key=value`), so state survives between calls (each
+//! call runs in a fresh instance). Disks and snapshots are declared unsupported.
+
+use omni_cpi_sdk::prelude::*;
+
+struct TestDirector;
+
+const ROOT: &str = "/vms";
+
+fn path(id: &str) -> CpiResult<String> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(CpiError::new(ErrorKind::InvalidArgument, format!("bad VM id {id:?}")));
+    }
+    Ok(format!("{ROOT}/{id}"))
+}
+
+fn read(id: &str) -> CpiResult<Vec<(String, String)>> {
+    let text =
+        std::fs::read_to_string(path(id)?).map_err(|_| CpiError::new(ErrorKind::NotFound, format!("no VM {id}")))?;
+    Ok(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+fn write(id: &str, metadata: &[(String, String)]) -> CpiResult<()> {
+    let text: String = metadata.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(path(id)?, text).map_err(|e| CpiError::new(ErrorKind::Failed, e.to_string()))
+}
+
+fn info(id: &str) -> CpiResult<VmInfo> {
+    Ok(VmInfo {
+        id: id.to_string(),
+        name: id.to_string(),
+        state: VmState::Stopped,
+        metadata: read(id)?,
+        disks: vec![],
+        details: String::new(),
+    })
+}
+
+impl Plugin for TestDirector {
+    fn describe() -> PluginInfo {
+        let action = |name: &str, unsupported: Option<&str>| ActionInfo {
+            name: name.into(),
+            params: vec![],
+            unsupported: unsupported.map(Into::into),
+        };
+        let disks = Some("the test director has no disks");
+        PluginInfo {
+            name: "testdirector".into(),
+            kind: CpiKind::Director,
+            version: "0.1.0".into(),
+            actions: vec![
+                action("create-vm", None),
+                action("delete-vm", None),
+                action("start-vm", None),
+                action("stop-vm", None),
+                action("reboot-vm", None),
+                action("has-vm", None),
+                action("inspect-vm", None),
+                action("list-vms", None),
+                action("set-vm-metadata", None),
+                action("create-disk", disks),
+                action("delete-disk", disks),
+                action("attach-disk", disks),
+                action("detach-disk", disks),
+                action("has-disk", disks),
+                action("list-disks", disks),
+                action("snapshot-disk", disks),
+            ],
+            default_settings: vec![],
+            capabilities: Capabilities {
+                exec: vec![],
+                dirs: vec![DirRequest { guest_path: ROOT.into(), writable: true, description: "VM records".into() }],
+                env: vec![],
+            },
+        }
+    }
+}
+
+impl DirectorCpi for TestDirector {
+    fn create_vm(spec: VmSpec) -> CpiResult<VmInfo> {
+        if std::fs::metadata(path(&spec.name)?).is_ok() {
+            return Err(CpiError::new(ErrorKind::AlreadyExists, format!("VM {} exists", spec.name)));
+        }
+        let mut metadata = spec.metadata;
+        metadata.push(("image".into(), spec.image));
+        metadata.push(("cpus".into(), spec.cpus.to_string()));
+        write(&spec.name, &metadata)?;
+        info(&spec.name)
+    }
+    fn delete_vm(id: String) -> CpiResult<()> {
+        read(&id)?;
+        std::fs::remove_file(path(&id)?).map_err(|e| CpiError::new(ErrorKind::Failed, e.to_string()))
+    }
+    fn start_vm(id: String) -> CpiResult<()> {
+        read(&id).map(|_| ())
+    }
+    fn stop_vm(id: String) -> CpiResult<()> {
+        read(&id).map(|_| ())
+    }
+    fn reboot_vm(id: String) -> CpiResult<()> {
+        read(&id).map(|_| ())
+    }
+    fn has_vm(id: String) -> CpiResult<bool> {
+        Ok(std::fs::metadata(path(&id)?).is_ok())
+    }
+    fn inspect_vm(id: String) -> CpiResult<VmInfo> {
+        info(&id)
+    }
+    fn list_vms() -> CpiResult<Vec<String>> {
+        let mut ids: Vec<String> = std::fs::read_dir(ROOT)
+            .map_err(|e| CpiError::new(ErrorKind::Failed, e.to_string()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+    fn set_vm_metadata(id: String, metadata: Vec<(String, String)>) -> CpiResult<()> {
+        let mut all = read(&id)?;
+        all.retain(|(k, _)| !metadata.iter().any(|(m, _)| m == k));
+        all.extend(metadata);
+        write(&id, &all)
+    }
+    fn create_disk(_spec: DiskSpec) -> CpiResult<DiskInfo> {
+        unsupported("no disks")
+    }
+    fn delete_disk(_id: String) -> CpiResult<()> {
+        unsupported("no disks")
+    }
+    fn attach_disk(_vm: String, _disk: String) -> CpiResult<()> {
+        unsupported("no disks")
+    }
+    fn detach_disk(_vm: String, _disk: String) -> CpiResult<()> {
+        unsupported("no disks")
+    }
+    fn has_disk(_id: String) -> CpiResult<bool> {
+        unsupported("no disks")
+    }
+    fn list_disks(_vm: Option<String>) -> CpiResult<Vec<String>> {
+        unsupported("no disks")
+    }
+    fn snapshot_disk(_disk: String, _name: String) -> CpiResult<String> {
+        unsupported("no disks")
+    }
+}
+
+omni_cpi_sdk::export_cpi!(TestDirector);

@@ -1,6 +1,7 @@
 //! omni-cpi: runs OmniCloud CPIs safely. See `ARCHITECTURE.md` for the path of a call.
 
 pub mod audit;
+pub mod conformance;
 pub mod cpi;
 pub mod diagnostic;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Subcommands of `omni-cpi`. Each returns the process exit status; errors that escape as
 //! `anyhow` are usage or load errors (status 2).
 
+mod conformance;
 mod params;
 mod show;
 
@@ -79,6 +80,51 @@ enum Command {
     },
     /// Print the JSON Schema of the spec format, for editors.
     Schema,
+    /// Check that a CPI honours the contract, against its real runtime (or statically).
+    Conformance(ConformanceArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ConformanceArgs {
+    /// The CPI to check; with --static, any number of spec files, components or directories
+    /// (default: cpis/ and the built plugins).
+    targets: Vec<String>,
+    /// Fail unless the CPI is of this kind.
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
+    /// Run only these checks (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Skip these checks (repeatable).
+    #[arg(long)]
+    skip: Vec<String>,
+    /// Rounds of C-ROBUST-01.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Concurrent lifecycles of C-ROBUST-02.
+    #[arg(long, default_value_t = 3)]
+    parallel: usize,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A parameter every call gets (key=value or key:=JSON), e.g. --param image=busybox.
+    #[arg(long = "param")]
+    params: Vec<OsString>,
+    /// List the checks and exit.
+    #[arg(long)]
+    list: bool,
+    /// Static checks only (no runtime): required actions, parameters, requirements.
+    #[arg(long = "static")]
+    static_only: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum KindArg {
+    Container,
+    Director,
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -164,11 +210,12 @@ pub async fn run(args: Args) -> Result<u8> {
             println!("{}", omni_cpi::spec::SCHEMA.trim_end());
             Ok(EXIT_OK)
         }
+        Command::Conformance(c) => conformance::run(&loader, c, &args.cpi_dir, args.output).await,
     }
 }
 
 /// A CPI named by path, by a plugin name in the policy, or by name in the CPI directory.
-fn resolve(name: &str, dir: &Path, policy: &Policy) -> Result<PathBuf> {
+pub(crate) fn resolve(name: &str, dir: &Path, policy: &Policy) -> Result<PathBuf> {
     let direct = PathBuf::from(name);
     if direct.is_file() {
         return Ok(direct);
@@ -193,7 +240,7 @@ fn resolve(name: &str, dir: &Path, policy: &Policy) -> Result<PathBuf> {
     )
 }
 
-async fn load_cpi(loader: &Loader, name: &str, dir: &Path, output: Output) -> Result<Cpi> {
+pub(crate) async fn load_cpi(loader: &Loader, name: &str, dir: &Path, output: Output) -> Result<Cpi> {
     let path = resolve(name, dir, &loader.policy)?;
     match loader.load(&path).await {
         Ok(cpi) => Ok(cpi),
@@ -216,7 +263,7 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Spec files and components in a directory.
-fn cpi_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn cpi_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = spec_files(dir)?;
     files.extend(
         std::fs::read_dir(dir)?

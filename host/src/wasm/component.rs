@@ -137,15 +137,21 @@ fn detect_world(host: &ComponentHost, component: &Component) -> Result<World, St
     }
 }
 
-impl ComponentCpi {
-    /// Loads a component for the plugin named in `grants`.
-    pub async fn load(
+/// A component read, checked and described, before any grant.
+struct Inspected {
+    sha256: String,
+    world: World,
+    pre: WorldPre,
+    description: Description,
+}
+
+impl Inspected {
+    async fn read(
         host: &ComponentHost,
         source: &Path,
-        grants: PluginGrants,
+        grants: &PluginGrants,
         audit: AuditLog,
-        host_env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<ComponentCpi, LoadError> {
+    ) -> Result<Inspected, LoadError> {
         let path = source.to_path_buf();
         let size = std::fs::metadata(source).map_err(|e| LoadError::Read { path: path.clone(), source: e })?.len();
         if size > MAX_COMPONENT_BYTES {
@@ -180,7 +186,7 @@ impl ComponentCpi {
             dirs: Vec::new(),
             env: Vec::new(),
             limits: grants.limits,
-            audit: audit.clone(),
+            audit,
             path: String::new(),
         });
         let info = describe(host.engine(), &pre, nothing)
@@ -197,19 +203,40 @@ impl ComponentCpi {
                 message: format!("describe() says kind {:?}, but the component implements {world:?}", description.kind),
             });
         }
-        let sandbox =
-            Sandbox::new(&grants, &description.requests, audit, host_env).map_err(LoadError::MissingGrants)?;
+        Ok(Inspected { sha256, world, pre, description })
+    }
+}
+
+impl ComponentCpi {
+    /// Loads a component for the plugin named in `grants`.
+    pub async fn load(
+        host: &ComponentHost,
+        source: &Path,
+        grants: PluginGrants,
+        audit: AuditLog,
+        host_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ComponentCpi, LoadError> {
+        let inspected = Inspected::read(host, source, &grants, audit.clone()).await?;
+        let sandbox = Sandbox::new(&grants, &inspected.description.requests, audit, host_env)
+            .map_err(LoadError::MissingGrants)?;
         Ok(ComponentCpi {
             name: grants.name.clone(),
-            source: path,
-            sha256,
-            world,
-            description,
+            source: source.to_path_buf(),
+            sha256: inspected.sha256,
+            world: inspected.world,
+            description: inspected.description,
             grants,
             sandbox: Arc::new(sandbox),
-            pre,
+            pre: inspected.pre,
             engine: host.engine().clone(),
         })
+    }
+
+    /// What a component is and says about itself, without granting it anything (static checks).
+    pub async fn describe_file(host: &ComponentHost, source: &Path) -> Result<(World, Description), LoadError> {
+        let name = source.file_stem().map_or("plugin".to_string(), |s| s.to_string_lossy().into_owned());
+        let inspected = Inspected::read(host, source, &PluginGrants::none(&name), AuditLog::default()).await?;
+        Ok((inspected.world, inspected.description))
     }
 
     pub fn kind(&self) -> CpiKind {

@@ -481,10 +481,10 @@ async fn a_director_component_serves_the_director_interface() {
     call("set_vm_metadata", json!({"vm": "vm-1", "metadata": {"zone": "a"}})).await.expect("metadata");
     let inspected = call("inspect_vm", json!({"vm": "vm-1"})).await.expect("inspect");
     assert_eq!(inspected.result.as_ref().map(|r| r["metadata"]["zone"].clone()), Some(json!("a")));
-    assert_eq!(
-        call("create_vm", json!({"name": "vm-1", "image": "x"})).await.expect_err("dup").kind,
-        ErrorKind::AlreadyExists
-    );
+    let duplicate = call("create_vm", json!({"name": "vm-1", "image": "debian"})).await.expect_err("dup");
+    assert_eq!(duplicate.kind, ErrorKind::AlreadyExists);
+    let unknown_image = call("create_vm", json!({"name": "vm-2", "image": "nope"})).await.expect_err("image");
+    assert_eq!(unknown_image.kind, ErrorKind::NotFound);
     call("delete_vm", json!({"vm": "vm-1"})).await.expect("delete");
     assert_eq!(call("delete_vm", json!({"vm": "vm-1"})).await.expect_err("gone").kind, ErrorKind::NotFound);
     let err = call("snapshot_disk", json!({"disk": "d", "snapshot": "s"})).await.expect_err("unsupported");

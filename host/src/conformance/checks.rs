@@ -28,8 +28,13 @@ pub struct CheckInfo {
     pub needs: &'static [&'static str],
 }
 
-pub(crate) const LEAK_CHECK: &str = "C-LEAK-01";
+const LEAK_CHECK: &str = "C-LEAK-01";
 const DIRECTOR_LEAK_CHECK: &str = "D-LEAK-01";
+
+/// The leak checks run last, after every other check has cleaned up.
+pub(crate) fn is_leak_check(id: &str) -> bool {
+    id == LEAK_CHECK || id == DIRECTOR_LEAK_CHECK
+}
 
 const GREETING: &str = "omni-conformance-hello";
 

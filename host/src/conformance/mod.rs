@@ -315,7 +315,7 @@ pub async fn run(cpi: &Cpi, options: &Options, progress: &mut dyn FnMut(&CheckRe
     for info in catalogue().iter().filter(|c| c.kind == kind) {
         let selected = (options.only.is_empty() || options.only.iter().any(|o| o == info.id))
             && !options.skip.iter().any(|s| s == info.id);
-        if !selected || info.id == checks::LEAK_CHECK {
+        if !selected || checks::is_leak_check(info.id) {
             continue;
         }
         let check_started = Instant::now();
@@ -347,7 +347,7 @@ pub async fn run(cpi: &Cpi, options: &Options, progress: &mut dyn FnMut(&CheckRe
         results.push(result);
     }
 
-    if let Some(info) = catalogue().iter().find(|c| c.id == checks::LEAK_CHECK && c.kind == kind) {
+    if let Some(info) = catalogue().iter().find(|c| checks::is_leak_check(c.id) && c.kind == kind) {
         let check_started = Instant::now();
         let mut ctx = Ctx::new(cpi, base.clone(), prefix.clone(), options);
         let verdict = match checks::leftovers(&mut ctx, &prefix).await {

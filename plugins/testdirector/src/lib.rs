@@ -7,6 +7,8 @@ use omni_cpi_sdk::prelude::*;
 struct TestDirector;
 
 const ROOT: &str = "/vms";
+/// The images this director "has".
+const IMAGES: [&str; 2] = ["debian", "ubuntu"];
 
 fn path(id: &str) -> CpiResult<String> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -79,6 +81,9 @@ impl Plugin for TestDirector {
 
 impl DirectorCpi for TestDirector {
     fn create_vm(spec: VmSpec) -> CpiResult<VmInfo> {
+        if !IMAGES.contains(&spec.image.as_str()) {
+            return Err(CpiError::new(ErrorKind::NotFound, format!("no image {:?} (known: {})", spec.image, IMAGES.join(", "))));
+        }
         if std::fs::metadata(path(&spec.name)?).is_ok() {
             return Err(CpiError::new(ErrorKind::AlreadyExists, format!("VM {} exists", spec.name)));
         }

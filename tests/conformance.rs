@@ -1,0 +1,258 @@
+//! The conformance kit against every shipped CPI and its real runtime, statically, and against
+//! deliberately broken CPIs (each must be caught by the right check).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use omni_cpi::conformance::{self, statics, Options, Report, Verdict};
+use omni_cpi::{spec, Cpi, JsonCpi};
+use serde_json::json;
+
+async fn kit(cpi: &Cpi) -> Report {
+    kit_with(cpi, json!({})).await
+}
+
+/// The kit with extra parameters, as `--param` gives them.
+async fn kit_with(cpi: &Cpi, params: serde_json::Value) -> Report {
+    let params = match params {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("object literal"),
+    };
+    let options = Options { repeat: 2, parallel: 2, params, ..Options::default() };
+    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
+    conformance::run(cpi, &options, &mut progress).await
+}
+
+/// Every check passed or was skipped for an action the CPI declares unsupported.
+fn assert_fully_conformant(report: &Report) {
+    let failed: Vec<String> = report
+        .results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Failed(f) => Some(format!("{}: expected {}, got {}", r.id, f.expected, f.got)),
+            _ => None,
+        })
+        .collect();
+    assert!(failed.is_empty(), "{} failed checks:\n{}", report.cpi, failed.join("\n"));
+    assert!(report.count(|v| matches!(v, Verdict::Passed)) >= 6, "{}: too few checks ran", report.cpi);
+}
+
+fn failed_ids(report: &Report) -> BTreeSet<&'static str> {
+    report.results.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).map(|r| r.id).collect()
+}
+
+/// A process-CPI variant with its state in a private directory.
+fn process_cpi(path: &Path, state: &Path) -> Cpi {
+    let mut loaded = spec::load_file(path).unwrap_or_else(|e| panic!("{} loads:\n{e}", path.display()));
+    loaded.default_settings.insert("state_dir".into(), json!(state));
+    Cpi::Json(JsonCpi::new(loaded))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_cpi_is_conformant() {
+    let state = tempfile::tempdir().expect("state dir");
+    assert_fully_conformant(&kit(&process_cpi(&support::cpi_path("process"), state.path())).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_cpi_is_conformant() {
+    if !support::runtime_available(
+        "podman with the busybox image",
+        &["podman", "image", "exists", "localhost/busybox:latest"],
+    ) {
+        return;
+    }
+    let cpi = Cpi::Json(JsonCpi::load(&support::cpi_path("podman")).expect("loads"));
+    assert_fully_conformant(&kit(&cpi).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_cpi_is_conformant_against_podmans_socket() {
+    if !support::runtime_available(
+        "podman with the busybox image",
+        &["podman", "image", "exists", "localhost/busybox:latest"],
+    ) || !support::runtime_available("docker CLI", &["docker", "--version"])
+    {
+        return;
+    }
+    let service = support::PodmanService::start();
+    let docker_host = service.docker_host();
+    let loaded = spec::load_file(&support::cpi_path("docker")).expect("loads");
+    let cpi = Cpi::Json(JsonCpi::with_host_env(loaded, move |var| {
+        if var == "DOCKER_HOST" {
+            Some(docker_host.clone())
+        } else {
+            std::env::var(var).ok()
+        }
+    }));
+    assert_fully_conformant(&kit(&cpi).await);
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lxc_cpi_is_conformant() {
+    if !support::runtime_available("LXC", &["lxc-create", "--version"]) {
+        return;
+    }
+    let volumes = tempfile::tempdir().expect("volume root");
+    let mut loaded = spec::load_file(&support::cpi_path("lxc")).expect("loads");
+    loaded.default_settings.insert("volume_root".into(), json!(volumes.path()));
+    assert_fully_conformant(&kit(&Cpi::Json(JsonCpi::new(loaded))).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runc_component_is_conformant() {
+    if !support::runtime_available("runc", &["runc", "--version"]) {
+        return;
+    }
+    let Some(_) = support::plugin_wasm("omni_cpi_runc") else { return };
+    let policy =
+        omni_cpi::policy::Policy::load(&support::repo_root().join("plugins/runc/policy.toml")).expect("policy");
+    let source = policy.plugins["runc"].source.clone().expect("source");
+    let cache = tempfile::tempdir().expect("cache");
+    let loader = omni_cpi::Loader::new(policy, Some(cache.path().to_path_buf())).expect("loader");
+    let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("runc loads: {e}"));
+    assert_fully_conformant(&kit(&cpi).await);
+}
+
+#[tokio::test]
+async fn director_checks_run_against_a_director_component() {
+    let Some(wasm) = support::plugin_wasm("omni_cpi_testdirector") else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("vms")).expect("vms");
+    let policy = omni_cpi::policy::Policy::parse(
+        &dir.path().join("p.toml"),
+        &format!("[plugins.testdirector]\nsource = \"{}\"\n[[plugins.testdirector.fs]]\nhost = \"vms\"\nguest = \"/vms\"\nmode = \"rw\"\n", wasm.display()),
+        "/usr/bin:/bin",
+    )
+    .expect("policy");
+    let loader = omni_cpi::Loader::new(policy, None).expect("loader");
+    let cpi = loader.load(&wasm).await.expect("loads");
+    let report = kit(&cpi).await;
+    assert_fully_conformant(&report);
+    let skipped: BTreeSet<&str> =
+        report.results.iter().filter(|r| matches!(r.verdict, Verdict::Skipped { .. })).map(|r| r.id).collect();
+    assert_eq!(skipped, BTreeSet::from(["D-DISK-01", "D-SNAP-01"]), "disks are declared unsupported");
+    assert!(report.results.iter().all(|r| r.id.starts_with("D-")), "only director checks run on a director");
+}
+
+/// Deliberately broken CPIs: the kit must catch each with the check that covers the defect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_broken_cpis_with_the_right_check() {
+    for (fixture, must_fail) in [
+        ("broken_delete_keeps", ["C-DELETE-01", "C-LEAK-01"].as_slice()),
+        ("broken_inspect_missing_ok", ["C-NOTFOUND-01", "C-DELETE-01"].as_slice()),
+        ("broken_untyped_errors", ["C-NOTFOUND-01", "C-DELETE-02"].as_slice()),
+    ] {
+        let state = tempfile::tempdir().expect("state dir");
+        let path = support::repo_root().join(format!("tests/fixtures/broken/{fixture}.json"));
+        let report = kit_with(&process_cpi(&path, state.path()), json!({"image": "none", "stop_timeout": 0})).await;
+        kill_processes_left_in(state.path());
+        let failed = failed_ids(&report);
+        for id in must_fail {
+            assert!(failed.contains(id), "{fixture}: {id} should fail; failed: {failed:?}");
+        }
+        assert!(!report.conformant(), "{fixture} must not be conformant");
+    }
+}
+
+/// A broken delete leaves its containers' process groups running: end them (pid files hold the
+/// group leaders).
+fn kill_processes_left_in(state: &Path) {
+    for pid_file in std::fs::read_dir(state).into_iter().flatten().flatten().map(|e| e.path().join("pid")) {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_shipped_spec_and_built_plugin_passes_static_conformance() {
+    let host = omni_cpi::wasm::ComponentHost::new(None).expect("engine");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(support::repo_root().join("cpis"))
+        .expect("cpis")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    for plugin in ["omni_cpi_runc", "omni_cpi_testdirector", "omni_cpi_adversary"] {
+        files.extend(support::plugin_wasm(plugin));
+    }
+    assert!(files.len() >= 5);
+    for file in files {
+        let report = statics::check_file(&host, &file).await;
+        let problems: Vec<String> = report
+            .results
+            .iter()
+            .filter_map(|r| match &r.verdict {
+                Verdict::Failed(f) => Some(format!("{}: {}", r.id, f.got)),
+                _ => None,
+            })
+            .collect();
+        assert!(problems.is_empty(), "{}: {problems:?}", file.display());
+        assert_eq!(report.results.len(), 4, "{}", file.display());
+    }
+    let broken = statics::check_file(
+        &host,
+        &support::repo_root().join("tests/golden/spec-errors/missing-required-actions.json"),
+    )
+    .await;
+    assert!(!broken.conformant(), "a spec lacking required actions fails S-ACTIONS-01");
+}
+
+#[test]
+fn the_cli_reports_for_ci() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let omni = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+            .args(args)
+            .current_dir(support::repo_root())
+            .output()
+            .expect("omni-cpi runs")
+    };
+    let junit = dir.path().join("junit.xml");
+    let json_report = dir.path().join("report.json");
+    let out = omni(&[
+        "conformance",
+        "tests/fixtures/broken/broken_untyped_errors.json",
+        "--only",
+        "C-NOTFOUND-01",
+        "--only",
+        "C-CREATE-01",
+        "--junit",
+        junit.to_str().expect("utf-8"),
+        "--json",
+        json_report.to_str().expect("utf-8"),
+        "--param",
+        "image=none",
+        "--param",
+        "stop_timeout:=0",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAIL C-NOTFOUND-01"), "{stdout}");
+    assert!(stdout.contains("PASS C-CREATE-01"), "{stdout}");
+    assert!(stdout.contains("got:      error[failed]"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_report).expect("json written")).expect("json");
+    assert_eq!(report["results"][1]["id"], "C-NOTFOUND-01");
+    assert_eq!(report["results"][1]["status"], "failed");
+
+    let out = omni(&["conformance", "--list"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("C-LEAK-01        MUST"));
+    assert_eq!(omni(&["conformance", "process", "--only", "C-NOPE-01"]).status.code(), Some(2), "unknown check");
+    assert_eq!(omni(&["conformance", "process", "--kind", "director"]).status.code(), Some(2), "wrong kind");
+    assert_eq!(omni(&["conformance", "no-such-cpi"]).status.code(), Some(2), "CPI does not load");
+    let out = omni(&[
+        "conformance",
+        "--static",
+        "cpis/podman.json",
+        "tests/golden/spec-errors/missing-required-actions.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}

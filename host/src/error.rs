@@ -100,7 +100,7 @@ pub struct CpiError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed_step: Option<FailedStep>,
+    pub failed_step: Option<Box<FailedStep>>,
 }
 
 impl CpiError {

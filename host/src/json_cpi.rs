@@ -359,12 +359,12 @@ impl JsonCpi {
             if let Err(reason) = gate.check(&step.argv, path) {
                 self.audit(action, &step.argv, crate::audit::Decision::Denied, Some(reason.clone()), None);
                 let mut err = CpiError::new(ErrorKind::Denied, action, format!("{}: {reason}", step.name));
-                err.failed_step = Some(FailedStep {
+                err.failed_step = Some(Box::new(FailedStep {
                     step: step.name.clone(),
                     argv: step.argv.clone(),
                     exit_code: None,
                     stderr: String::new(),
-                });
+                }));
                 return Err(err);
             }
         }
@@ -387,12 +387,12 @@ impl JsonCpi {
                 _ => ErrorKind::Failed,
             };
             let mut err = CpiError::new(kind, action, format!("{}: {e}", step.name));
-            err.failed_step = Some(FailedStep {
+            err.failed_step = Some(Box::new(FailedStep {
                 step: step.name.clone(),
                 argv: step.argv.clone(),
                 exit_code: None,
                 stderr: String::new(),
-            });
+            }));
             err
         })
     }
@@ -439,12 +439,12 @@ impl JsonCpi {
         message: String,
     ) -> CpiError {
         let mut err = CpiError::new(kind, action, message);
-        err.failed_step = Some(FailedStep {
+        err.failed_step = Some(Box::new(FailedStep {
             step: step.name.clone(),
             argv: step.argv.clone(),
             exit_code: run.exit_code,
             stderr: tail(&run.stderr.text(), STDERR_TAIL),
-        });
+        }));
         err
     }
 }
@@ -683,11 +683,9 @@ mod tests {
     async fn failing_post_hook_rolls_the_command_back() {
         let dir = tempfile::tempdir().expect("temp dir");
         let marker = dir.path().join("created");
-        let cpi = cpi(&format!(
-            r#"{{"create_container": {{"command": "sh -c 'touch \"$1\"' sh {{path}}", "params": ["path"],
+        let cpi = cpi(r#"{"create_container": {"command": "sh -c 'touch \"$1\"' sh {path}", "params": ["path"],
                 "post_configure": "false",
-                "rollback": "sh -c 'rm \"$1\"' sh {{path}}"}}}}"#
-        ));
+                "rollback": "sh -c 'rm \"$1\"' sh {path}"}}"#);
         let err = cpi
             .call("create_container", &params(json!({"path": marker})), &CallOptions::default())
             .await

@@ -43,7 +43,7 @@ pub struct Placeholder {
 
 impl Placeholder {
     /// Length of `{name}` in the source.
-    pub fn len(&self) -> usize {
+    pub fn source_len(&self) -> usize {
         self.name.len() + 2
     }
 }
@@ -231,7 +231,7 @@ impl Template {
         };
         if first.literal().is_none_or(|s| s.is_empty()) {
             let at = self.placeholders.first().map_or(0, |p| p.offset);
-            let len = self.placeholders.first().map_or(1, Placeholder::len);
+            let len = self.placeholders.first().map_or(1, Placeholder::source_len);
             return Err(TemplateError {
                 offset: at,
                 len,
@@ -276,7 +276,7 @@ impl Template {
         let placeholder = &self.placeholders[var];
         Err(TemplateError {
             offset: placeholder.offset,
-            len: placeholder.len(),
+            len: placeholder.source_len(),
             message: format!(
                 "placeholder `{{{}}}` is inside the script of a shell's -c, where its value would run as shell code",
                 placeholder.name

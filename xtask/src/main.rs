@@ -111,6 +111,11 @@ fn plugin_packages(root: &Path) -> Result<Vec<String>> {
 }
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
+    println!("== checking formatting ==");
+    run_command(cargo().current_dir(root).args(["fmt", "--all", "--", "--check"]))
+        .context("code is not formatted: run `cargo fmt --all` (and in plugins/)")?;
+    run_command(cargo().current_dir(root.join("plugins")).args(["fmt", "--all", "--", "--check"]))
+        .context("plugins are not formatted: run `cargo fmt --all` in plugins/")?;
     runtimes::ensure(root)?;
     build_plugins(root)?;
     println!("== running every test (runtimes required: a missing one fails) ==");

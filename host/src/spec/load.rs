@@ -339,7 +339,7 @@ impl Decoder<'_> {
                 continue;
             }
             ok = false;
-            let span = self.span_in_string(node, placeholder.offset, placeholder.len());
+            let span = self.span_in_string(node, placeholder.offset, placeholder.source_len());
             let near = suggest::closest(&placeholder.name, scope.names())
                 .map(|n| format!("did you mean `{{{n}}}`? "))
                 .unwrap_or_default();

@@ -505,19 +505,6 @@ fn ignored(action: &str, params: &Params, world: World) -> Vec<String> {
     ignored
 }
 
-#[cfg(test)]
-mod tests {
-    use super::panic_message;
-
-    #[test]
-    fn extracts_rust_panic_messages() {
-        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:108:20:\nboom: it broke\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
-        assert_eq!(panic_message(stderr), "boom: it broke (at src/lib.rs:108:20)");
-        assert_eq!(panic_message("abort\n"), "abort");
-        assert_eq!(panic_message(""), "no message");
-    }
-}
-
 impl Description {
     fn from_wit(info: types::PluginInfo) -> Description {
         Description {
@@ -548,5 +535,18 @@ impl Description {
                 env: info.capabilities.env,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn extracts_rust_panic_messages() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:108:20:\nboom: it broke\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(panic_message(stderr), "boom: it broke (at src/lib.rs:108:20)");
+        assert_eq!(panic_message("abort\n"), "abort");
+        assert_eq!(panic_message(""), "no message");
     }
 }

@@ -82,7 +82,10 @@ impl Plugin for TestDirector {
 impl DirectorCpi for TestDirector {
     fn create_vm(spec: VmSpec) -> CpiResult<VmInfo> {
         if !IMAGES.contains(&spec.image.as_str()) {
-            return Err(CpiError::new(ErrorKind::NotFound, format!("no image {:?} (known: {})", spec.image, IMAGES.join(", "))));
+            return Err(CpiError::new(
+                ErrorKind::NotFound,
+                format!("no image {:?} (known: {})", spec.image, IMAGES.join(", ")),
+            ));
         }
         if std::fs::metadata(path(&spec.name)?).is_ok() {
             return Err(CpiError::new(ErrorKind::AlreadyExists, format!("VM {} exists", spec.name)));

@@ -478,6 +478,8 @@ async fn a_director_component_serves_the_director_interface() {
     assert_eq!(call("has_vm", json!({"vm": "vm-1"})).await.expect("has_vm").result, Some(json!(true)));
     assert_eq!(call("has_vm", json!({"vm": "bogus"})).await.expect("has_vm").result, Some(json!(false)));
     assert_eq!(call("list_vms", json!({})).await.expect("list").result, Some(json!(["vm-1"])));
+    let alias = call("has_worker", json!({"vm": "vm-1"})).await.expect("OmniCloud's `has_worker` is `has_vm`");
+    assert_eq!(alias.result, Some(json!(true)));
     call("set_vm_metadata", json!({"vm": "vm-1", "metadata": {"zone": "a"}})).await.expect("metadata");
     let inspected = call("inspect_vm", json!({"vm": "vm-1"})).await.expect("inspect");
     assert_eq!(inspected.result.as_ref().map(|r| r["metadata"]["zone"].clone()), Some(json!("a")));

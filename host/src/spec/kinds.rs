@@ -49,6 +49,40 @@ pub const DIRECTOR_ACTIONS: &[&str] = &[
 
 pub const DIRECTOR_OPTIONAL_ACTIONS: &[&str] = &["delete_snapshot"];
 
+/// OmniCloud's later director vocabulary (`*_worker`, `*_volume`), accepted as aliases of the
+/// standard names (seed and BOSH: `*_vm`, `*_disk`).
+pub const DIRECTOR_ALIASES: &[(&str, &str)] = &[
+    ("create_worker", "create_vm"),
+    ("delete_worker", "delete_vm"),
+    ("start_worker", "start_vm"),
+    ("stop_worker", "stop_vm"),
+    ("reboot_worker", "reboot_vm"),
+    ("restart_worker", "reboot_vm"),
+    ("has_worker", "has_vm"),
+    ("inspect_worker", "inspect_vm"),
+    ("get_worker", "inspect_vm"),
+    ("list_workers", "list_vms"),
+    ("set_worker_metadata", "set_vm_metadata"),
+    ("create_volume", "create_disk"),
+    ("delete_volume", "delete_disk"),
+    ("attach_volume", "attach_disk"),
+    ("detach_volume", "detach_disk"),
+    ("has_volume", "has_disk"),
+    ("list_volumes", "list_disks"),
+    ("snapshot_volume", "snapshot_disk"),
+    ("create_snapshot", "snapshot_disk"),
+];
+
+/// The standard name of an action: director aliases map to their `*_vm` / `*_disk` names.
+pub fn canonical_action(kind: CpiKind, name: &str) -> &str {
+    match kind {
+        CpiKind::Director => {
+            DIRECTOR_ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, standard)| standard)
+        }
+        CpiKind::Container => name,
+    }
+}
+
 pub fn required_actions(kind: CpiKind) -> &'static [&'static str] {
     match kind {
         CpiKind::Container => CONTAINER_ACTIONS,
@@ -84,4 +118,20 @@ pub fn check_required_actions(spec: &Spec) -> Vec<Diagnostic> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn director_aliases_map_to_standard_names_only_for_directors() {
+        assert_eq!(canonical_action(CpiKind::Director, "create_worker"), "create_vm");
+        assert_eq!(canonical_action(CpiKind::Director, "attach_volume"), "attach_disk");
+        assert_eq!(canonical_action(CpiKind::Director, "create_vm"), "create_vm");
+        assert_eq!(canonical_action(CpiKind::Container, "create_volume"), "create_volume");
+        for (alias, standard) in DIRECTOR_ALIASES {
+            assert!(DIRECTOR_ACTIONS.contains(standard), "{alias} → {standard}");
+        }
+    }
 }

@@ -453,7 +453,22 @@ impl Decoder<'_> {
                         defaults: &default_settings,
                         programs: &validation.required_commands,
                     };
-                    if let Some(action) = self.action(member, &ctx) {
+                    if let Some(mut action) = self.action(member, &ctx) {
+                        // Director aliases (`create_worker`) are stored under the standard name.
+                        if let Some(kind) = kind {
+                            action.name = kinds::canonical_action(kind, &action.name).to_string();
+                        }
+                        if actions.iter().any(|a: &Action| a.name == action.name) {
+                            self.error(
+                                member.key_span,
+                                format!(
+                                    "action `{}` is another name for `{}`, which is already defined",
+                                    member.key, action.name
+                                ),
+                                Some("define the action once, under either name".into()),
+                            );
+                            continue;
+                        }
                         actions.push(action);
                     }
                 }
@@ -1094,7 +1109,8 @@ impl Decoder<'_> {
             return;
         };
         for member in members {
-            if kinds::known_actions(kind).any(|k| k == member.key) {
+            let standard = kinds::canonical_action(kind, &member.key);
+            if kinds::known_actions(kind).any(|k| k == standard) {
                 continue;
             }
             let help = match suggest::closest(&member.key, kinds::known_actions(kind)) {
@@ -1252,6 +1268,25 @@ mod tests {
         );
         assert_eq!(errors_containing(&errs, "placeholder `{root}` in a setup command"), 1);
         assert_eq!(errors_containing(&errs, "runs `apt-get`"), 1);
+    }
+
+    #[test]
+    fn director_aliases_satisfy_and_answer_for_the_standard_names() {
+        let spec = load(
+            r#"{"name": "t", "type": "director", "validation": {"required_commands": ["p"]},
+               "actions": {"create_worker": {"command": "p create {name}", "params": ["name"]},
+                           "attach_volume": {"command": "p attach {vm} {disk}", "params": ["vm", "disk"]}}}"#,
+        )
+        .expect("loads");
+        assert!(spec.warnings.is_empty(), "{:?}", spec.warnings);
+        assert_eq!(spec.action("create_vm").map(|a| a.name.as_str()), Some("create_vm"));
+        assert_eq!(spec.action("create_worker").map(|a| a.name.as_str()), Some("create_vm"));
+        assert_eq!(spec.action("attach_disk").map(|a| a.name.as_str()), Some("attach_disk"));
+        let errs = errors(
+            r#"{"name": "t", "type": "director", "validation": {"required_commands": ["p"]},
+               "actions": {"create_vm": {"command": "p a"}, "create_worker": {"command": "p b"}}}"#,
+        );
+        assert_eq!(errs, ["action `create_worker` is another name for `create_vm`, which is already defined"]);
     }
 
     #[test]

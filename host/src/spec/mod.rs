@@ -68,7 +68,9 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The action a caller means by `name` (director aliases such as `create_worker` included).
     pub fn action(&self, name: &str) -> Option<&Action> {
+        let name = kinds::canonical_action(self.kind, name);
         self.actions.iter().find(|a| a.name == name)
     }
 

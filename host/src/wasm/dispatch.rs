@@ -158,6 +158,7 @@ impl Args<'_> {
 impl Request {
     /// Checks the parameters of a call of `action` on a plugin of the given kind.
     pub fn parse(director: bool, action: &str, params: &Params) -> Result<Request, CpiError> {
+        let action = if director { kinds::canonical_action(crate::spec::CpiKind::Director, action) } else { action };
         let a = Args { action, params };
         let known = if director { kinds::DIRECTOR_ACTIONS } else { kinds::CONTAINER_ACTIONS };
         if !known.contains(&action) {

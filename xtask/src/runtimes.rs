@@ -40,12 +40,14 @@ events_logger = "file"
 pub fn ensure(_root: &Path) -> Result<()> {
     println!("== checking runtimes ==");
     install_missing_packages()?;
+    install_qemu()?;
     write_containers_conf()?;
     prepare_busybox_rootfs()?;
     // The runc plugin's state root, granted at the same path (plugins/runc/policy.toml).
     std::fs::create_dir_all("/var/lib/omni-cpi/runc").context("creating /var/lib/omni-cpi/runc")?;
     import_busybox_image()?;
-    println!("runtimes ready: podman, runc, docker CLI, LXC, image {BUSYBOX_IMAGE}");
+    prepare_qemu_images()?;
+    println!("runtimes ready: podman, runc, docker CLI, LXC, QEMU, image {BUSYBOX_IMAGE}");
     Ok(())
 }
 
@@ -132,4 +134,62 @@ fn import_busybox_image() -> Result<()> {
     std::fs::remove_file(&tar)?;
     println!("imported {BUSYBOX_IMAGE}");
     Ok(())
+}
+
+/// QEMU for the director CPIs. Debian's bookworm qemu-system-x86 (7.2) conflicts with a newer
+/// qemu-utils from bookworm-backports (preinstalled on some machines), so on that conflict the
+/// system emulator comes from backports too.
+fn install_qemu() -> Result<()> {
+    if on_path("qemu-system-x86_64") && on_path("qemu-img") && on_path("socat") {
+        return Ok(());
+    }
+    if !is_root() {
+        let message = "QEMU (qemu-system-x86, qemu-utils, socat) is missing and installing it needs root";
+        if in_ci() {
+            bail!("{message}");
+        }
+        println!("warning: {message}; the QEMU tests will fail");
+        return Ok(());
+    }
+    println!("installing QEMU");
+    run_command(Command::new("apt-get").args(["update", "-qq"]))?;
+    let plain = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "qemu-system-x86", "qemu-utils", "socat"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    if plain {
+        return Ok(());
+    }
+    let codename = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME=").map(str::to_string))
+        .unwrap_or_default();
+    if codename.is_empty() {
+        bail!("cannot install qemu-system-x86 and cannot tell the Debian release to use its backports");
+    }
+    let backports = format!("{codename}-backports");
+    std::fs::write(
+        "/etc/apt/sources.list.d/omni-cpi-backports.list",
+        format!("deb http://deb.debian.org/debian {backports} main\n"),
+    )?;
+    run_command(Command::new("apt-get").args(["update", "-qq"]))?;
+    run_command(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "-t", &backports, "qemu-system-x86", "qemu-utils", "socat"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .context("installing QEMU from backports")
+}
+
+/// The QEMU CPIs' base image `empty`: a blank 64 MiB disk (a VM boots into its firmware and idles).
+fn prepare_qemu_images() -> Result<()> {
+    let images = Path::new("/var/lib/omni-cpi/qemu/images");
+    let empty = images.join("empty.qcow2");
+    if empty.exists() || !on_path("qemu-img") {
+        return Ok(());
+    }
+    std::fs::create_dir_all(images)?;
+    run_command(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&empty).arg("64M"))
 }

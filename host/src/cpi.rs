@@ -43,6 +43,8 @@ pub struct Loader {
     pub audit: AuditLog,
     host: std::sync::OnceLock<Result<ComponentHost, String>>,
     cache_dir: Option<std::path::PathBuf>,
+    /// Load JSON files through this compatibility translation (`--compat`).
+    pub compat: Option<crate::spec::compat::Compat>,
 }
 
 impl Loader {
@@ -51,7 +53,7 @@ impl Loader {
             Some(path) => AuditLog::open(path)?,
             None => AuditLog::default(),
         };
-        Ok(Loader { policy, audit, host: std::sync::OnceLock::new(), cache_dir })
+        Ok(Loader { policy, audit, host: std::sync::OnceLock::new(), cache_dir, compat: None })
     }
 
     pub fn component_host(&self) -> Result<&ComponentHost, String> {
@@ -64,7 +66,11 @@ impl Loader {
     /// Loads `path` as a component if it is WebAssembly (by content), else as a JSON spec.
     pub async fn load(&self, path: &Path) -> Result<Cpi, CpiLoadError> {
         if !is_wasm(path) {
-            let cpi = JsonCpi::load(path).map_err(CpiLoadError::Spec)?;
+            let loaded = match self.compat {
+                Some(mode) => crate::spec::load_file_compat(path, mode),
+                None => crate::spec::load_file(path),
+            };
+            let cpi = JsonCpi::new(loaded.map_err(CpiLoadError::Spec)?);
             // Same gate as plugins: the policy entry named like the spec restricts it further.
             let grants = self.policy.plugins.get(&cpi.spec().name).map(|g| g.exec.clone());
             let cpi = cpi.with_gate(crate::json_cpi::ExecGate { grants, audit: self.audit.clone() });

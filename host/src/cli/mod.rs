@@ -33,6 +33,10 @@ pub struct Args {
     /// one, plugins get no capabilities at all.
     #[arg(long, global = true, env = POLICY_ENV)]
     policy: Option<PathBuf>,
+    /// Load JSON files in another project's format through an explicit translation
+    /// (omnicloud: the OmniCloud v0/v2 CPI files), reporting every difference as a warning.
+    #[arg(long, global = true, value_enum)]
+    compat: Option<CompatArg>,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
     #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -122,6 +126,11 @@ struct ConformanceArgs {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompatArg {
+    Omnicloud,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum KindArg {
     Container,
     Director,
@@ -152,7 +161,9 @@ fn loader(args: &Args) -> Result<Loader> {
         None => Policy::default(),
     };
     let cache_dir = args.cache_dir.clone().or_else(ComponentHost::default_cache_dir);
-    Loader::new(policy, cache_dir).context("cannot open the audit log named by the policy")
+    let mut loader = Loader::new(policy, cache_dir).context("cannot open the audit log named by the policy")?;
+    loader.compat = args.compat.map(|CompatArg::Omnicloud| omni_cpi::spec::compat::Compat::OmniCloud);
+    Ok(loader)
 }
 
 pub async fn run(args: Args) -> Result<u8> {
@@ -286,7 +297,15 @@ async fn validate(loader: &Loader, paths: &[PathBuf], check_requirements: bool, 
                     Err(e) => show::ValidationReport::failed(file, Diagnostics(vec![Diagnostic::error(e.to_string())])),
                 }
             } else {
-                match spec::validate_file(&file) {
+                let validated = match loader.compat {
+                    Some(mode) => spec::load_file_compat(&file, mode).map(|s| {
+                        let mut all = s.warnings.clone();
+                        all.extend(spec::kinds::check_required_actions(&s));
+                        (s, Diagnostics(all))
+                    }),
+                    None => spec::validate_file(&file),
+                };
+                match validated {
                     Err(diagnostics) => show::ValidationReport::failed(file, diagnostics),
                     Ok((loaded, diagnostics)) => {
                         let cpi = omni_cpi::JsonCpi::new(loaded);

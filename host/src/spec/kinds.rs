@@ -70,7 +70,6 @@ pub const DIRECTOR_ALIASES: &[(&str, &str)] = &[
     ("has_volume", "has_disk"),
     ("list_volumes", "list_disks"),
     ("snapshot_volume", "snapshot_disk"),
-    ("create_snapshot", "snapshot_disk"),
 ];
 
 /// The standard name of an action: director aliases map to their `*_vm` / `*_disk` names.

@@ -4,6 +4,7 @@
 //! model below, checking every key, type and placeholder and reporting all problems with their
 //! locations. Templates are parsed here, once, and only rendered per call.
 
+pub mod compat;
 pub mod json;
 pub mod kinds;
 mod load;
@@ -269,6 +270,35 @@ pub struct EnvPolicy {
     pub inherit: Vec<String>,
     /// Variables set to fixed values.
     pub set: Vec<(String, String)>,
+}
+
+/// Loads a file in a compatibility format (`--compat`): translated to the native format, with
+/// warnings about the original attached to the spec.
+pub fn load_file_compat(path: &Path, mode: compat::Compat) -> Result<Spec, Diagnostics> {
+    let compat::Compat::OmniCloud = mode;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostics(vec![Diagnostic::error(format!("cannot read {}: {e}", path.display()))]))?;
+    let source = crate::diagnostic::SourceFile::new(path, text);
+    let root = json::parse(source.text()).map_err(|e| {
+        Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message))
+            .at(source.locate(json::Span::new(e.offset, e.offset + 1)))])
+    })?;
+    let translation = compat::translate(&source, &root);
+    let label = PathBuf::from(format!("{} (translated by --compat omnicloud)", path.display()));
+    match load_str(label, translation.native) {
+        Ok(mut spec) => {
+            let mut warnings = translation.warnings;
+            warnings.append(&mut spec.warnings);
+            spec.warnings = warnings;
+            spec.source = path.to_path_buf();
+            Ok(spec)
+        }
+        Err(Diagnostics(mut errors)) => {
+            let mut all = translation.warnings;
+            all.append(&mut errors);
+            Err(Diagnostics(all))
+        }
+    }
 }
 
 /// Loads a spec file and also runs the completeness checks of `validate`.

@@ -59,6 +59,7 @@ pub fn default_params(cpi_name: &str) -> Params {
         "runc_cpi" => json!({"image": "busybox", "stop_timeout": 0}),
         "process_cpi" => json!({"image": "none", "stop_timeout": 0}),
         "testdirector" => json!({"image": "debian"}),
+        "qemu_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
         _ => json!({}),
     };
     match value {

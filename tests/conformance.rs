@@ -117,6 +117,27 @@ async fn runc_component_is_conformant() {
     assert_fully_conformant(&kit(&cpi).await);
 }
 
+/// A real IaaS: QEMU (TCG) with qemu-img and QMP, the director checks in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_cpi_is_conformant() {
+    if !support::runtime_available("QEMU", &["qemu-system-x86_64", "--version"])
+        || !support::runtime_available(
+            "the empty QEMU base image",
+            &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"],
+        )
+    {
+        return;
+    }
+    let cpi = Cpi::Json(JsonCpi::load(&support::cpi_path("qemu")).expect("loads"));
+    let report = kit(&cpi).await;
+    assert_fully_conformant(&report);
+    assert_eq!(report.count(|v| matches!(v, Verdict::Skipped { .. })), 0, "QEMU supports every director check");
+    let snapshots = std::fs::read_dir("/var/lib/omni-cpi/qemu/snapshots")
+        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&report.prefix)).count())
+        .unwrap_or(0);
+    assert_eq!(snapshots, 0, "the kit removes the snapshots it made");
+}
+
 #[tokio::test]
 async fn director_checks_run_against_a_director_component() {
     let Some(wasm) = support::plugin_wasm("omni_cpi_testdirector") else { return };

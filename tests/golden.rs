@@ -90,6 +90,9 @@ fn standard_params(cpi: &str) -> Params {
     }));
     let overrides = match cpi {
         "lxc" => json!({"image": "busybox", "volumes": ["omni-v1:/data"]}),
+        "process" => json!({"image": "none"}),
+        "qemu" => json!({"image": "empty", "disk": "omni-d1", "metadata": {"role": "worker"}}),
+        "vsphere" => json!({"image": "ubuntu-template", "disk": "omni-d1", "metadata": {"role": "worker"}}),
         "virtualbox" => json!({
             "image": "debian-12-base",
             "disk": "omni-d1",
@@ -111,7 +114,7 @@ fn object(value: serde_json::Value) -> Params {
 #[test]
 fn shipped_spec_plans_match_golden_files() {
     let root = support::repo_root();
-    for name in ["podman", "docker", "lxc", "process", "virtualbox"] {
+    for name in ["podman", "docker", "lxc", "process", "qemu", "virtualbox", "vsphere"] {
         let cpi = JsonCpi::with_host_env(
             spec::load_file(&root.join(format!("cpis/{name}.json"))).expect("shipped spec loads"),
             |var| (var == "PATH").then(|| "/usr/bin:/bin".to_string()),

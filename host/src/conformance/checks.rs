@@ -575,8 +575,12 @@ async fn snapshot(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     ctx.created(Resource::Disk(disk.clone()));
     let snapshot_name = ctx.name("snap");
     let outcome = ctx.ok("snapshot_disk", json!({"disk": disk, "snapshot": snapshot_name})).await?;
-    let has_id = outcome.result.as_ref().is_some_and(|r| r["id"].as_str().is_some_and(|s| !s.is_empty()))
-        || !outcome.stdout.trim().is_empty();
+    let id = outcome.result.as_ref().and_then(|r| r["id"].as_str()).map(str::to_string);
+    // A CPI that can delete snapshots gets its snapshot removed like every other resource.
+    if supported(ctx.cpi, "delete_snapshot") {
+        ctx.created(Resource::Snapshot(id.clone().unwrap_or_else(|| snapshot_name.clone())));
+    }
+    let has_id = id.is_some_and(|s| !s.is_empty()) || !outcome.stdout.trim().is_empty();
     if !has_id {
         return Err(ctx.failure("snapshot_disk returns an id", format!("{:?}", outcome.result)));
     }

@@ -138,6 +138,7 @@ enum Resource {
     Network(String),
     Vm(String),
     Disk(String),
+    Snapshot(String),
 }
 
 /// The state of one check: the CPI, the parameters, the names it made and what to clean up.
@@ -259,6 +260,7 @@ impl<'a> Ctx<'a> {
                 Resource::Network(n) => ("delete_network", json!({ "name": n }), format!("network {n}")),
                 Resource::Vm(id) => ("delete_vm", json!({ "vm": id }), format!("VM {id}")),
                 Resource::Disk(id) => ("delete_disk", json!({ "disk": id }), format!("disk {id}")),
+                Resource::Snapshot(id) => ("delete_snapshot", json!({ "snapshot": id }), format!("snapshot {id}")),
             };
             match self.call(action, params).await {
                 Ok(_) => {}

@@ -34,6 +34,30 @@ pub struct AuditEntry {
     pub duration_ms: Option<u64>,
 }
 
+impl AuditEntry {
+    /// An entry for one exec decision, stamped now.
+    pub fn exec(
+        plugin: &str,
+        action: &str,
+        argv: &[String],
+        decision: Decision,
+        reason: Option<String>,
+        finished: Option<(Option<i32>, std::time::Duration)>,
+    ) -> AuditEntry {
+        AuditEntry {
+            time_ms: now_ms(),
+            plugin: plugin.to_string(),
+            action: action.to_string(),
+            program: argv.first().cloned().unwrap_or_default(),
+            argv: argv.to_vec(),
+            decision,
+            reason,
+            exit_code: finished.and_then(|(code, _)| code),
+            duration_ms: finished.map(|(_, d)| d.as_millis() as u64),
+        }
+    }
+}
+
 pub fn now_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }

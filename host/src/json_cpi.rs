@@ -339,17 +339,15 @@ impl JsonCpi {
         run: Option<&ExecOutput>,
     ) {
         if let Some(gate) = &self.gate {
-            gate.audit.record(&crate::audit::AuditEntry {
-                time_ms: crate::audit::now_ms(),
-                plugin: self.spec.name.clone(),
-                action: action.to_string(),
-                program: argv.first().cloned().unwrap_or_default(),
-                argv: argv.to_vec(),
+            let finished = run.map(|r| (r.exit_code, r.duration));
+            gate.audit.record(&crate::audit::AuditEntry::exec(
+                &self.spec.name,
+                action,
+                argv,
                 decision,
                 reason,
-                exit_code: run.and_then(|r| r.exit_code),
-                duration_ms: run.map(|r| r.duration.as_millis() as u64),
-            });
+                finished,
+            ));
         }
     }
 

@@ -339,15 +339,7 @@ pub async fn run(cpi: &Cpi, options: &Options, progress: &mut dyn FnMut(&CheckRe
                 }
             }
         };
-        let result = CheckResult {
-            id: info.id,
-            level: info.level,
-            statement: info.statement,
-            verdict,
-            duration: check_started.elapsed(),
-        };
-        progress(&result);
-        results.push(result);
+        record(info, verdict, check_started, progress, &mut results);
     }
 
     if let Some(info) = catalogue().iter().find(|c| checks::is_leak_check(c.id) && c.kind == kind) {
@@ -357,18 +349,24 @@ pub async fn run(cpi: &Cpi, options: &Options, progress: &mut dyn FnMut(&CheckRe
             Ok(()) => Verdict::Passed,
             Err(failure) => Verdict::Failed(failure),
         };
-        let result = CheckResult {
-            id: info.id,
-            level: info.level,
-            statement: info.statement,
-            verdict,
-            duration: check_started.elapsed(),
-        };
-        progress(&result);
-        results.push(result);
+        record(info, verdict, check_started, progress, &mut results);
     }
     sweep(cpi, &base, &prefix).await;
     Report { cpi: cpi.name().to_string(), kind, prefix, results, duration: started.elapsed() }
+}
+
+/// Reports a finished check as it happens and keeps it for the report.
+fn record(
+    info: &CheckInfo,
+    verdict: Verdict,
+    started: Instant,
+    progress: &mut dyn FnMut(&CheckResult),
+    results: &mut Vec<CheckResult>,
+) {
+    let result =
+        CheckResult { id: info.id, level: info.level, statement: info.statement, verdict, duration: started.elapsed() };
+    progress(&result);
+    results.push(result);
 }
 
 /// Deletes containers (or VMs) whose names start with `prefix`: leftovers of earlier runs before

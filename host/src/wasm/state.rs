@@ -11,7 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{log, process, types};
 use super::sandbox::Sandbox;
-use crate::audit::{now_ms, AuditEntry, Decision};
+use crate::audit::{AuditEntry, Decision};
 use crate::exec::{self, ExecRequest};
 
 /// One exec the plugin made during a call (for the outcome's steps and dry-run plans).
@@ -71,17 +71,15 @@ impl CallState {
     }
 
     fn audit(&self, argv: &[String], decision: Decision, reason: Option<String>, run: Option<&ExecRecord>) {
-        self.sandbox.audit.record(&AuditEntry {
-            time_ms: now_ms(),
-            plugin: self.sandbox.plugin.clone(),
-            action: self.action.clone(),
-            program: argv.first().cloned().unwrap_or_default(),
-            argv: argv.to_vec(),
+        let finished = run.map(|r| (r.exit_code, r.duration));
+        self.sandbox.audit.record(&AuditEntry::exec(
+            &self.sandbox.plugin,
+            &self.action,
+            argv,
             decision,
             reason,
-            exit_code: run.and_then(|r| r.exit_code),
-            duration_ms: run.map(|r| r.duration.as_millis() as u64),
-        });
+            finished,
+        ));
     }
 }
 

@@ -95,3 +95,38 @@ fn the_cli_names_the_compat_mode() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("warning: ") && text.contains("cpi-vb.json:"), "{text}");
 }
+
+/// OmniCloud's own v2 QEMU CPI, its `parse_rules` applied to real `qemu-img` output.
+#[tokio::test]
+async fn parse_rules_structure_real_qemu_img_output() {
+    let Some(dir) = corpus() else { return };
+    if !support::runtime_available("qemu-img", &["qemu-img", "--version"]) {
+        return;
+    }
+    let cpi = JsonCpi::new(spec::load_file_compat(&dir.join("v2/cpi-qemu.json"), Compat::OmniCloud).expect("loads"));
+    let images = tempfile::tempdir().expect("image dir");
+    let base = json!({"image_dir": images.path(), "disk_name": "d1", "disk_format": "qcow2"});
+    let call = |action: &'static str, extra: Value| {
+        let mut params = base.as_object().cloned().unwrap_or_default();
+        params.extend(extra.as_object().cloned().unwrap_or_default());
+        let cpi = cpi.clone();
+        async move { cpi.call(action, &params, &CallOptions::default()).await.unwrap_or_else(|e| panic!("{action}: {e:?}")) }
+    };
+    let version = call("test_install", json!({})).await;
+    assert!(version
+        .result
+        .as_ref()
+        .and_then(|r| r["version"].as_str())
+        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())));
+    assert_eq!(call("create_volume", json!({"disk_size_gb": 1})).await.result, Some(json!({"success": true})));
+    let info = call("get_volume_info", json!({})).await.result.expect("structured info");
+    assert_eq!(info["format"], "qcow2");
+    assert_eq!(info["virtual_size"], "1");
+    assert!(info["filename"].as_str().is_some_and(|f| f.ends_with("d1.qcow2")));
+    call("create_snapshot", json!({"snapshot_name": "first"})).await;
+    call("create_snapshot", json!({"snapshot_name": "second"})).await;
+    let snapshots = call("list_snapshots", json!({})).await.result.expect("structured list");
+    let tags: Vec<&str> = snapshots.as_array().expect("array").iter().filter_map(|s| s["tag"].as_str()).collect();
+    assert_eq!(tags, ["first", "second"], "{snapshots}");
+    assert_eq!(snapshots[0]["id"], "1");
+}

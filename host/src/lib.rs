@@ -11,6 +11,7 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod requirements;
+pub mod rules;
 pub mod spec;
 pub(crate) mod suggest;
 pub mod template;

@@ -22,6 +22,7 @@ pub fn parse(format: &OutputFormat, stdout: &str) -> Result<Option<Value>, Strin
                 serde_json::from_str::<Value>(line).map_err(|e| format!("output line {} is not valid JSON: {e}", i + 1))
             })
             .collect::<Result<Value, _>>()?,
+        OutputFormat::Rules(rules) => rules.apply(stdout)?,
         OutputFormat::Regex { pattern, multiple } => {
             let captures_to_object = |caps: regex::Captures<'_>| {
                 pattern

@@ -11,6 +11,7 @@
 //! - a placeholder missing from `params` becomes a declared optional parameter (the original
 //!   filled it from any caller parameter), with a warning;
 //! - HTTP `Endpoint` actions are declared unsupported until they can run behind a network grant.
+//! - `parse_rules` are applied (the native `parse_rules` output format).
 
 use serde_json::{json, Map, Value};
 
@@ -346,7 +347,21 @@ impl Translator<'_> {
         if let Some(code) = field(node, "success_exit_code").map(Node::to_value) {
             action.insert("success_exit_codes".into(), code);
         }
-        for key in ["parse_rules", "output_parser", "parse_output", "format", "remove_network", "default_settings"] {
+        if let Some(rules) = field(node, "parse_rules") {
+            match crate::rules::Rules::compile(&rules.to_value()) {
+                Ok(_) => {
+                    action.insert("output".into(), json!({"format": "parse_rules", "rules": rules.to_value()}));
+                }
+                Err(message) => self.warn(
+                    rules.span,
+                    format!(
+                        "`parse_rules` of `{name}` cannot be applied ({message}); the action returns its raw output"
+                    ),
+                    "fix the rules",
+                ),
+            }
+        }
+        for key in ["output_parser", "parse_output", "format", "remove_network", "default_settings"] {
             if let Some(n) = field(node, key) {
                 self.warn(
                     n.span,

@@ -55,7 +55,7 @@ const ACTION_KEYS: &[&str] = &[
 ];
 const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description"];
 const PARAM_KEYS: &[&str] = &["name", "type", "allow_dash", "pattern", "description", "fragment"];
-const OUTPUT_KEYS: &[&str] = &["format", "pattern", "multiple"];
+const OUTPUT_KEYS: &[&str] = &["format", "pattern", "multiple", "rules"];
 const ERROR_RULE_KEYS: &[&str] = &["kind", "exit_code", "stderr", "stdout"];
 const CONDITION_KEYS: &[&str] = &["exit_code", "stderr", "stdout"];
 const VALIDATION_KEYS: &[&str] = &["required_commands", "version_requirements"];
@@ -767,6 +767,23 @@ impl Decoder<'_> {
             "lines" => OutputFormat::Lines,
             "json" => OutputFormat::Json,
             "json_lines" => OutputFormat::JsonLines,
+            "parse_rules" => {
+                let Some(rules) = field("rules") else {
+                    self.error(
+                        node.span,
+                        "the parse_rules output format needs `rules`",
+                        Some("add \"rules\": {\"type\": \"object\", \"patterns\": {...}}".into()),
+                    );
+                    return OutputFormat::Raw;
+                };
+                match crate::rules::Rules::compile(&rules.value.to_value()) {
+                    Ok(compiled) => OutputFormat::Rules(compiled),
+                    Err(message) => {
+                        self.error(rules.value.span, format!("`output.rules`: {message}"), None);
+                        OutputFormat::Raw
+                    }
+                }
+            }
             "regex" => {
                 let Some(pattern_member) = field("pattern") else {
                     self.error(
@@ -1146,7 +1163,7 @@ fn kinds_help() -> String {
 }
 
 fn formats_help() -> String {
-    "output formats are: raw, text, lines, json, json_lines, regex".into()
+    "output formats are: raw, text, lines, json, json_lines, regex, parse_rules".into()
 }
 
 /// `"500ms"`, `"30s"`, `"2m"`, `"1h"`, or a bare number of seconds.

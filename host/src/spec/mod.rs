@@ -223,6 +223,8 @@ pub enum OutputFormat {
     JsonLines,
     /// Named captures of a regex as an object; with `multiple`, an array of one object per match.
     Regex { pattern: Regex, multiple: bool },
+    /// OmniCloud's `parse_rules` (see [`crate::rules`]).
+    Rules(crate::rules::Rules),
 }
 
 /// Maps a failed command to a typed error.

@@ -130,3 +130,24 @@ async fn parse_rules_structure_real_qemu_img_output() {
     assert_eq!(tags, ["first", "second"], "{snapshots}");
     assert_eq!(snapshots[0]["id"], "1");
 }
+
+/// `omni-cpi convert` writes a native spec that loads without --compat and keeps the actions.
+#[test]
+fn convert_writes_a_native_spec() {
+    let Some(dir) = corpus() else { return };
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    for original in ["v0/cpi-vb.json", "v2/cpi-qemu.json"] {
+        let out = out_dir.path().join(original.replace('/', "-"));
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+            .args(["convert", dir.join(original).to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")])
+            .output()
+            .expect("omni-cpi runs");
+        assert_eq!(run.status.code(), Some(0), "{original}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(String::from_utf8_lossy(&run.stderr).contains("warning: "), "differences are reported");
+        let native =
+            spec::load_file(&out).unwrap_or_else(|e| panic!("{original} converted does not load natively:\n{e}"));
+        let compat = spec::load_file_compat(&dir.join(original), Compat::OmniCloud).expect("compat loads");
+        let names = |s: &spec::Spec| s.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&native), names(&compat), "{original}");
+    }
+}

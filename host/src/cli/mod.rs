@@ -86,6 +86,14 @@ enum Command {
     Schema,
     /// Check that a CPI honours the contract, against its real runtime (or statically).
     Conformance(ConformanceArgs),
+    /// Rewrite an OmniCloud v0/v2 CPI file into the native format (printed, or written to --out);
+    /// every difference from the original is reported as a warning.
+    Convert {
+        file: PathBuf,
+        /// Write the native spec here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -222,6 +230,33 @@ pub async fn run(args: Args) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Conformance(c) => conformance::run(&loader, c, &args.cpi_dir, args.output).await,
+        Command::Convert { file, out } => {
+            let mode = loader.compat.unwrap_or(omni_cpi::spec::compat::Compat::OmniCloud);
+            match spec::convert_file(file, mode) {
+                Err(diagnostics) => {
+                    show::diagnostics(file, &diagnostics, args.output)?;
+                    Ok(EXIT_USAGE)
+                }
+                Ok((native, warnings)) => {
+                    for w in &warnings {
+                        eprintln!("{w}");
+                    }
+                    match out {
+                        Some(path) => {
+                            std::fs::write(path, native).with_context(|| format!("writing {}", path.display()))?
+                        }
+                        None => print!("{native}"),
+                    }
+                    // A converted spec must load natively; say so now rather than at first use.
+                    let check = out.as_ref().map(|p| spec::load_file(p).map(|_| ()));
+                    if let Some(Err(diagnostics)) = check {
+                        eprint!("{diagnostics}");
+                        return Ok(EXIT_FAILED);
+                    }
+                    Ok(EXIT_OK)
+                }
+            }
+        }
     }
 }
 

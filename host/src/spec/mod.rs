@@ -274,6 +274,21 @@ pub struct EnvPolicy {
     pub set: Vec<(String, String)>,
 }
 
+/// Converts a file in a compatibility format into native spec JSON (`omni-cpi convert`), with the
+/// warnings about the original. The result loads without `--compat`.
+pub fn convert_file(path: &Path, mode: compat::Compat) -> Result<(String, Vec<Diagnostic>), Diagnostics> {
+    let compat::Compat::OmniCloud = mode;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostics(vec![Diagnostic::error(format!("cannot read {}: {e}", path.display()))]))?;
+    let source = crate::diagnostic::SourceFile::new(path, text);
+    let root = json::parse(source.text()).map_err(|e| {
+        Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message))
+            .at(source.locate(json::Span::new(e.offset, e.offset + 1)))])
+    })?;
+    let translation = compat::translate(&source, &root);
+    Ok((translation.native + "\n", translation.warnings))
+}
+
 /// Loads a file in a compatibility format (`--compat`): translated to the native format, with
 /// warnings about the original attached to the spec.
 pub fn load_file_compat(path: &Path, mode: compat::Compat) -> Result<Spec, Diagnostics> {

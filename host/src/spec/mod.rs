@@ -274,9 +274,8 @@ pub struct EnvPolicy {
     pub set: Vec<(String, String)>,
 }
 
-/// Converts a file in a compatibility format into native spec JSON (`omni-cpi convert`), with the
-/// warnings about the original. The result loads without `--compat`.
-pub fn convert_file(path: &Path, mode: compat::Compat) -> Result<(String, Vec<Diagnostic>), Diagnostics> {
+/// Reads a file in a compatibility format and translates it into the native format.
+fn translate_file(path: &Path, mode: compat::Compat) -> Result<compat::Translation, Diagnostics> {
     let compat::Compat::OmniCloud = mode;
     let text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostics(vec![Diagnostic::error(format!("cannot read {}: {e}", path.display()))]))?;
@@ -285,22 +284,20 @@ pub fn convert_file(path: &Path, mode: compat::Compat) -> Result<(String, Vec<Di
         Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message))
             .at(source.locate(json::Span::new(e.offset, e.offset + 1)))])
     })?;
-    let translation = compat::translate(&source, &root);
+    Ok(compat::translate(&source, &root))
+}
+
+/// Converts a file in a compatibility format into native spec JSON (`omni-cpi convert`), with the
+/// warnings about the original. The result loads without `--compat`.
+pub fn convert_file(path: &Path, mode: compat::Compat) -> Result<(String, Vec<Diagnostic>), Diagnostics> {
+    let translation = translate_file(path, mode)?;
     Ok((translation.native + "\n", translation.warnings))
 }
 
 /// Loads a file in a compatibility format (`--compat`): translated to the native format, with
 /// warnings about the original attached to the spec.
 pub fn load_file_compat(path: &Path, mode: compat::Compat) -> Result<Spec, Diagnostics> {
-    let compat::Compat::OmniCloud = mode;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostics(vec![Diagnostic::error(format!("cannot read {}: {e}", path.display()))]))?;
-    let source = crate::diagnostic::SourceFile::new(path, text);
-    let root = json::parse(source.text()).map_err(|e| {
-        Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message))
-            .at(source.locate(json::Span::new(e.offset, e.offset + 1)))])
-    })?;
-    let translation = compat::translate(&source, &root);
+    let translation = translate_file(path, mode)?;
     let label = PathBuf::from(format!("{} (translated by --compat omnicloud)", path.display()));
     match load_str(label, translation.native) {
         Ok(mut spec) => {

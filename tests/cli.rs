@@ -184,6 +184,7 @@ fn schema_reference_and_loader_agree_on_every_key() {
     assert_eq!(props("/$defs/action/properties/success_when/items/properties"), loader("condition"));
     assert_eq!(props("/properties/validation/properties"), loader("validation"));
     assert_eq!(props("/properties/env/properties"), loader("env"));
+    assert_eq!(props("/$defs/request/properties"), loader("request"));
 
     let reference = std::fs::read_to_string(support::repo_root().join("cpis/REFERENCE.md")).expect("reference");
     for (object, keys) in omni_cpi::spec::KEYS_BY_OBJECT {

@@ -46,7 +46,7 @@ fn every_file_of_the_corpus_loads_in_compat_mode_with_located_warnings() {
     let count = |needle: &str| warning_texts.iter().filter(|w| w.contains(needle)).count();
     assert!(count("without declaring them in `params`") > 0, "undeclared placeholders are reported");
     assert!(count("quotes a placeholder") > 0, "quoted placeholders are reported");
-    assert!(count("is an HTTP endpoint") > 0, "endpoint actions are reported");
+    assert!(count("sends HTTP requests") > 0, "endpoint actions are reported, with the grant they need");
     assert!(count("is not applied") > 0, "output rules are reported");
 }
 

@@ -114,7 +114,15 @@ fn object(value: serde_json::Value) -> Params {
 #[test]
 fn shipped_spec_plans_match_golden_files() {
     let root = support::repo_root();
-    for name in ["podman", "docker", "lxc", "process", "qemu", "virtualbox", "vsphere"] {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("cpis"))
+        .expect("cpis/")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "only {} shipped specs found", names.len());
+    for name in &names {
+        let name = name.as_str();
         let cpi = JsonCpi::with_host_env(
             spec::load_file(&root.join(format!("cpis/{name}.json"))).expect("shipped spec loads"),
             |var| (var == "PATH").then(|| "/usr/bin:/bin".to_string()),

@@ -1,4 +1,4 @@
-//! The audit log: one JSON line per exec decision a plugin caused, allowed or denied, so an
+//! The audit log: one JSON line per exec (or HTTP request) decision a plugin caused, allowed or denied, so an
 //! operator can see exactly what third-party code ran on the node.
 
 use std::fs::{File, OpenOptions};
@@ -30,6 +30,9 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// The status of an HTTP request (`program` is then `http`, `argv` the method and URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
 }
@@ -53,6 +56,30 @@ impl AuditEntry {
             decision,
             reason,
             exit_code: finished.and_then(|(code, _)| code),
+            http_status: None,
+            duration_ms: finished.map(|(_, d)| d.as_millis() as u64),
+        }
+    }
+
+    /// An entry for one HTTP request decision. Headers and body are left out: they carry tokens.
+    pub fn request(
+        plugin: &str,
+        action: &str,
+        request: &crate::request::HttpRequest,
+        decision: Decision,
+        reason: Option<String>,
+        finished: Option<(u16, std::time::Duration)>,
+    ) -> AuditEntry {
+        AuditEntry {
+            time_ms: now_ms(),
+            plugin: plugin.to_string(),
+            action: action.to_string(),
+            program: "http".into(),
+            argv: vec![request.method.clone(), request.url.clone()],
+            decision,
+            reason,
+            exit_code: None,
+            http_status: finished.map(|(status, _)| status),
             duration_ms: finished.map(|(_, d)| d.as_millis() as u64),
         }
     }

@@ -45,6 +45,9 @@ pub struct Loader {
     cache_dir: Option<std::path::PathBuf>,
     /// Load JSON files through this compatibility translation (`--compat`).
     pub compat: Option<crate::spec::compat::Compat>,
+    /// Hosts every JSON spec's request actions may reach, on top of its policy entry's grants
+    /// (the CLI's `--allow-host`).
+    pub allowed_hosts: Vec<crate::request::NetworkGrant>,
 }
 
 impl Loader {
@@ -53,7 +56,14 @@ impl Loader {
             Some(path) => AuditLog::open(path)?,
             None => AuditLog::default(),
         };
-        Ok(Loader { policy, audit, host: std::sync::OnceLock::new(), cache_dir, compat: None })
+        Ok(Loader {
+            policy,
+            audit,
+            host: std::sync::OnceLock::new(),
+            cache_dir,
+            compat: None,
+            allowed_hosts: Vec::new(),
+        })
     }
 
     pub fn component_host(&self) -> Result<&ComponentHost, String> {
@@ -72,8 +82,12 @@ impl Loader {
             };
             let cpi = JsonCpi::new(loaded.map_err(CpiLoadError::Spec)?);
             // Same gate as plugins: the policy entry named like the spec restricts it further.
-            let grants = self.policy.plugins.get(&cpi.spec().name).map(|g| g.exec.clone());
-            let cpi = cpi.with_gate(crate::json_cpi::ExecGate { grants, audit: self.audit.clone() });
+            let entry = self.policy.plugins.get(&cpi.spec().name);
+            let grants = entry.map(|g| g.exec.clone());
+            let mut network = entry.map(|g| g.network.clone()).unwrap_or_default();
+            network.extend(self.allowed_hosts.iter().cloned());
+            let gate = crate::json_cpi::ExecGate { grants, network, audit: self.audit.clone() };
+            let cpi = cpi.with_gate(gate);
             return Ok(Cpi::Json(cpi));
         }
         let grants = match self.policy.plugin_for_source(path) {

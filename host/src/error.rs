@@ -84,9 +84,13 @@ impl FromStr for ErrorKind {
 pub struct FailedStep {
     /// `command` for the action's own command, otherwise the hook's name (`pre_delete`).
     pub step: String,
+    /// For a request step: the method and URL.
     pub argv: Vec<String>,
     pub exit_code: Option<i32>,
-    /// The last part of stderr (bounded), which is where runtimes put the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The last part of stderr (bounded), which is where runtimes put the reason; for a request
+    /// step, of the response body.
     pub stderr: String,
 }
 

@@ -17,7 +17,8 @@ use crate::error::{CpiError, ErrorKind, FailedStep};
 use crate::exec::{self, ExecOutput, ExecRequest};
 use crate::output;
 use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
-use crate::spec::{self, ActionBody, CommandAction, ErrorRule, Spec};
+use crate::request::HttpRequest;
+use crate::spec::{self, ActionBody, CommandAction, ErrorRule, ParamDecl, RequestAction, Spec};
 use crate::suggest;
 use crate::template::{Binding, Bindings, Template};
 
@@ -60,6 +61,8 @@ pub struct JsonCpi {
 pub struct ExecGate {
     /// `None`: no policy entry, so the spec's own `required_commands` (checked at load) decide.
     pub grants: Option<Vec<crate::policy::ExecGrant>>,
+    /// Hosts request actions may reach. There is no default: without a grant, nothing is sent.
+    pub network: Vec<crate::request::NetworkGrant>,
     pub audit: crate::audit::AuditLog,
 }
 
@@ -107,9 +110,10 @@ impl JsonCpi {
         &self.env
     }
 
-    fn command_action(&self, action: &str) -> Result<&CommandAction, CpiError> {
+    /// The body of an action that does something: a command or a request.
+    fn runnable(&self, action: &str) -> Result<&ActionBody, CpiError> {
         match self.spec.action(action).map(|a| &a.body) {
-            Some(ActionBody::Command(command)) => Ok(command),
+            Some(body @ (ActionBody::Command(_) | ActionBody::Request(_))) => Ok(body),
             Some(ActionBody::Unsupported { reason }) => Err(CpiError::new(
                 ErrorKind::Unsupported,
                 action,
@@ -130,9 +134,14 @@ impl JsonCpi {
 
     /// Renders every step of a call without running anything (the dry run).
     pub fn plan(&self, action_name: &str, params: &Params, options: &CallOptions) -> Result<Plan, CpiError> {
-        let action = self.command_action(action_name)?;
-        self.check_params(action_name, action, params)?;
-        let bindings = ActionBindings { action, params, defaults: &self.spec.default_settings };
+        let body = self.runnable(action_name)?;
+        self.check_params(action_name, body.params(), params)?;
+        let action = match body {
+            ActionBody::Command(command) => command,
+            ActionBody::Request(request) => return self.plan_request(action_name, request, params, options),
+            ActionBody::Unsupported { .. } => unreachable!("runnable() returns commands and requests"),
+        };
+        let bindings = ActionBindings { declared: &action.params, params, defaults: &self.spec.default_settings };
         let render = |template: &Template| {
             template
                 .render_parts(&bindings)
@@ -147,6 +156,7 @@ impl JsonCpi {
                 name: hook.name.clone(),
                 stage,
                 argv: render(&hook.command)?.into_argv(),
+                request: None,
                 ignore_failure: hook.ignore_failure,
                 timeout: timeout_of(hook.timeout),
             })
@@ -168,6 +178,7 @@ impl JsonCpi {
             name: "command".into(),
             stage: StepStage::Command,
             argv: command.into_argv(),
+            request: None,
             ignore_failure: false,
             timeout: timeout_of(None),
         });
@@ -177,13 +188,45 @@ impl JsonCpi {
         for hook in action.rollback_hooks() {
             steps.push(hook_step(hook, StepStage::Rollback)?);
         }
-        let mut ignored_params: Vec<String> = params.keys().filter(|k| action.param(k).is_none()).cloned().collect();
-        ignored_params.sort();
-        Ok(Plan { cpi: self.spec.name.clone(), action: action_name.to_string(), steps, ignored_params })
+        Ok(Plan {
+            cpi: self.spec.name.clone(),
+            action: action_name.to_string(),
+            steps,
+            ignored_params: ignored(&action.params, params),
+        })
     }
 
-    fn check_params(&self, action_name: &str, action: &CommandAction, params: &Params) -> Result<(), CpiError> {
-        for decl in &action.params {
+    /// A request action's plan: one step, the rendered request.
+    fn plan_request(
+        &self,
+        action_name: &str,
+        action: &RequestAction,
+        params: &Params,
+        options: &CallOptions,
+    ) -> Result<Plan, CpiError> {
+        let bindings = ActionBindings { declared: &action.params, params, defaults: &self.spec.default_settings };
+        let request = action
+            .request
+            .render(&bindings)
+            .map_err(|e| CpiError::for_param(ErrorKind::InvalidArgument, action_name, &e.param, e.to_string()))?;
+        let step = PlannedStep {
+            name: "request".into(),
+            stage: StepStage::Command,
+            argv: Vec::new(),
+            request: Some(request),
+            ignore_failure: false,
+            timeout: options.timeout.or(action.timeout).or(self.spec.timeout).unwrap_or(DEFAULT_TIMEOUT),
+        };
+        Ok(Plan {
+            cpi: self.spec.name.clone(),
+            action: action_name.to_string(),
+            steps: vec![step],
+            ignored_params: ignored(&action.params, params),
+        })
+    }
+
+    fn check_params(&self, action_name: &str, declared: &[ParamDecl], params: &Params) -> Result<(), CpiError> {
+        for decl in declared {
             let given = params.get(&decl.name).filter(|v| !v.is_null());
             let Some(value) = given else {
                 if decl.required && !self.spec.default_settings.contains_key(&decl.name) {
@@ -243,7 +286,11 @@ impl JsonCpi {
     /// Runs a plan made by [`JsonCpi::plan`]: pre hooks, the command, post hooks; and the rollback
     /// steps if a post hook fails after the command took effect.
     pub async fn execute(&self, plan: &Plan, options: &CallOptions) -> Result<Outcome, CpiError> {
-        let action = self.command_action(&plan.action)?;
+        let action = match self.runnable(&plan.action)? {
+            ActionBody::Command(command) => command,
+            ActionBody::Request(request) => return self.execute_request(plan, request, options).await,
+            ActionBody::Unsupported { .. } => unreachable!("runnable() returns commands and requests"),
+        };
         let mut reports = Vec::with_capacity(plan.steps.len());
         let mut main: Option<ExecOutput> = None;
         for step in plan.steps.iter().filter(|s| s.stage != StepStage::Rollback) {
@@ -254,6 +301,7 @@ impl JsonCpi {
                         name: step.name.clone(),
                         argv: step.argv.clone(),
                         exit_code: run.exit_code,
+                        http_status: None,
                         timed_out: run.timed_out,
                         failure_ignored: failure.is_some() && step.ignore_failure,
                         duration: run.duration,
@@ -297,6 +345,7 @@ impl JsonCpi {
             cpi: plan.cpi.clone(),
             action: plan.action.clone(),
             exit_code: main.exit_code,
+            http_status: None,
             stdout_truncated: main.stdout.truncated(),
             stderr_truncated: main.stderr.truncated(),
             stdout,
@@ -305,6 +354,147 @@ impl JsonCpi {
             steps: reports,
             ignored_params: plan.ignored_params.clone(),
         })
+    }
+
+    /// Sends a request action's request, if the operator's network grants name its host.
+    async fn execute_request(
+        &self,
+        plan: &Plan,
+        action: &RequestAction,
+        options: &CallOptions,
+    ) -> Result<Outcome, CpiError> {
+        let (step, request) = match plan.steps.as_slice() {
+            [step @ PlannedStep { request: Some(request), .. }] => (step, request),
+            _ => return Err(CpiError::new(ErrorKind::Internal, &plan.action, "a request plan has one request step")),
+        };
+        let failed_step = |status: Option<u16>, body: &str| {
+            Box::new(FailedStep {
+                step: step.name.clone(),
+                argv: vec![request.method.clone(), request.url.clone()],
+                exit_code: None,
+                http_status: status,
+                stderr: tail(body, STDERR_TAIL),
+            })
+        };
+        let grants = self.gate.as_ref().map_or(&[][..], |g| g.network.as_slice());
+        if let Err(reason) = crate::request::check_grants(&request.url, grants) {
+            self.audit_request(&plan.action, request, crate::audit::Decision::Denied, Some(reason.clone()), None);
+            let mut err = CpiError::new(ErrorKind::Denied, &plan.action, format!("request: {reason}"));
+            err.failed_step = Some(failed_step(None, ""));
+            return Err(err);
+        }
+        let response = match crate::request::send(request, step.timeout, options.output_limit).await {
+            Ok(response) => response,
+            Err(e) => {
+                self.audit_request(&plan.action, request, crate::audit::Decision::Allowed, Some(e.to_string()), None);
+                let kind = match e {
+                    crate::request::SendError::Timeout(_) => ErrorKind::Timeout,
+                    crate::request::SendError::Unreachable { .. } => ErrorKind::Unavailable,
+                    crate::request::SendError::Failed(_) => ErrorKind::Failed,
+                };
+                let mut err = CpiError::new(kind, &plan.action, format!("{} {}: {e}", request.method, request.url));
+                err.failed_step = Some(failed_step(None, ""));
+                return Err(err);
+            }
+        };
+        self.audit_request(
+            &plan.action,
+            request,
+            crate::audit::Decision::Allowed,
+            None,
+            Some((response.status, response.duration)),
+        );
+        let body = response.body.text();
+        if let Some(kind) = self.classify_response(action, request, response.status, &body) {
+            let reason = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+            let mut err = CpiError::new(
+                kind,
+                &plan.action,
+                format!("{} {} answered {}: {}", request.method, request.url, response.status, tail(reason, 512)),
+            );
+            err.failed_step = Some(failed_step(Some(response.status), &body));
+            return Err(err);
+        }
+        let result = output::parse(&action.output, &body).map_err(|message| {
+            CpiError::new(
+                ErrorKind::Failed,
+                &plan.action,
+                format!("cannot parse the response of `{}`: {message}", plan.action),
+            )
+        })?;
+        Ok(Outcome {
+            cpi: plan.cpi.clone(),
+            action: plan.action.clone(),
+            exit_code: None,
+            http_status: Some(response.status),
+            stdout_truncated: response.body.truncated(),
+            stderr_truncated: false,
+            stdout: body,
+            stderr: String::new(),
+            result,
+            steps: vec![StepReport {
+                name: step.name.clone(),
+                argv: Vec::new(),
+                exit_code: None,
+                http_status: Some(response.status),
+                timed_out: false,
+                failure_ignored: false,
+                duration: response.duration,
+            }],
+            ignored_params: plan.ignored_params.clone(),
+        })
+    }
+
+    /// `None` for a successful response; otherwise its error kind: the spec's rules first, then
+    /// the meaning HTTP gives the status.
+    fn classify_response(
+        &self,
+        action: &RequestAction,
+        request: &HttpRequest,
+        status: u16,
+        body: &str,
+    ) -> Option<ErrorKind> {
+        let succeeded = (200..300).contains(&status);
+        if !succeeded && action.success_when.iter().any(|c| c.matches_response(status, body)) {
+            return None;
+        }
+        let applies = |rule: &&ErrorRule| {
+            (!succeeded || rule.when.statuses.is_some()) && rule.when.matches_response(status, body)
+        };
+        if let Some(rule) = action.errors.iter().chain(&self.spec.errors).find(applies) {
+            return Some(rule.kind);
+        }
+        (!succeeded).then(|| match status {
+            400 | 422 => ErrorKind::InvalidArgument,
+            401 | 403 => ErrorKind::Denied,
+            404 | 410 => ErrorKind::NotFound,
+            // A conflict on a create is a name already taken; elsewhere the resource is busy.
+            409 if matches!(request.method.as_str(), "POST" | "PUT") => ErrorKind::AlreadyExists,
+            409 | 412 | 423 => ErrorKind::InvalidState,
+            408 | 504 => ErrorKind::Timeout,
+            429 | 502 | 503 => ErrorKind::Unavailable,
+            _ => ErrorKind::Failed,
+        })
+    }
+
+    fn audit_request(
+        &self,
+        action: &str,
+        request: &HttpRequest,
+        decision: crate::audit::Decision,
+        reason: Option<String>,
+        finished: Option<(u16, Duration)>,
+    ) {
+        if let Some(gate) = &self.gate {
+            gate.audit.record(&crate::audit::AuditEntry::request(
+                &self.spec.name,
+                action,
+                request,
+                decision,
+                reason,
+                finished,
+            ));
+        }
     }
 
     /// Runs every rollback step, whatever each one does; returns a note for the error message.
@@ -361,6 +551,7 @@ impl JsonCpi {
                     step: step.name.clone(),
                     argv: step.argv.clone(),
                     exit_code: None,
+                    http_status: None,
                     stderr: String::new(),
                 }));
                 return Err(err);
@@ -389,6 +580,7 @@ impl JsonCpi {
                 step: step.name.clone(),
                 argv: step.argv.clone(),
                 exit_code: None,
+                http_status: None,
                 stderr: String::new(),
             }));
             err
@@ -441,6 +633,7 @@ impl JsonCpi {
             step: step.name.clone(),
             argv: step.argv.clone(),
             exit_code: run.exit_code,
+            http_status: None,
             stderr: tail(&run.stderr.text(), STDERR_TAIL),
         }));
         err
@@ -515,17 +708,24 @@ fn process_env(spec: &Spec, host: impl Fn(&str) -> Option<String>) -> Vec<(Strin
     env
 }
 
+/// Parameters the caller passed that the action does not declare, sorted.
+fn ignored(declared: &[ParamDecl], params: &Params) -> Vec<String> {
+    let mut ignored: Vec<String> = params.keys().filter(|k| !declared.iter().any(|d| &d.name == *k)).cloned().collect();
+    ignored.sort();
+    ignored
+}
+
 /// Resolves placeholders for one call: a declared parameter the caller gave, else a default
 /// setting, else absent. Undeclared caller parameters are never consulted.
 struct ActionBindings<'a> {
-    action: &'a CommandAction,
+    declared: &'a [ParamDecl],
     params: &'a Params,
     defaults: &'a serde_json::Map<String, Value>,
 }
 
 impl Bindings for ActionBindings<'_> {
     fn get(&self, name: &str) -> Option<Binding<'_>> {
-        let decl = self.action.param(name);
+        let decl = self.declared.iter().find(|d| d.name == name);
         if let Some(value) = decl.and_then(|_| self.params.get(name)).filter(|v| !v.is_null()) {
             return Some(Binding { value, allow_dash: decl.is_some_and(|d| d.allow_dash) });
         }
@@ -721,7 +921,7 @@ mod tests {
         )
         .expect("policy");
         let audit = crate::audit::AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
-        let gate = ExecGate { grants: Some(policy.grants_for("t").exec), audit };
+        let gate = ExecGate { grants: Some(policy.grants_for("t").exec), network: Vec::new(), audit };
         let cpi = cpi(r#"{"logs": {"command": "echo {name}", "params": ["name"]}}"#).with_gate(gate);
         let ok = cpi.call("logs", &params(json!({"name": "allowed"})), &CallOptions::default()).await.expect("granted");
         assert_eq!(ok.stdout, "allowed\n");

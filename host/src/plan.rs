@@ -15,13 +15,18 @@ pub enum StepStage {
     Rollback,
 }
 
-/// One process the call will start, in order.
+/// One process the call will start (or the one HTTP request it sends), in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedStep {
-    /// `command` for the action itself, otherwise the hook's key (`pre_delete`).
+    /// `command` for the action itself (`request` for a request action), otherwise the hook's key
+    /// (`pre_delete`).
     pub name: String,
     pub stage: StepStage,
+    /// Empty for a request step.
     pub argv: Vec<String>,
+    /// The HTTP request a request action sends, instead of a process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::request::HttpRequest>,
     /// A failure of this step is reported but does not stop the action.
     pub ignore_failure: bool,
     #[serde(serialize_with = "as_millis", rename = "timeout_ms")]
@@ -44,6 +49,9 @@ pub struct StepReport {
     pub name: String,
     pub argv: Vec<String>,
     pub exit_code: Option<i32>,
+    /// The HTTP status of a request step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
     pub timed_out: bool,
     /// It failed, and its `ignore_failure` let the action go on.
     pub failure_ignored: bool,
@@ -58,6 +66,9 @@ pub struct Outcome {
     pub action: String,
     /// Exit code of the action's command (for `exec`, the code of the command run inside).
     pub exit_code: Option<i32>,
+    /// The response status of a request action; its body is `stdout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
     pub stdout: String,
     pub stderr: String,
     pub stdout_truncated: bool,

@@ -19,6 +19,10 @@
 //!
 //! [plugins.runc.limits]
 //! memory_mb = 64
+//!
+//! [[plugins.aws_api.network]]                       # JSON specs' `request` actions only
+//! host = "ec2.us-east-1.amazonaws.com"
+//! port = 443                                        # optional: any port when absent
 //! ```
 //!
 //! Deny by default: a plugin without an entry gets nothing, and a grant covers only what it names.
@@ -31,6 +35,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::resolve_program;
+pub use crate::request::NetworkGrant;
 
 /// Where the policy file comes from when no `--policy` flag is given.
 pub const POLICY_ENV: &str = "OMNI_CPI_POLICY";
@@ -58,6 +63,8 @@ pub struct PluginGrants {
     pub exec: Vec<ExecGrant>,
     pub fs: Vec<FsGrant>,
     pub env: Vec<String>,
+    /// Hosts the `request` actions of a JSON spec may reach (components have no network access).
+    pub network: Vec<NetworkGrant>,
     pub limits: Limits,
 }
 
@@ -71,6 +78,7 @@ impl PluginGrants {
             exec: Vec::new(),
             fs: Vec::new(),
             env: Vec::new(),
+            network: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -200,7 +208,16 @@ struct PluginEntry {
     #[serde(default)]
     env: Vec<String>,
     #[serde(default)]
+    network: Vec<NetworkEntry>,
+    #[serde(default)]
     limits: LimitsEntry,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkEntry {
+    host: String,
+    port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -274,6 +291,22 @@ impl Policy {
                 }
                 fs.push(FsGrant { host, guest: grant.guest, mode: grant.mode });
             }
+            let mut network = Vec::new();
+            for grant in entry.network {
+                let written = match grant.port {
+                    Some(port) => format!("{}:{port}", grant.host),
+                    None => grant.host.clone(),
+                };
+                let parsed =
+                    NetworkGrant::parse(&written).map_err(|e| invalid(format!("plugins.{name}.network: {e}")))?;
+                if parsed.port != grant.port || grant.host.contains([':', '/', '@']) && !grant.host.starts_with('[') {
+                    return Err(invalid(format!(
+                        "plugins.{name}.network: host `{}` must be a bare host name or address; give the port as `port`",
+                        grant.host
+                    )));
+                }
+                network.push(parsed);
+            }
             if let Some(pin) = &entry.sha256 {
                 if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(invalid(format!("plugins.{name}.sha256 must be 64 hex digits")));
@@ -296,6 +329,7 @@ impl Policy {
                 exec,
                 fs,
                 env: entry.env,
+                network,
                 limits,
             };
             plugins.insert(name, grants);

@@ -37,6 +37,10 @@ pub struct Args {
     /// (omnicloud: the OmniCloud v0/v2 CPI files), reporting every difference as a warning.
     #[arg(long, global = true, value_enum)]
     compat: Option<CompatArg>,
+    /// Lets the request actions of JSON specs reach HOST (any port) or HOST:PORT, on top of the
+    /// policy's network grants. Repeatable. Without a grant no request is sent.
+    #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]", value_parser = parse_network_grant)]
+    allow_host: Vec<omni_cpi::request::NetworkGrant>,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
     #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -163,6 +167,10 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration; write 30s, 500ms, 2m or a number of seconds"))
 }
 
+fn parse_network_grant(text: &str) -> Result<omni_cpi::request::NetworkGrant, String> {
+    omni_cpi::request::NetworkGrant::parse(text)
+}
+
 fn loader(args: &Args) -> Result<Loader> {
     let policy = match &args.policy {
         Some(path) => Policy::load(path)?,
@@ -171,6 +179,7 @@ fn loader(args: &Args) -> Result<Loader> {
     let cache_dir = args.cache_dir.clone().or_else(ComponentHost::default_cache_dir);
     let mut loader = Loader::new(policy, cache_dir).context("cannot open the audit log named by the policy")?;
     loader.compat = args.compat.map(|CompatArg::Omnicloud| omni_cpi::spec::compat::Compat::OmniCloud);
+    loader.allowed_hosts = args.allow_host.clone();
     Ok(loader)
 }
 

@@ -271,6 +271,19 @@ fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
                 "hooks": command.hooks.iter().map(|h| json!({"name": h.name, "command": h.command.source(), "ignore_failure": h.ignore_failure})).collect::<Vec<_>>(),
                 "timeout_ms": command.timeout.map(|t| t.as_millis() as u64),
             }),
+            ActionBody::Request(request) => json!({
+                "name": action.name,
+                "supported": true,
+                "description": action.description,
+                "request": {"method": request.request.method, "url": request.request.url.source()},
+                "params": request.params.iter().map(|p| json!({
+                    "name": p.name,
+                    "required": p.required,
+                    "type": p.ty,
+                    "pattern": p.pattern.as_ref().map(|r| r.as_str().trim_start_matches("^(?:").trim_end_matches(")$").to_string()),
+                })).collect::<Vec<_>>(),
+                "timeout_ms": request.timeout.map(|t| t.as_millis() as u64),
+            }),
         })
         .collect();
     let info = json!({
@@ -309,24 +322,12 @@ fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
             ActionBody::Unsupported { reason } => {
                 println!("  {:20} unsupported: {reason}", action.name)
             }
+            ActionBody::Request(request) => {
+                println!("  {:20} {}", action.name, param_synopsis(&request.params));
+                println!("  {:20}   request: {} {}", "", request.request.method, request.request.url.source());
+            }
             ActionBody::Command(command) => {
-                let params: Vec<String> = command
-                    .params
-                    .iter()
-                    .map(|p| {
-                        let ty = if p.ty == spec::ParamType::String {
-                            String::new()
-                        } else {
-                            format!(": {}", p.ty.as_str())
-                        };
-                        if p.required {
-                            format!("{}{ty}", p.name)
-                        } else {
-                            format!("[{}{ty}]", p.name)
-                        }
-                    })
-                    .collect();
-                println!("  {:20} {}", action.name, params.join(" "));
+                println!("  {:20} {}", action.name, param_synopsis(&command.params));
                 for hook in command.pre_hooks() {
                     println!("  {:20}   {}: {}", "", hook.name, hook.command.source());
                 }
@@ -343,6 +344,22 @@ fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
     Ok(())
 }
 
+/// `name [optional] [list: list]`, as `info` shows an action's parameters.
+fn param_synopsis(params: &[spec::ParamDecl]) -> String {
+    let words: Vec<String> = params
+        .iter()
+        .map(|p| {
+            let ty = if p.ty == spec::ParamType::String { String::new() } else { format!(": {}", p.ty.as_str()) };
+            if p.required {
+                format!("{}{ty}", p.name)
+            } else {
+                format!("[{}{ty}]", p.name)
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
 pub fn plan(plan: &Plan, output: Output) -> Result<()> {
     if output == Output::Json {
         return print_json(plan);
@@ -356,7 +373,15 @@ pub fn plan(plan: &Plan, output: Output) -> Result<()> {
         if step.stage == omni_cpi::plan::StepStage::Rollback {
             notes.push("only if a post hook fails".into());
         }
-        println!("  [{}] {}  ({})", step.name, shell_line(&step.argv), notes.join(", "));
+        match &step.request {
+            Some(request) => {
+                println!("  [{}] ({})", step.name, notes.join(", "));
+                for line in request.to_string().lines() {
+                    println!("    {line}");
+                }
+            }
+            None => println!("  [{}] {}  ({})", step.name, shell_line(&step.argv), notes.join(", ")),
+        }
     }
     if !plan.ignored_params.is_empty() {
         println!("ignored parameters (not declared by the action): {}", plan.ignored_params.join(", "));
@@ -378,7 +403,7 @@ pub fn outcome(outcome: &Outcome, output: Output) -> Result<()> {
     if outcome.stdout_truncated || outcome.stderr_truncated {
         eprintln!("note: output was truncated at the capture limit");
     }
-    if outcome.exit_code != Some(0) {
+    if outcome.http_status.is_none() && outcome.exit_code != Some(0) {
         eprintln!("exit status: {}", outcome.exit_code.map_or("none (signal)".to_string(), |c| c.to_string()));
     }
     Ok(())
@@ -393,6 +418,9 @@ pub fn call_error(error: &CpiError, output: Output) -> Result<()> {
         eprintln!("  step: {}: {}", step.step, shell_line(&step.argv));
         if let Some(code) = step.exit_code {
             eprintln!("  exit status: {code}");
+        }
+        if let Some(status) = step.http_status {
+            eprintln!("  HTTP status: {status}");
         }
         let stderr = step.stderr.trim();
         if !stderr.is_empty() {

@@ -75,7 +75,7 @@ fn action_unsupported(cpi: &Cpi, action: &str) -> Option<String> {
         Cpi::Json(json) => match json.spec().action(action).map(|a| &a.body) {
             None => Some("the CPI has no such action".to_string()),
             Some(ActionBody::Unsupported { reason }) => Some(reason.clone()),
-            Some(ActionBody::Command(_)) => None,
+            Some(ActionBody::Command(_) | ActionBody::Request(_)) => None,
         },
         Cpi::Component(component) => {
             component.description.actions.iter().find(|a| a.name == action).and_then(|a| a.unsupported.clone())

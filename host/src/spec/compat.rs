@@ -10,7 +10,9 @@
 //!   injectable);
 //! - a placeholder missing from `params` becomes a declared optional parameter (the original
 //!   filled it from any caller parameter), with a warning;
-//! - HTTP `Endpoint` actions are declared unsupported until they can run behind a network grant.
+//! - HTTP `Endpoint` actions become native `request` actions: values are escaped for where they
+//!   land (URL-encoded in paths and queries, JSON-escaped in bodies, where the original pasted
+//!   them in raw), and nothing is sent without a network grant for the host;
 //! - `parse_rules` are applied (the native `parse_rules` output format).
 
 use serde_json::{json, Map, Value};
@@ -33,6 +35,8 @@ pub struct Translation {
 struct Translator<'s> {
     source: &'s SourceFile,
     warnings: Vec<Diagnostic>,
+    /// The file's note about network grants was given (once per file).
+    endpoint_noted: bool,
 }
 
 fn members(node: &Node) -> &[Member] {
@@ -196,14 +200,7 @@ impl Translator<'_> {
         let command_node = match field(node, "target") {
             Some(target) => {
                 if let Some(endpoint) = field(target, "Endpoint") {
-                    self.warn(
-                        endpoint.span,
-                        format!("action `{name}` is an HTTP endpoint; it is declared unsupported"),
-                        "HTTP endpoint actions will run behind an explicit network grant; see issue 5",
-                    );
-                    return Some(
-                        json!({"unsupported": "HTTP endpoint actions are not run yet: they need an explicit network grant"}),
-                    );
+                    return Some(self.endpoint(name, node, endpoint, defaults));
                 }
                 let command = field(target, "Command");
                 if let Some(in_vm) = command.and_then(|c| field(c, "in_vm")) {
@@ -396,9 +393,158 @@ impl Translator<'_> {
     }
 }
 
+impl Translator<'_> {
+    /// A v2 `Endpoint` action as a native `request` action.
+    fn endpoint(&mut self, name: &str, node: &Node, endpoint: &Node, defaults: &[String]) -> Value {
+        let unsupported = |why: &str| json!({ "unsupported": format!("the original endpoint {why}") });
+        let Some(url) = field(endpoint, "url").and_then(string) else {
+            self.warn(endpoint.span, format!("endpoint `{name}` has no url; declared unsupported"), "give it a url");
+            return unsupported("has no url");
+        };
+        if let Err(e) = crate::request::UrlTemplate::parse(url) {
+            self.warn(endpoint.span, format!("the url of `{name}` cannot be used: {}", e.message), "fix the url");
+            return unsupported("has an unusable url");
+        }
+        let method = field(endpoint, "method").and_then(string).unwrap_or("Get").to_ascii_uppercase();
+        let mut request = Map::new();
+        request.insert("method".into(), json!(method));
+        request.insert("url".into(), json!(url));
+        let mut used = placeholders(url);
+        if let Some(headers) = field(endpoint, "headers") {
+            let mut out = Map::new();
+            for m in members(headers) {
+                if let Some(value) = string(&m.value) {
+                    used.extend(placeholders(value));
+                    out.insert(m.key.clone(), json!(value));
+                }
+            }
+            request.insert("headers".into(), Value::Object(out));
+        }
+        if let Some(body) = field(endpoint, "body") {
+            let template = match &body.value {
+                Json::String(text) => json_body_template(text),
+                _ => Ok(body.to_value()),
+            };
+            match template {
+                Err(why) => {
+                    self.warn(body.span, format!("the body of `{name}` is not JSON ({why})"), "write a JSON body");
+                    return unsupported("has a body that is not JSON");
+                }
+                Ok(_) if matches!(method.as_str(), "GET" | "HEAD") => self.warn(
+                    body.span,
+                    format!("`{name}` is a {method} request with a body; the body is dropped"),
+                    "servers ignore the body of a GET; use POST if the API needs it",
+                ),
+                Ok(template) => {
+                    collect_string_placeholders(&template, &mut used);
+                    request.insert("body".into(), template);
+                }
+            }
+        }
+        if !self.endpoint_noted {
+            self.endpoint_noted = true;
+            self.warn(
+                endpoint.span,
+                format!("`{name}` (and every other endpoint here) sends HTTP requests"),
+                "they are sent only to hosts the operator grants: --allow-host HOST or [[plugins.NAME.network]]",
+            );
+        }
+        let mut params: Vec<String> = Vec::new();
+        if let Some(Json::Array(items)) = field(node, "params").map(|n| &n.value) {
+            for p in items.iter().filter_map(string).filter(|p| is_identifier(p)) {
+                if !params.iter().any(|x| x == p) {
+                    params.push(p.to_string());
+                }
+            }
+        }
+        let mut undeclared: Vec<String> =
+            used.into_iter().filter(|p| !params.contains(p) && !defaults.contains(p)).collect();
+        undeclared.sort();
+        undeclared.dedup();
+        if !undeclared.is_empty() {
+            let shown: Vec<String> = undeclared.iter().map(|p| format!("{{{p}}}")).collect();
+            self.warn(
+                endpoint.span,
+                format!("`{name}` uses {} without declaring them in `params`", shown.join(", ")),
+                "they are accepted as optional parameters; the original filled them from any caller parameter",
+            );
+        }
+        let mut action = Map::new();
+        action.insert("request".into(), Value::Object(request));
+        action.insert("params".into(), json!(params));
+        if !undeclared.is_empty() {
+            action.insert("optional_params".into(), json!(undeclared));
+        }
+        if let Some(rules) = field(node, "parse_rules") {
+            match crate::rules::Rules::compile(&rules.to_value()) {
+                Ok(_) => {
+                    action.insert("output".into(), json!({"format": "parse_rules", "rules": rules.to_value()}));
+                }
+                Err(message) => self.warn(
+                    rules.span,
+                    format!("`parse_rules` of `{name}` cannot be applied ({message}); the action returns the raw body"),
+                    "fix the rules",
+                ),
+            }
+        }
+        for m in members(node) {
+            if !["target", "params", "parse_rules"].contains(&m.key.as_str()) {
+                self.warn(
+                    m.key_span,
+                    format!("`{}` of endpoint `{name}` is ignored", m.key),
+                    "an endpoint action is one HTTP request",
+                );
+            }
+        }
+        Value::Object(action)
+    }
+}
+
+/// The original bodies are JSON text with placeholders pasted in raw, inside strings
+/// (`"name":"{name}"`) and outside (`"disks":{disk_names}`). A placeholder outside a string
+/// becomes a whole-value placeholder (`"{disk_names}"`), which the native body renders as the
+/// parameter's JSON value; then the text parses as the body template.
+fn json_body_template(text: &str) -> Result<Value, String> {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == '{' {
+            let name: String = rest[1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if is_identifier(&name) && rest[1 + name.len()..].starts_with('}') {
+                out.push_str(&format!("\"{{{name}}}\""));
+                rest = &rest[name.len() + 2..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    serde_json::from_str(&out).map_err(|e| e.to_string())
+}
+
+fn collect_string_placeholders(value: &Value, names: &mut Vec<String>) {
+    match value {
+        Value::String(s) => names.extend(placeholders(s)),
+        Value::Array(items) => items.iter().for_each(|v| collect_string_placeholders(v, names)),
+        Value::Object(members) => members.values().for_each(|v| collect_string_placeholders(v, names)),
+        _ => {}
+    }
+}
+
 /// Translates an OmniCloud CPI file into the native format.
 pub fn translate(source: &SourceFile, root: &Node) -> Translation {
-    let mut translator = Translator { source, warnings: Vec::new() };
+    let mut translator = Translator { source, warnings: Vec::new(), endpoint_noted: false };
     let native = translator.translate(root);
     Translation { native: serde_json::to_string_pretty(&native).unwrap_or_default(), warnings: translator.warnings }
 }
@@ -416,6 +562,13 @@ mod tests {
         assert_eq!(unquote_placeholders(r#"echo "vm {name} ok""#), r#"echo "vm "{name}" ok""#);
         assert_eq!(unquote_placeholders(r#"fmt '{{json .}}' "a\"{b}""#), r#"fmt '{{json .}}' "a\""{b}"""#);
         assert_eq!(unquote_placeholders(r#"go '{{x}}'"#), r#"go '{{x}}'"#);
+    }
+
+    #[test]
+    fn original_json_bodies_become_body_templates() {
+        let body = json_body_template(r#"{"name":"{name}","n":{count},"disks":{disk_names},"s":"a\"{x}}"}"#);
+        assert_eq!(body, Ok(json!({"name": "{name}", "n": "{count}", "disks": "{disk_names}", "s": "a\"{x}}"})));
+        assert!(json_body_template("name={name}").is_err());
     }
 
     #[test]

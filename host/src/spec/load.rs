@@ -14,6 +14,7 @@ use super::json::{self, Json, Member, Node, Span};
 use super::kinds;
 use super::*;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::request::{self, BodyTemplate, RequestTemplate, UrlTemplate};
 use crate::suggest;
 use crate::template::{Mode, Template};
 
@@ -42,6 +43,7 @@ const TOP_KEYS: &[&str] = &[
 const ACTION_KEYS: &[&str] = &[
     "description",
     "command",
+    "request",
     "shell",
     "params",
     "optional_params",
@@ -56,8 +58,11 @@ const ACTION_KEYS: &[&str] = &[
 const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description"];
 const PARAM_KEYS: &[&str] = &["name", "type", "allow_dash", "pattern", "description", "fragment"];
 const OUTPUT_KEYS: &[&str] = &["format", "pattern", "multiple", "rules"];
-const ERROR_RULE_KEYS: &[&str] = &["kind", "exit_code", "stderr", "stdout"];
-const CONDITION_KEYS: &[&str] = &["exit_code", "stderr", "stdout"];
+const ERROR_RULE_KEYS: &[&str] = &["kind", "exit_code", "stderr", "stdout", "status", "body"];
+const CONDITION_KEYS: &[&str] = &["exit_code", "stderr", "stdout", "status", "body"];
+const REQUEST_KEYS: &[&str] = &["method", "url", "headers", "body"];
+/// Keys of a command action that mean nothing to a request action.
+const COMMAND_ONLY_KEYS: &[&str] = &["command", "shell", "success_exit_codes", "rollback"];
 const VALIDATION_KEYS: &[&str] = &["required_commands", "version_requirements"];
 const VERSION_KEYS: &[&str] = &["range", "command"];
 const ENV_KEYS: &[&str] = &["inherit", "set"];
@@ -71,6 +76,7 @@ pub const KEYS_BY_OBJECT: &[(&str, &[&str])] = &[
     ("output", OUTPUT_KEYS),
     ("error_rule", ERROR_RULE_KEYS),
     ("condition", CONDITION_KEYS),
+    ("request", REQUEST_KEYS),
     ("validation", VALIDATION_KEYS),
     ("version_requirement", VERSION_KEYS),
     ("env", ENV_KEYS),
@@ -335,21 +341,8 @@ impl Decoder<'_> {
         };
         let mut ok = true;
         for placeholder in template.placeholders() {
-            if scope.declares(&placeholder.name) || !scope.params_complete {
-                continue;
-            }
-            ok = false;
             let span = self.span_in_string(node, placeholder.offset, placeholder.source_len());
-            let near = suggest::closest(&placeholder.name, scope.names())
-                .map(|n| format!("did you mean `{{{n}}}`? "))
-                .unwrap_or_default();
-            self.error(
-                span,
-                format!("placeholder `{{{}}}` in {what} is not a declared parameter", placeholder.name),
-                Some(format!(
-                    "{near}declare it in \"params\" or \"optional_params\", or give it a value in \"default_settings\""
-                )),
-            );
+            ok &= self.check_declared(&placeholder.name, span, what, scope);
         }
         let program = template.program();
         if !fragment && !scope.programs.iter().any(|p| p == program) {
@@ -365,6 +358,23 @@ impl Decoder<'_> {
             );
         }
         ok.then_some(template)
+    }
+
+    /// Whether a placeholder names a declared parameter or default setting; reports it if not.
+    fn check_declared(&mut self, name: &str, span: Span, what: &str, scope: &TemplateScope<'_>) -> bool {
+        if scope.declares(name) || !scope.params_complete {
+            return true;
+        }
+        let near =
+            suggest::closest(name, scope.names()).map(|n| format!("did you mean `{{{n}}}`? ")).unwrap_or_default();
+        self.error(
+            span,
+            format!("placeholder `{{{name}}}` in {what} is not a declared parameter"),
+            Some(format!(
+                "{near}declare it in \"params\" or \"optional_params\", or give it a value in \"default_settings\""
+            )),
+        );
+        false
     }
 
     fn spec(&mut self, root: &Node) -> Option<Spec> {
@@ -704,21 +714,54 @@ impl Decoder<'_> {
         let exit_codes = first(fields, "exit_code").and_then(|m| self.exit_codes(&m.value, "`exit_code`"));
         let stderr = first(fields, "stderr").and_then(|m| self.regex(&m.value, "`stderr`", false));
         let stdout = first(fields, "stdout").and_then(|m| self.regex(&m.value, "`stdout`", false));
+        let statuses = first(fields, "status").and_then(|m| self.statuses(&m.value));
+        let body = first(fields, "body").and_then(|m| self.regex(&m.value, "`body`", false));
         let given = CONDITION_KEYS.iter().any(|k| first(fields, k).is_some());
         if !given {
             self.error(
                 item.span,
                 format!("{what} has no condition"),
-                Some("add \"exit_code\", \"stderr\" or \"stdout\" (regular expressions match anywhere)".into()),
+                Some(
+                    "add \"exit_code\", \"stderr\" or \"stdout\" for commands, \"status\" or \"body\" for requests \
+                     (regular expressions match anywhere)"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        let about_processes = ["exit_code", "stderr", "stdout"].iter().any(|k| first(fields, k).is_some());
+        let about_responses = ["status", "body"].iter().any(|k| first(fields, k).is_some());
+        if about_processes && about_responses {
+            self.error(
+                item.span,
+                format!("{what} mixes process keys (exit_code, stdout, stderr) with response keys (status, body)"),
+                Some("a condition describes either a finished process or an HTTP response; split it in two".into()),
             );
             return None;
         }
         // A condition that was given but invalid has been reported; the rule is dropped.
-        (exit_codes.is_some() || stderr.is_some() || stdout.is_some()).then_some(Condition {
-            exit_codes,
-            stderr,
-            stdout,
-        })
+        (exit_codes.is_some() || stderr.is_some() || stdout.is_some() || statuses.is_some() || body.is_some())
+            .then_some(Condition { exit_codes, stderr, stdout, statuses, body })
+    }
+
+    fn statuses(&mut self, node: &Node) -> Option<Vec<u16>> {
+        let one = |d: &mut Self, n: &Node| match &n.value {
+            Json::Number(num) => match num.as_i64() {
+                Some(code @ 100..=599) => Some(code as u16),
+                _ => {
+                    d.error(n.span, "`status`: HTTP statuses are whole numbers from 100 to 599", None);
+                    None
+                }
+            },
+            _ => {
+                d.type_error(n, "`status`", "an HTTP status or an array of them");
+                None
+            }
+        };
+        match &node.value {
+            Json::Array(items) => items.iter().map(|n| one(self, n)).collect(),
+            _ => one(self, node).map(|c| vec![c]),
+        }
     }
 
     fn exit_codes(&mut self, node: &Node, what: &str) -> Option<Vec<i32>> {
@@ -934,11 +977,19 @@ impl Decoder<'_> {
             return Some(Action { name: name.to_string(), description, body: ActionBody::Unsupported { reason } });
         }
 
+        if let Some(request_member) = first(fields, "request") {
+            let body = self.request_action(name, fields, request_member, ctx)?;
+            return Some(Action { name: name.to_string(), description, body: ActionBody::Request(Box::new(body)) });
+        }
         let Some(command_member) = first(fields, "command") else {
             self.error(
                 member.key_span,
                 format!("{what} has no `command`"),
-                Some("add \"command\": \"...\", or declare the action with \"unsupported\": \"reason\"".into()),
+                Some(
+                    "add \"command\": \"...\" (or \"request\": {...} for an HTTP API), or declare the action with \
+                     \"unsupported\": \"reason\""
+                        .into(),
+                ),
             );
             return None;
         };
@@ -1002,6 +1053,156 @@ impl Decoder<'_> {
                 success_when,
             })),
         })
+    }
+
+    /// An action with `request`: an HTTP call (see [`crate::request`] for the escaping rules).
+    fn request_action(
+        &mut self,
+        name: &str,
+        fields: &[Member],
+        request_member: &Member,
+        ctx: &ActionContext<'_>,
+    ) -> Option<RequestAction> {
+        let what = format!("action `{name}`");
+        for field in fields.iter().filter(|f| COMMAND_ONLY_KEYS.contains(&f.key.as_str()) || is_hook_key(&f.key)) {
+            self.error(
+                field.key_span,
+                format!("{what} sends a `request`, so `{}` has no meaning here", field.key),
+                Some("hooks, shells and exit codes belong to command actions; remove the key".into()),
+            );
+        }
+        if let Some(m) = first(fields, "optional_params").filter(|m| matches!(m.value.value, Json::Object(_))) {
+            self.error(
+                m.key_span,
+                format!("{what} sends a `request`; command fragments in `optional_params` do not apply"),
+                Some("declare optional parameters as an array and use them as placeholders in the request".into()),
+            );
+        }
+        let errors_before = self.errors.len();
+        let params = self.action_params(fields, name);
+        let scope = TemplateScope {
+            mode: Mode::Argv,
+            params_complete: self.errors.len() == errors_before,
+            params: &params,
+            defaults: ctx.defaults,
+            programs: ctx.programs,
+        };
+        let request = self.request_template(&request_member.value, &what, &scope);
+        let timeout = first(fields, "timeout").and_then(|m| self.duration(&m.value, "`timeout`"));
+        let output = first(fields, "output").map(|m| self.output(&m.value)).unwrap_or(OutputFormat::Raw);
+        let errors = first(fields, "errors").map(|m| self.error_rules(&m.value, &what)).unwrap_or_default();
+        let success_when =
+            first(fields, "success_when").map(|m| self.success_conditions(&m.value, &what)).unwrap_or_default();
+        for (key, conditions) in [
+            ("errors", errors.iter().map(|r| &r.when).collect::<Vec<_>>()),
+            ("success_when", success_when.iter().collect()),
+        ] {
+            if conditions.iter().any(|c| !c.is_about_responses()) {
+                let span = first(fields, key).map_or(request_member.key_span, |m| m.key_span);
+                self.error(
+                    span,
+                    format!("`{key}` of {what} tests exit_code/stdout/stderr, but the action sends a request"),
+                    Some("test the response with \"status\" (HTTP status codes) and \"body\" (a regex)".into()),
+                );
+            }
+        }
+        let request = request?;
+        let used = request.placeholders();
+        for param in params.iter().filter(|p| !used.contains(&p.name.as_str())) {
+            let span = first(fields, "params")
+                .or_else(|| first(fields, "optional_params"))
+                .map_or(Span::new(0, 0), |m| m.key_span);
+            self.warn(
+                span,
+                format!("parameter `{}` of action `{name}` is declared but not used", param.name),
+                Some(
+                    "callers may pass it and it is ignored; remove it unless it documents an accepted parameter".into(),
+                ),
+            );
+        }
+        Some(RequestAction { request, params, timeout, output, errors, success_when })
+    }
+
+    fn request_template(&mut self, node: &Node, what: &str, scope: &TemplateScope<'_>) -> Option<RequestTemplate> {
+        let what = format!("the request of {what}");
+        let fields = self.object(node, &what, REQUEST_KEYS, |_| false)?;
+        let mut ok = true;
+        let method = match first(fields, "method") {
+            None => "GET".to_string(),
+            Some(m) => match self.string(&m.value, "`method`").map(str::to_ascii_uppercase) {
+                Some(method) if request::METHODS.contains(&method.as_str()) => method,
+                Some(method) => {
+                    self.error(
+                        m.value.span,
+                        format!("unknown HTTP method `{method}`"),
+                        Some(format!("use one of {}", request::METHODS.join(", "))),
+                    );
+                    return None;
+                }
+                None => return None,
+            },
+        };
+        let Some(url_member) = first(fields, "url") else {
+            self.error(node.span, format!("{what} has no `url`"), Some("add \"url\": \"https://HOST/PATH\"".into()));
+            return None;
+        };
+        let url_text = self.non_empty_string(&url_member.value, "`url`")?;
+        let url = match UrlTemplate::parse(url_text) {
+            Ok(url) => url,
+            Err(e) => {
+                let span = self.span_in_string(&url_member.value, e.offset, e.len.max(1));
+                self.error(span, format!("`url` of {what}: {}", e.message), e.help);
+                return None;
+            }
+        };
+        for placeholder in url.placeholders() {
+            let span = self.span_in_string(&url_member.value, placeholder.offset, placeholder.name.len() + 2);
+            ok &= self.check_declared(placeholder.name, span, &format!("the url of {what}"), scope);
+        }
+        let mut headers = Vec::new();
+        if let Some(m) = first(fields, "headers") {
+            for entry in self.map(&m.value, "`headers`", "header").unwrap_or_default() {
+                if !request::is_header_name(&entry.key) {
+                    self.error(entry.key_span, format!("`{}` is not a valid HTTP header name", entry.key), None);
+                    ok = false;
+                    continue;
+                }
+                let Some(value) = self.string(&entry.value, &format!("header `{}`", entry.key)) else {
+                    ok = false;
+                    continue;
+                };
+                let text = request::Text::parse(value);
+                for placeholder in text.placeholders() {
+                    let span = self.span_in_string(&entry.value, placeholder.offset, placeholder.name.len() + 2);
+                    ok &= self.check_declared(placeholder.name, span, &format!("header `{}`", entry.key), scope);
+                }
+                headers.push((entry.key.clone(), text));
+            }
+        }
+        let body = match first(fields, "body") {
+            None => None,
+            Some(m) if matches!(method.as_str(), "GET" | "HEAD") => {
+                self.error(
+                    m.key_span,
+                    format!("a {method} request has no body"),
+                    Some("use POST, PUT or PATCH".into()),
+                );
+                return None;
+            }
+            Some(m) => match BodyTemplate::from_value(&m.value.to_value()) {
+                Ok(body) => {
+                    for name in body.placeholders() {
+                        ok &= self.check_declared(name, m.value.span, "the body", scope);
+                    }
+                    Some(body)
+                }
+                Err(e) => {
+                    self.error(m.value.span, format!("`body` of {what}: {}", e.message), e.help);
+                    return None;
+                }
+            },
+        };
+        ok.then_some(RequestTemplate { method, url, headers, body })
     }
 
     /// `params` then `optional_params`; a name declared twice is reported and its second
@@ -1196,6 +1397,38 @@ mod tests {
 
     const MINIMAL: &str = r#"{"name": "t", "type": "container", "validation": {"required_commands": ["podman"]},
         "actions": {"start_container": {"command": "podman start {name}", "params": ["name"]}}}"#;
+
+    #[test]
+    fn request_actions_are_checked_at_load() {
+        let spec = |action: &str| format!(r#"{{"name": "t", "type": "director", "actions": {{"has_vm": {action}}}}}"#);
+        let ok = load(&spec(
+            r#"{"request": {"url": "https://api.example.com/vms/{vm}", "headers": {"X-Token": "{token}"}},
+                "params": ["vm", "token"], "errors": [{"kind": "not_found", "status": [404, 410]}]}"#,
+        ));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let errs = errors(&spec(
+            r#"{"request": {"method": "GET", "url": "https://h/vms/{vmm}", "body": {"a": 1}},
+                "params": ["vm"], "pre_check": "true", "success_exit_codes": 0,
+                "errors": [{"kind": "failed", "exit_code": 1}], "success_when": [{"status": 200, "stdout": "x"}]}"#,
+        ));
+        for needle in [
+            "a GET request has no body",
+            "so `pre_check` has no meaning here",
+            "so `success_exit_codes` has no meaning here",
+            "tests exit_code/stdout/stderr, but the action sends a request",
+            "mixes process keys",
+        ] {
+            assert_eq!(errors_containing(&errs, needle), 1, "{needle} in {errs:#?}");
+        }
+        let errs = errors(&spec(r#"{"request": {"url": "https://h/vms/{vmm}"}, "params": ["vm"]}"#));
+        assert_eq!(errors_containing(&errs, "placeholder `{vmm}` in the url"), 1, "{errs:#?}");
+        let errs = errors(&spec(r#"{"request": {"method": "FETCH", "url": "/vms"}}"#));
+        assert_eq!(errors_containing(&errs, "unknown HTTP method `FETCH`"), 1, "{errs:#?}");
+        let errs = errors(&spec(r#"{"request": {"url": "/vms"}}"#));
+        assert_eq!(errors_containing(&errs, "must start with http://"), 1, "{errs:#?}");
+        let errs = errors(&spec(r#"{"request": {"url": "https://h/x", "headers": {"Bad Name": "v"}}}"#));
+        assert_eq!(errors_containing(&errs, "not a valid HTTP header name"), 1, "{errs:#?}");
+    }
 
     #[test]
     fn loads_a_minimal_spec() {

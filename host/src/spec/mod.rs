@@ -95,6 +95,32 @@ pub enum ActionBody {
         reason: String,
     },
     Command(Box<CommandAction>),
+    /// An HTTP request instead of a process (see [`crate::request`]).
+    Request(Box<RequestAction>),
+}
+
+impl ActionBody {
+    /// The declared parameters of an action that does something.
+    pub fn params(&self) -> &[ParamDecl] {
+        match self {
+            ActionBody::Unsupported { .. } => &[],
+            ActionBody::Command(command) => &command.params,
+            ActionBody::Request(request) => &request.params,
+        }
+    }
+}
+
+/// `request`: one HTTP call. No hooks: a hook is a process, and an API action that needs several
+/// calls is several actions, or a component.
+#[derive(Debug, Clone)]
+pub struct RequestAction {
+    pub request: crate::request::RequestTemplate,
+    pub params: Vec<ParamDecl>,
+    pub timeout: Option<Duration>,
+    /// Applied to the response body.
+    pub output: OutputFormat,
+    pub errors: Vec<ErrorRule>,
+    pub success_when: Vec<Condition>,
 }
 
 #[derive(Debug, Clone)]
@@ -235,18 +261,33 @@ pub struct ErrorRule {
 }
 
 /// What a finished run looked like: every part given must hold (regexes match anywhere).
+/// `exit_code`, `stdout` and `stderr` describe processes; `status` and `body` HTTP responses. A
+/// condition of one kind never matches a run of the other.
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub exit_codes: Option<Vec<i32>>,
     pub stderr: Option<Regex>,
     pub stdout: Option<Regex>,
+    pub statuses: Option<Vec<u16>>,
+    pub body: Option<Regex>,
 }
 
 impl Condition {
     pub fn matches(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> bool {
-        self.exit_codes.as_ref().is_none_or(|codes| exit_code.is_some_and(|c| codes.contains(&c)))
+        !self.is_about_responses()
+            && self.exit_codes.as_ref().is_none_or(|codes| exit_code.is_some_and(|c| codes.contains(&c)))
             && self.stderr.as_ref().is_none_or(|re| re.is_match(stderr))
             && self.stdout.as_ref().is_none_or(|re| re.is_match(stdout))
+    }
+
+    pub fn matches_response(&self, status: u16, body: &str) -> bool {
+        self.is_about_responses()
+            && self.statuses.as_ref().is_none_or(|codes| codes.contains(&status))
+            && self.body.as_ref().is_none_or(|re| re.is_match(body))
+    }
+
+    pub fn is_about_responses(&self) -> bool {
+        self.statuses.is_some() || self.body.is_some()
     }
 }
 

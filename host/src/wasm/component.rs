@@ -277,6 +277,7 @@ impl ComponentCpi {
             cpi: self.name.clone(),
             action: action.to_string(),
             exit_code: Some(reply.exit_code),
+            http_status: None,
             stdout: reply.stdout,
             stderr: reply.stderr,
             stdout_truncated: false,
@@ -288,6 +289,7 @@ impl ComponentCpi {
                     name: "exec".into(),
                     argv: e.argv,
                     exit_code: e.exit_code,
+                    http_status: None,
                     timed_out: e.timed_out,
                     failure_ignored: false,
                     duration: e.duration,
@@ -311,6 +313,7 @@ impl ComponentCpi {
                     name: "exec".into(),
                     stage: StepStage::Command,
                     argv: e.argv,
+                    request: None,
                     ignore_failure: false,
                     timeout: self.sandbox.limits.exec_timeout,
                 })

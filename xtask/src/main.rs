@@ -4,6 +4,7 @@
 //! drives the product only through its command line, as a user would.
 
 mod demo;
+mod iaas;
 mod runtimes;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ fn main() -> Result<()> {
                  demo               validate the shipped CPIs, show plans, run real lifecycles\n  \
                  test [ARGS...]     install what the tests need, build the plugins, run every test (ARGS go to cargo test)\n  \
                  build-plugins      build every plugin in plugins/ as a wasm32-wasip2 component\n  \
-                 install-runtimes   only install and prepare podman, runc, LXC and the busybox image"
+                 install-runtimes   only install and prepare the runtimes and IaaS stand-ins the tests use"
             );
             bail!("unknown or missing command");
         }

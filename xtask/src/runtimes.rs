@@ -16,8 +16,15 @@ pub const BUSYBOX_IMAGE: &str = "localhost/busybox:latest";
 pub const BUSYBOX_ROOTFS: &str = "/var/lib/omni-cpi/images/busybox";
 
 /// Program → Debian package that provides it.
-const PROGRAMS: &[(&str, &str)] =
-    &[("podman", "podman"), ("runc", "runc"), ("lxc-create", "lxc"), ("docker", "docker.io")];
+const PROGRAMS: &[(&str, &str)] = &[
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("lxc-create", "lxc"),
+    ("docker", "docker.io"),
+    // Bare metal: an IPMI client and a simulated BMC.
+    ("ipmitool", "ipmitool"),
+    ("ipmi_sim", "openipmi"),
+];
 
 /// Files that must exist → Debian package that provides them.
 const FILES: &[(&str, &str)] = &[
@@ -47,7 +54,11 @@ pub fn ensure(_root: &Path) -> Result<()> {
     std::fs::create_dir_all("/var/lib/omni-cpi/runc").context("creating /var/lib/omni-cpi/runc")?;
     import_busybox_image()?;
     prepare_qemu_images()?;
-    println!("runtimes ready: podman, runc, docker CLI, LXC, QEMU, image {BUSYBOX_IMAGE}");
+    crate::iaas::ensure()?;
+    println!(
+        "runtimes ready: podman, runc, docker CLI, LXC, QEMU, govc + vcsim, moto + aws CLI, ipmitool + ipmi_sim, \
+         image {BUSYBOX_IMAGE}"
+    );
     Ok(())
 }
 

@@ -464,7 +464,7 @@ impl JsonCpi {
         if let Some(rule) = action.errors.iter().chain(&self.spec.errors).find(applies) {
             return Some(rule.kind);
         }
-        (!succeeded).then(|| match status {
+        (!succeeded).then_some(match status {
             400 | 422 => ErrorKind::InvalidArgument,
             401 | 403 => ErrorKind::Denied,
             404 | 410 => ErrorKind::NotFound,

@@ -93,6 +93,7 @@ fn standard_params(cpi: &str) -> Params {
         "process" => json!({"image": "none"}),
         "qemu" => json!({"image": "empty", "disk": "omni-d1", "metadata": {"role": "worker"}}),
         "vsphere" => json!({"image": "ubuntu-template", "disk": "omni-d1", "metadata": {"role": "worker"}}),
+        "baremetal" => json!({"image": "pxe", "machine": "node1", "boot_mode": "uefi", "metadata": {"role": "worker"}}),
         "virtualbox" => json!({
             "image": "debian-12-base",
             "disk": "omni-d1",

@@ -61,6 +61,7 @@ pub fn default_params(cpi_name: &str) -> Params {
         "testdirector" => json!({"image": "debian"}),
         "qemu_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
         "vsphere_cpi" => json!({"image": "DC0_H0_VM0", "cpus": 1, "memory_mb": 64}),
+        "baremetal_ipmi_cpi" => json!({"image": "pxe"}),
         _ => json!({}),
     };
     match value {

@@ -198,25 +198,30 @@ fn signal_group(group: Option<Pid>, signal: Signal) {
 struct Stream {
     captured: std::sync::Arc<std::sync::Mutex<io::Result<Captured>>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Becomes true at EOF; its sender is dropped if the reader ends any other way.
+    done: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Stream {
     fn spawn(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, limit: usize) -> Stream {
         let captured = std::sync::Arc::new(std::sync::Mutex::new(Ok(Captured::default())));
+        let (done_tx, done) = tokio::sync::watch::channel(pipe.is_none());
         let task = pipe.map(|pipe| {
             let shared = captured.clone();
-            tokio::spawn(async move { capture(pipe, limit, &shared).await })
+            tokio::spawn(async move {
+                capture(pipe, limit, &shared).await;
+                let _ = done_tx.send(true);
+            })
         });
-        Stream { captured, task }
+        Stream { captured, task, done }
     }
 
-    /// Waits for EOF (or a read error).
+    /// Waits for EOF (or a read error). Woken by the reader itself: no polling, so a short
+    /// command's output is ready the moment its pipes close.
     async fn finished(&self) {
-        if let Some(task) = &self.task {
-            while !task.is_finished() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
+        let mut done = self.done.clone();
+        // An error means the reader ended without EOF (aborted): nothing more will come either.
+        let _ = done.wait_for(|eof| *eof).await;
     }
 
     /// Stops reading and returns what was read.

@@ -20,6 +20,7 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("install-runtimes") => runtimes::ensure(&root),
         Some("build-plugins") => build_plugins(&root),
+        Some("bench") => bench(&root),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -27,6 +28,7 @@ fn main() -> Result<()> {
                  demo               validate the shipped CPIs, show plans, run real lifecycles\n  \
                  test [ARGS...]     install what the tests need, build the plugins, run every test (ARGS go to cargo test)\n  \
                  build-plugins      build every plugin in plugins/ as a wasm32-wasip2 component\n  \
+                 bench              measure omni-cpi against the alternatives; writes BENCHMARKS.md\n  \
                  install-runtimes   only install and prepare the runtimes and IaaS stand-ins the tests use"
             );
             bail!("unknown or missing command");
@@ -58,6 +60,14 @@ fn cargo() -> Command {
 
 /// The target plugins are compiled for; rustup adds it when missing.
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
+
+/// `cargo xtask bench`: the plugins (for the benchmark component), then the release-built
+/// harness in host/benches/overhead.rs, which prints the table and writes BENCHMARKS.md.
+fn bench(root: &Path) -> Result<()> {
+    build_plugins(root)?;
+    println!("== benchmarks (release build; about 2 minutes of measuring) ==");
+    run_command(cargo().current_dir(root).args(["bench", "-p", "omni-cpi", "--bench", "overhead"]))
+}
 
 pub fn build_plugins(root: &Path) -> Result<()> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();

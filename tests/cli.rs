@@ -226,3 +226,27 @@ fn check_requirements_reports_missing_programs_with_status_1() {
         ]
     );
 }
+
+/// Like any Unix filter, a closed stdout (`omni-cpi ... | head -c0`) ends the run quietly, with the
+/// status a SIGPIPE death has, not with a panic.
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("slow.json");
+    std::fs::write(
+        &spec,
+        r#"{"name": "slow", "type": "container", "validation": {"required_commands": ["sh"]},
+            "actions": {"logs": {"command": "sh -c 'sleep 0.3; echo late'"}}}"#,
+    )
+    .expect("spec");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+        .args(["call", spec.to_str().expect("utf-8"), "logs"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("omni-cpi runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    assert_eq!(out.status.code(), Some(141), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+}

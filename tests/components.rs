@@ -290,6 +290,9 @@ async fn the_cli_serves_a_component_like_a_spec() {
 
     let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"exec-granted\"]"]);
     assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "granted\n"));
+    // A program that exits without reading the stdin it was given must not take the host down.
+    let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"exec-stdin-unread\"]"]);
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "unread\n"));
     let out = omni(&["-o", "json", "call", "adversary", "exec", "name=x", "cmd:=[\"exec-ungranted\"]"]);
     assert_eq!(out.status.code(), Some(1));
     let error: Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -492,4 +495,90 @@ async fn a_director_component_serves_the_director_interface() {
     let err = call("snapshot_disk", json!({"disk": "d", "snapshot": "s"})).await.expect_err("unsupported");
     assert_eq!(err.kind, ErrorKind::Unsupported);
     assert_eq!(call("create_container", json!({})).await.expect_err("wrong interface").kind, ErrorKind::Unsupported);
+}
+
+/// The QEMU component (plugins/qemu) within its grants. Without the policy's qemu-img grants it
+/// does not load, and the error names each grant to add. With its state directory granted from
+/// another host directory, it keeps its files there, but the host refuses to run qemu-img in the
+/// real state directory: create_disk and create_vm fail with a typed `denied`, the refusal is
+/// audited, and nothing is created (a half-made VM is rolled back).
+#[tokio::test]
+async fn the_qemu_component_cannot_run_qemu_img_beyond_its_grants() {
+    if !support::runtime_available("QEMU", &["qemu-system-x86_64", "--version"])
+        || !support::runtime_available("qemu-img", &["qemu-img", "--version"])
+        || !support::runtime_available("socat", &["socat", "-V"])
+        || !support::runtime_available(
+            "the empty QEMU base image",
+            &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"],
+        )
+    {
+        return;
+    }
+    let Some(wasm) = support::plugin_wasm("omni_cpi_qemu") else { return };
+    let policy_path = support::repo_root().join("plugins/qemu/policy.toml");
+    let shipped = std::fs::read_to_string(&policy_path).expect("plugins/qemu/policy.toml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let elsewhere = dir.path().join("state");
+    std::fs::create_dir_all(&elsewhere).expect("state dir");
+    let audit = dir.path().join("audit.jsonl");
+    // The state directory granted from `elsewhere`; everything else as shipped.
+    let relocated = format!("audit_log = \"{}\"\n", audit.display())
+        + &shipped
+            .replace("host = \"/var/lib/omni-cpi/qemu-component\"", &format!("host = \"{}\"", elsewhere.display()));
+    assert_ne!(relocated.len(), shipped.len(), "the policy grants the state directory");
+    let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let env = |name: &str| (name == "PATH").then(|| host_path.clone());
+    let host = ComponentHost::new(Some(dir.path().join("cache"))).expect("engine");
+    let load = |text: String| {
+        let policy = Policy::parse(&policy_path, &text, &host_path).expect("policy parses");
+        let audit = AuditLog::open(&audit).expect("audit log opens");
+        let (host, wasm, env) = (&host, &wasm, &env);
+        async move { ComponentCpi::load(host, wasm, policy.grants_for("qemu"), audit, env).await }
+    };
+
+    // Every qemu-img grant removed (the blocks of the policy are separated by blank lines).
+    let without_qemu_img: Vec<&str> =
+        relocated.split("\n\n").filter(|block| !block.contains("program = \"qemu-img\"")).collect();
+    match load(without_qemu_img.join("\n\n")).await {
+        Err(LoadError::MissingGrants(missing)) => {
+            assert_eq!(missing.missing.len(), 4, "{:?}", missing.missing);
+            assert!(missing.missing.iter().all(|m| m.starts_with("exec `qemu-img`")), "{:?}", missing.missing);
+            assert!(missing.toml.contains("program = \"qemu-img\""), "{}", missing.toml);
+        }
+        Err(other) => panic!("expected missing grants, got {other}"),
+        Ok(_) => panic!("loaded without its qemu-img grants"),
+    }
+
+    let cpi = load(relocated).await.expect("the QEMU component loads with its state granted elsewhere");
+    let disk = support::unique_name("disk");
+    let err = cpi.call("create_disk", &params(json!({"name": disk, "size_mb": 16}))).await.expect_err("denied");
+    assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+    assert!(err.message.contains("outside the granted directories"), "{}", err.message);
+    let vm = support::unique_name("vm");
+    let err = cpi
+        .call("create_vm", &params(json!({"name": vm, "image": "empty", "cpus": 1, "memory_mb": 64})))
+        .await
+        .expect_err("denied");
+    assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+
+    for created in [format!("disks/{disk}"), format!("vms/{vm}")] {
+        assert!(!elsewhere.join(&created).exists(), "{created} was left in the granted directory");
+        assert!(!Path::new("/var/lib/omni-cpi/qemu-component").join(&created).exists(), "{created} was created");
+    }
+    let has = cpi.call("has_disk", &params(json!({ "disk": disk }))).await.expect("has_disk");
+    assert_eq!(has.result, Some(json!(false)));
+    let listed = cpi.call("list_vms", &Params::new()).await.expect("list_vms");
+    assert_eq!(listed.result, Some(json!([])));
+    let denied: Vec<Value> = std::fs::read_to_string(&audit)
+        .expect("audit log")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("audit line is JSON"))
+        .filter(|e| e["decision"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert!(denied.iter().all(|e| e["argv"][0] == "qemu-img"), "{denied:?}");
+    assert!(
+        denied.iter().all(|e| e["reason"].as_str().unwrap_or_default().contains("working directory")),
+        "{denied:?}"
+    );
 }

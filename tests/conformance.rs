@@ -198,7 +198,7 @@ async fn every_shipped_spec_and_built_plugin_passes_static_conformance() {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    for plugin in ["omni_cpi_runc", "omni_cpi_testdirector", "omni_cpi_adversary"] {
+    for plugin in ["omni_cpi_runc", "omni_cpi_testdirector", "omni_cpi_adversary", "omni_cpi_qemu"] {
         files.extend(support::plugin_wasm(plugin));
     }
     assert!(files.len() >= 5);
@@ -276,4 +276,77 @@ fn the_cli_reports_for_ci() {
         "tests/golden/spec-errors/missing-required-actions.json",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The QEMU director as a WebAssembly component (plugins/qemu), loaded with plugins/qemu/policy.toml
+/// as an operator would: the director checks in full against real QEMU, and nothing of the run
+/// left behind (no VM, disk or snapshot directory, no QEMU process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_component_is_conformant() {
+    const STATE: &str = "/var/lib/omni-cpi/qemu-component";
+    if !support::runtime_available("QEMU", &["qemu-system-x86_64", "--version"])
+        || !support::runtime_available("qemu-img", &["qemu-img", "--version"])
+        || !support::runtime_available("socat", &["socat", "-V"])
+        || !support::runtime_available(
+            "the empty QEMU base image",
+            &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"],
+        )
+        || !support::runtime_available("the QEMU component's state directory", &["mkdir", "-p", STATE])
+    {
+        return;
+    }
+    let Some(_) = support::plugin_wasm("omni_cpi_qemu") else { return };
+    let policy =
+        omni_cpi::policy::Policy::load(&support::repo_root().join("plugins/qemu/policy.toml")).expect("policy");
+    let source = policy.plugins["qemu"].source.clone().expect("source");
+    let cache = tempfile::tempdir().expect("cache");
+    let loader = omni_cpi::Loader::new(policy, Some(cache.path().to_path_buf())).expect("loader");
+    let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("the QEMU component loads: {e}"));
+    let started = std::time::Instant::now();
+    let report = kit(&cpi).await;
+    eprintln!("qemu component: one kit run took {:.1} s", started.elapsed().as_secs_f64());
+    assert_fully_conformant(&report);
+    assert_eq!(
+        report.count(|v| matches!(v, Verdict::Skipped { .. })),
+        0,
+        "the component supports every director check"
+    );
+    assert!(report.results.iter().all(|r| r.id.starts_with("D-")), "only director checks run on a director");
+
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let state = Path::new(STATE);
+    let mut left: Vec<String> = Vec::new();
+    for kind in ["vms", "disks"] {
+        left.extend(
+            names(&state.join(kind))
+                .into_iter()
+                .filter(|n| n.starts_with(&report.prefix))
+                .map(|n| format!("{kind}/{n}")),
+        );
+    }
+    for disk in names(&state.join("disks")) {
+        let snapshots = state.join("disks").join(&disk).join("snapshots");
+        left.extend(
+            names(&snapshots)
+                .into_iter()
+                .filter(|n| n.starts_with(&report.prefix))
+                .map(|n| format!("disks/{disk}/snapshots/{n}")),
+        );
+    }
+    assert!(left.is_empty(), "the run left behind: {left:?}");
+    let running: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| c.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>())
+        .filter(|argv| {
+            argv.iter().any(|a| a.contains("qemu-system")) && argv.iter().any(|a| a.starts_with(&report.prefix))
+        })
+        .map(|argv| argv.join(" "))
+        .collect();
+    assert!(running.is_empty(), "QEMU processes of the run still run: {running:?}");
 }

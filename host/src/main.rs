@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    restore_default_sigpipe();
+    exit_quietly_on_closed_stdout();
     let args = cli::Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -34,12 +34,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Rust ignores SIGPIPE, so `omni-cpi info | head` would panic on a closed stdout. A command-line
-/// tool should end quietly instead, as every Unix filter does.
-fn restore_default_sigpipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: called first thing in main, before any thread exists; SigDfl installs no handler code.
-    unsafe {
-        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
-    }
+/// `omni-cpi info | head` closes stdout early; a command-line tool should then end quietly, as
+/// every Unix filter does. SIGPIPE itself stays ignored (Rust's default): restoring it would also
+/// kill the host whenever a child exits before reading the stdin a component passes it. Instead,
+/// the panic `println!` raises on a closed stdout ends the process with the status a SIGPIPE
+/// death has in the shell.
+fn exit_quietly_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }

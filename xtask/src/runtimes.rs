@@ -196,6 +196,8 @@ fn install_qemu() -> Result<()> {
 
 /// The QEMU CPIs' base image `empty`: a blank 64 MiB disk (a VM boots into its firmware and idles).
 fn prepare_qemu_images() -> Result<()> {
+    // The QEMU component's state directory, granted by plugins/qemu/policy.toml.
+    std::fs::create_dir_all("/var/lib/omni-cpi/qemu-component").context("creating /var/lib/omni-cpi/qemu-component")?;
     let images = Path::new("/var/lib/omni-cpi/qemu/images");
     let empty = images.join("empty.qcow2");
     if empty.exists() || !on_path("qemu-img") {

@@ -77,9 +77,11 @@ fn action_unsupported(cpi: &Cpi, action: &str) -> Option<String> {
             Some(ActionBody::Unsupported { reason }) => Some(reason.clone()),
             Some(ActionBody::Command(_) | ActionBody::Request(_)) => None,
         },
-        Cpi::Component(component) => {
-            component.description.actions.iter().find(|a| a.name == action).and_then(|a| a.unsupported.clone())
-        }
+        // An action the component does not describe is as absent as one a spec does not define.
+        Cpi::Component(component) => match component.description.actions.iter().find(|a| a.name == action) {
+            None => Some("the CPI has no such action".to_string()),
+            Some(described) => described.unsupported.clone(),
+        },
     }
 }
 

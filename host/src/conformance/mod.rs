@@ -60,6 +60,7 @@ pub fn default_params(cpi_name: &str) -> Params {
         "process_cpi" => json!({"image": "none", "stop_timeout": 0}),
         "testdirector" => json!({"image": "debian"}),
         "qemu_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
+        "qemu_wasm_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
         "vsphere_cpi" => json!({"image": "DC0_H0_VM0", "cpus": 1, "memory_mb": 64}),
         "baremetal_ipmi_cpi" => json!({"image": "pxe"}),
         _ => json!({}),

@@ -3,7 +3,7 @@
 //! `process` import does), and pure, so it is tested without any plugin.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -163,14 +163,15 @@ impl Sandbox {
         Ok(Sandbox { plugin: name.clone(), exec, dirs, env, limits: grants.limits, audit, path })
     }
 
-    /// Decides one exec. `Ok` carries the absolute program to run; `Err` the reason for denial.
+    /// Decides one exec. `Ok` carries the absolute program to run and the working directory
+    /// (resolved: no `..`, no symlinks); `Err` the reason for denial.
     pub fn authorize(
         &self,
         program: &str,
         args: &[String],
         env: &[(String, String)],
         cwd: Option<&str>,
-    ) -> Result<PathBuf, String> {
+    ) -> Result<Authorized, String> {
         let resolved = if program.contains('/') {
             Some(PathBuf::from(program)).filter(|p| p.is_absolute())
         } else {
@@ -189,13 +190,35 @@ impl Sandbox {
         if let Some((name, _)) = env.iter().find(|(name, _)| !self.env.iter().any(|(granted, _)| granted == name)) {
             return Err(format!("environment variable `{name}` is not granted"));
         }
-        if let Some(dir) = cwd {
-            if !self.dirs.iter().any(|d| Path::new(dir).starts_with(&d.host)) {
-                return Err(format!("working directory `{dir}` is outside the granted directories"));
+        let cwd = match cwd {
+            None => None,
+            Some(dir) => {
+                // Resolved before comparing: `Path::starts_with` compares components as written,
+                // so `/granted/../etc` or a symlink the plugin made inside its directory would
+                // otherwise pass. The resolved path is also the one the process gets.
+                let outside = || format!("working directory `{dir}` is outside the granted directories");
+                let resolved = std::fs::canonicalize(dir).map_err(|_| outside())?;
+                let inside = self
+                    .dirs
+                    .iter()
+                    .any(|d| std::fs::canonicalize(&d.host).is_ok_and(|granted| resolved.starts_with(granted)));
+                if !inside {
+                    return Err(outside());
+                }
+                Some(resolved)
             }
-        }
-        Ok(resolved)
+        };
+        Ok(Authorized { program: resolved, cwd })
     }
+}
+
+/// An exec the sandbox allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    /// The absolute program.
+    pub program: PathBuf,
+    /// The working directory, resolved, inside a granted directory.
+    pub cwd: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -278,5 +301,34 @@ mod tests {
         assert!(env_err.expect_err("env").contains("LD_PRELOAD"));
         assert!(sandbox.authorize("sh", &args(&["-c", "echo hi"]), &[], Some("/etc")).is_err(), "cwd outside grants");
         assert_eq!(sandbox.env, [("GRANTED".to_string(), "yes".to_string())]);
+    }
+
+    /// The working directory is resolved before it is compared: neither `..` nor a symlink the
+    /// plugin placed in its own directory leads out of the grants.
+    #[test]
+    fn working_directories_cannot_climb_out_of_the_grants() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let granted = root.path().join("state");
+        std::fs::create_dir_all(granted.join("vms")).expect("dirs");
+        std::os::unix::fs::symlink("/etc", granted.join("escape")).expect("symlink");
+        let grants = PluginGrants {
+            exec: vec![ExecGrant { program_name: "sh".into(), program: "/bin/sh".into(), args: p(&["-c", "*"]) }],
+            fs: vec![FsGrant { host: granted.clone(), guest: "/state".into(), mode: FsMode::Rw }],
+            ..PluginGrants::none("demo")
+        };
+        let requests =
+            Requests { exec: vec![("sh".into(), p(&["-c", "*"]))], dirs: vec![("/state".into(), true)], env: vec![] };
+        let sandbox = Sandbox::new(&grants, &requests, AuditLog::default(), &env).expect("granted");
+        let cwd = |dir: &std::path::Path| {
+            let args = vec!["-c".to_string(), "pwd".to_string()];
+            sandbox.authorize("sh", &args, &[], Some(dir.to_str().expect("utf-8")))
+        };
+        let inside = cwd(&granted.join("vms")).expect("inside");
+        assert_eq!(inside.cwd, granted.join("vms").canonicalize().ok());
+        for escape in [granted.join("vms/../../.."), granted.join("../"), granted.join("escape"), granted.join("gone")]
+        {
+            let err = cwd(&escape).expect_err("outside");
+            assert!(err.contains("outside the granted directories"), "{}: {err}", escape.display());
+        }
     }
 }

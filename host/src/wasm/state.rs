@@ -48,7 +48,9 @@ impl CallState {
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
         wasi.envs(&sandbox.env);
         for dir in &sandbox.dirs {
-            let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            // A dry run must change nothing: its directories are read-only, like its execs are
+            // recorded instead of run.
+            let perms = if dir.writable && !dry_run { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
             wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
         }
         Ok(CallState {
@@ -115,8 +117,8 @@ impl process::Host for CallState {
         let mut argv = Vec::with_capacity(cmd.args.len() + 1);
         argv.push(cmd.program.clone());
         argv.extend(cmd.args.iter().cloned());
-        let program = match self.sandbox.authorize(&cmd.program, &cmd.args, &cmd.env, cmd.cwd.as_deref()) {
-            Ok(program) => program,
+        let authorized = match self.sandbox.authorize(&cmd.program, &cmd.args, &cmd.env, cmd.cwd.as_deref()) {
+            Ok(authorized) => authorized,
             Err(reason) => {
                 self.audit(&argv, Decision::Denied, Some(reason.clone()), None);
                 return Ok(Err(cpi_error(types::ErrorKind::Denied, reason)));
@@ -146,9 +148,11 @@ impl process::Host for CallState {
         let mut env = vec![("PATH".to_string(), self.sandbox.path.clone())];
         env.extend(cmd.env.iter().cloned());
         let request = ExecRequest {
-            argv: std::iter::once(program.to_string_lossy().into_owned()).chain(cmd.args.iter().cloned()).collect(),
+            argv: std::iter::once(authorized.program.to_string_lossy().into_owned())
+                .chain(cmd.args.iter().cloned())
+                .collect(),
             env,
-            cwd: cmd.cwd.as_deref().map_or_else(|| "/".into(), Into::into),
+            cwd: authorized.cwd.unwrap_or_else(|| "/".into()),
             timeout,
             kill_grace: exec::DEFAULT_KILL_GRACE,
             output_limit: limits.output_bytes,

@@ -115,6 +115,19 @@ fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
             })?;
             text(out.stdout_text())
         }
+        // 4 MiB of stdin for a program that never reads it: the host's write fails with EPIPE,
+        // which must be an ordinary result, not the death of the host by SIGPIPE.
+        "exec-stdin-unread" => {
+            let out = run(&Command {
+                program: "echo".into(),
+                args: vec!["unread".into()],
+                env: vec![],
+                cwd: None,
+                stdin: Some(vec![b'x'; 4 << 20]),
+                timeout_ms: None,
+            })?;
+            text(out.stdout_text())
+        }
         "read" => std::fs::read_to_string(arg(1)).map_err(|e| io(&arg(1), e)).and_then(text),
         "write" => {
             std::fs::write(arg(1), b"written by the adversary").map_err(|e| io(&arg(1), e)).and_then(|()| text("wrote"))

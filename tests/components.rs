@@ -303,6 +303,13 @@ async fn the_cli_serves_a_component_like_a_spec() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // A dry run changes nothing: even a granted read-write directory is read-only during it.
+    let out = omni(&["call", "adversary", "exec", "name=x", "--dry-run", "cmd:=[\"write\", \"/scratch/dry.txt\"]"]);
+    assert_ne!(out.status.code(), Some(0), "the write was refused: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(!f.dir.path().join("scratch/dry.txt").exists(), "a dry run wrote a file");
+    let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"write\", \"/scratch/real.txt\"]"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.dir.path().join("scratch/real.txt").exists(), "the same call without --dry-run writes");
     let out = omni(&["call", "adversary", "exec", "name=x"]);
     assert_eq!(out.status.code(), Some(2), "missing parameter is a usage error");
     let out = omni(&["call", "adversary", "create_container", "name=x", "image=y"]);

@@ -26,7 +26,8 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-const SHIPPED: [&str; 8] = ["baremetal", "docker", "lxc", "podman", "process", "qemu", "virtualbox", "vsphere"];
+const SHIPPED: [&str; 9] =
+    ["aws-ec2", "baremetal", "docker", "lxc", "podman", "process", "qemu", "virtualbox", "vsphere"];
 
 #[test]
 fn every_shipped_spec_validates_without_warnings() {

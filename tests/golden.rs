@@ -92,6 +92,7 @@ fn standard_params(cpi: &str) -> Params {
         "lxc" => json!({"image": "busybox", "volumes": ["omni-v1:/data"]}),
         "process" => json!({"image": "none"}),
         "qemu" => json!({"image": "empty", "disk": "omni-d1", "metadata": {"role": "worker"}}),
+        "aws-ec2" => json!({"image": "ami-760aaa0f", "disk": "omni-d1", "metadata": {"role": "worker"}}),
         "vsphere" => json!({"image": "ubuntu-template", "disk": "omni-d1", "metadata": {"role": "worker"}}),
         "baremetal" => json!({"image": "pxe", "machine": "node1", "boot_mode": "uefi", "metadata": {"role": "worker"}}),
         "virtualbox" => json!({

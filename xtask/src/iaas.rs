@@ -13,7 +13,7 @@ use crate::run_command;
 /// Where the tests look for the Python tools (tests/support: `venv_bin`).
 pub const VENV: &str = "/var/lib/omni-cpi/venv";
 /// The PyPI packages of the AWS stand-in, pinned to the versions the tests were written against.
-const VENV_PACKAGES: &[&str] = &["moto[server,ec2]==5.2.1", "awscli==1.45.11"];
+const VENV_PACKAGES: &[&str] = &["moto[server,ec2]==5.2.5", "awscli==1.46.3"];
 
 /// Debian's govmomi -dev package leaves govc/ and vcsim/ out, but its source package has both;
 /// they build offline against Debian's Go libraries (GOPATH mode, no module proxy).

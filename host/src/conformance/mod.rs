@@ -60,6 +60,8 @@ pub fn default_params(cpi_name: &str) -> Params {
         "process_cpi" => json!({"image": "none", "stop_timeout": 0}),
         "testdirector" => json!({"image": "debian"}),
         "qemu_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
+        // moto's EC2 emulator ships this Amazon Linux AMI in every region (tests/aws.rs).
+        "aws_ec2_cpi" => json!({"image": "ami-760aaa0f"}),
         "qemu_wasm_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
         "vsphere_cpi" => json!({"image": "DC0_H0_VM0", "cpus": 1, "memory_mb": 64}),
         "baremetal_ipmi_cpi" => json!({"image": "pxe"}),

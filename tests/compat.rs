@@ -136,7 +136,7 @@ async fn parse_rules_structure_real_qemu_img_output() {
 fn convert_writes_a_native_spec() {
     let Some(dir) = corpus() else { return };
     let out_dir = tempfile::tempdir().expect("temp dir");
-    for original in ["v0/cpi-vb.json", "v2/cpi-qemu.json"] {
+    for original in ["v0/cpi-vb.json", "v2/cpi-qemu.json", "v2/cpi-truenas.json"] {
         let out = out_dir.path().join(original.replace('/', "-"));
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
             .args(["convert", dir.join(original).to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")])
@@ -149,5 +149,9 @@ fn convert_writes_a_native_spec() {
         let compat = spec::load_file_compat(&dir.join(original), Compat::OmniCloud).expect("compat loads");
         let names = |s: &spec::Spec| s.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&native), names(&compat), "{original}");
+        if original == "v2/cpi-truenas.json" {
+            let requests = native.actions.iter().filter(|a| matches!(a.body, spec::ActionBody::Request(_))).count();
+            assert!(requests >= 30, "its Endpoint actions became request actions ({requests})");
+        }
     }
 }

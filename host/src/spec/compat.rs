@@ -436,6 +436,14 @@ impl Translator<'_> {
                     "servers ignore the body of a GET; use POST if the API needs it",
                 ),
                 Ok(template) => {
+                    if let Err(e) = crate::request::BodyTemplate::from_value(&template) {
+                        self.warn(
+                            body.span,
+                            format!("the body of `{name}` cannot be sent safely: {}; declared unsupported", e.message),
+                            "a caller-supplied value would choose the body's structure",
+                        );
+                        return unsupported("lets a parameter choose the body's structure");
+                    }
                     collect_string_placeholders(&template, &mut used);
                     request.insert("body".into(), template);
                 }

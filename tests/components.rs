@@ -511,14 +511,7 @@ async fn a_director_component_serves_the_director_interface() {
 /// audited, and nothing is created (a half-made VM is rolled back).
 #[tokio::test]
 async fn the_qemu_component_cannot_run_qemu_img_beyond_its_grants() {
-    if !support::runtime_available("QEMU", &["qemu-system-x86_64", "--version"])
-        || !support::runtime_available("qemu-img", &["qemu-img", "--version"])
-        || !support::runtime_available("socat", &["socat", "-V"])
-        || !support::runtime_available(
-            "the empty QEMU base image",
-            &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"],
-        )
-    {
+    if !support::qemu_available() {
         return;
     }
     let Some(wasm) = support::plugin_wasm("omni_cpi_qemu") else { return };

@@ -120,12 +120,7 @@ async fn runc_component_is_conformant() {
 /// A real IaaS: QEMU (TCG) with qemu-img and QMP, the director checks in full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_cpi_is_conformant() {
-    if !support::runtime_available("QEMU", &["qemu-system-x86_64", "--version"])
-        || !support::runtime_available(
-            "the empty QEMU base image",
-            &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"],
-        )
-    {
+    if !support::qemu_available() {
         return;
     }
     let cpi = Cpi::Json(JsonCpi::load(&support::cpi_path("qemu")).expect("loads"));
@@ -284,13 +279,7 @@ fn the_cli_reports_for_ci() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_component_is_conformant() {
     const STATE: &str = "/var/lib/omni-cpi/qemu-component";
-    if !support::runtime_available("QEMU", &["qemu-system-x86_64", "--version"])
-        || !support::runtime_available("qemu-img", &["qemu-img", "--version"])
-        || !support::runtime_available("socat", &["socat", "-V"])
-        || !support::runtime_available(
-            "the empty QEMU base image",
-            &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"],
-        )
+    if !support::qemu_available()
         || !support::runtime_available("the QEMU component's state directory", &["mkdir", "-p", STATE])
     {
         return;

@@ -55,6 +55,14 @@ pub fn runtime_available(label: &str, probe: &[&str]) -> bool {
     false
 }
 
+/// QEMU, qemu-img, socat and the `empty` base image that `cargo xtask test` prepares.
+pub fn qemu_available() -> bool {
+    runtime_available("QEMU", &["qemu-system-x86_64", "--version"])
+        && runtime_available("qemu-img", &["qemu-img", "--version"])
+        && runtime_available("socat", &["socat", "-V"])
+        && runtime_available("the empty QEMU base image", &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"])
+}
+
 /// A name no other test run or test in this run uses, so runs can share a runtime.
 pub fn unique_name(kind: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

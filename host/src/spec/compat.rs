@@ -344,19 +344,8 @@ impl Translator<'_> {
         if let Some(code) = field(node, "success_exit_code").map(Node::to_value) {
             action.insert("success_exit_codes".into(), code);
         }
-        if let Some(rules) = field(node, "parse_rules") {
-            match crate::rules::Rules::compile(&rules.to_value()) {
-                Ok(_) => {
-                    action.insert("output".into(), json!({"format": "parse_rules", "rules": rules.to_value()}));
-                }
-                Err(message) => self.warn(
-                    rules.span,
-                    format!(
-                        "`parse_rules` of `{name}` cannot be applied ({message}); the action returns its raw output"
-                    ),
-                    "fix the rules",
-                ),
-            }
+        if let Some(output) = self.parse_rules(name, node) {
+            action.insert("output".into(), output);
         }
         for key in ["output_parser", "parse_output", "format", "remove_network", "default_settings"] {
             if let Some(n) = field(node, key) {
@@ -394,6 +383,25 @@ impl Translator<'_> {
 }
 
 impl Translator<'_> {
+    /// The action's `parse_rules` as the native output format, if they compile; otherwise a
+    /// warning, and the action returns its raw output.
+    fn parse_rules(&mut self, name: &str, node: &Node) -> Option<Value> {
+        let rules = field(node, "parse_rules")?;
+        match crate::rules::Rules::compile(&rules.to_value()) {
+            Ok(_) => Some(json!({"format": "parse_rules", "rules": rules.to_value()})),
+            Err(message) => {
+                self.warn(
+                    rules.span,
+                    format!(
+                        "`parse_rules` of `{name}` cannot be applied ({message}); the action returns its raw output"
+                    ),
+                    "fix the rules",
+                );
+                None
+            }
+        }
+    }
+
     /// A v2 `Endpoint` action as a native `request` action.
     fn endpoint(&mut self, name: &str, node: &Node, endpoint: &Node, defaults: &[String]) -> Value {
         let unsupported = |why: &str| json!({ "unsupported": format!("the original endpoint {why}") });
@@ -483,17 +491,8 @@ impl Translator<'_> {
         if !undeclared.is_empty() {
             action.insert("optional_params".into(), json!(undeclared));
         }
-        if let Some(rules) = field(node, "parse_rules") {
-            match crate::rules::Rules::compile(&rules.to_value()) {
-                Ok(_) => {
-                    action.insert("output".into(), json!({"format": "parse_rules", "rules": rules.to_value()}));
-                }
-                Err(message) => self.warn(
-                    rules.span,
-                    format!("`parse_rules` of `{name}` cannot be applied ({message}); the action returns the raw body"),
-                    "fix the rules",
-                ),
-            }
+        if let Some(output) = self.parse_rules(name, node) {
+            action.insert("output".into(), output);
         }
         for m in members(node) {
             if !["target", "params", "parse_rules"].contains(&m.key.as_str()) {

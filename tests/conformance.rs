@@ -193,7 +193,7 @@ async fn every_shipped_spec_and_built_plugin_passes_static_conformance() {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    for plugin in ["omni_cpi_runc", "omni_cpi_testdirector", "omni_cpi_adversary", "omni_cpi_qemu"] {
+    for plugin in ["omni_cpi_runc", "omni_cpi_testdirector", "omni_cpi_adversary", "omni_cpi_qemu", "omni_cpi_bench"] {
         files.extend(support::plugin_wasm(plugin));
     }
     assert!(files.len() >= 5);

@@ -172,7 +172,11 @@ async fn nothing_is_sent_without_a_network_grant() {
     let ungranted = load(&spec, Policy::default(), vec![]).await;
     let err = ungranted.call("create_vm", &params(call.clone()), &CallOptions::default()).await.expect_err("denied");
     assert_eq!(err.kind, ErrorKind::Denied, "{err}");
-    assert!(err.message.contains("--allow-host 127.0.0.1"), "the error says how to grant it: {}", err.message);
+    assert!(
+        err.message.contains("--allow-host 127.0.0.1") && err.message.contains("[[plugins.http_director.network]]"),
+        "the error says how to grant it: {}",
+        err.message
+    );
 
     // A grant for another port of the same host does not cover this one.
     let other_port = vec![NetworkGrant::parse(&format!("127.0.0.1:{}", server.port + 1)).expect("grant")];

@@ -377,7 +377,7 @@ impl JsonCpi {
             })
         };
         let grants = self.gate.as_ref().map_or(&[][..], |g| g.network.as_slice());
-        if let Err(reason) = crate::request::check_grants(&request.url, grants) {
+        if let Err(reason) = crate::request::check_grants(&request.url, grants, &self.spec.name) {
             self.audit_request(&plan.action, request, crate::audit::Decision::Denied, Some(reason.clone()), None);
             let mut err = CpiError::new(ErrorKind::Denied, &plan.action, format!("request: {reason}"));
             err.failed_step = Some(failed_step(None, ""));

@@ -594,8 +594,9 @@ impl NetworkGrant {
     }
 }
 
-/// Checks `url` against the grants: the host must be named by one, with its port if it has one.
-pub fn check_grants(url: &str, grants: &[NetworkGrant]) -> Result<(), String> {
+/// Checks `url` against the grants of the CPI named `cpi`: the host must be named by one, with
+/// its port if it has one.
+pub fn check_grants(url: &str, grants: &[NetworkGrant], cpi: &str) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
     let host = parsed.host_str().unwrap_or("");
     let port = parsed.port_or_known_default().unwrap_or(0);
@@ -604,7 +605,7 @@ pub fn check_grants(url: &str, grants: &[NetworkGrant]) -> Result<(), String> {
     } else {
         Err(format!(
             "no network grant names {host}:{port}; the operator grants it in the policy \
-             ([[plugins.NAME.network]] host = \"{host}\") or with --allow-host {host}"
+             ([[plugins.{cpi}.network]] host = \"{host}\") or with --allow-host {host}"
         ))
     }
 }
@@ -828,12 +829,12 @@ mod tests {
             NetworkGrant::parse("127.0.0.1:8080").expect("grant"),
             NetworkGrant::parse("API.example.com").expect("grant"),
         ];
-        assert!(check_grants("http://127.0.0.1:8080/x", &grants).is_ok());
-        assert!(check_grants("http://127.0.0.1:8081/x", &grants).is_err());
-        assert!(check_grants("https://api.example.com/x", &grants).is_ok());
-        assert!(check_grants("https://api.example.com:444/x", &grants).is_ok());
-        assert!(check_grants("https://api.example.com.evil.net/x", &grants).is_err());
-        assert!(check_grants("https://evil.net/api.example.com", &grants).is_err());
+        assert!(check_grants("http://127.0.0.1:8080/x", &grants, "t").is_ok());
+        assert!(check_grants("http://127.0.0.1:8081/x", &grants, "t").is_err());
+        assert!(check_grants("https://api.example.com/x", &grants, "t").is_ok());
+        assert!(check_grants("https://api.example.com:444/x", &grants, "t").is_ok());
+        assert!(check_grants("https://api.example.com.evil.net/x", &grants, "t").is_err());
+        assert!(check_grants("https://evil.net/api.example.com", &grants, "t").is_err());
         assert_eq!(NetworkGrant::parse("[::1]:9").map(|g| (g.host, g.port)), Ok(("[::1]".to_string(), Some(9))));
         assert!(NetworkGrant::parse("h/x").is_err());
     }

@@ -2,7 +2,8 @@
 //!
 //! It drives the real `omni-cpi` binary the way an operator would: list and validate the shipped
 //! CPIs, show the plan of a container lifecycle, show that hostile values stay data, then run a
-//! real lifecycle with the runtime-free process CPI and with every container runtime installed.
+//! real lifecycle with the runtime-free process CPI and with every container runtime installed,
+//! a sandboxed component, and an HTTP API action that is shown but not sent without a grant.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -102,7 +103,52 @@ pub fn run(root: &Path) -> Result<()> {
     }
     section("6. A WebAssembly component in its sandbox (plugins/adversarial)");
     components(&omni, root)?;
-    println!("\ndemo finished: {} real runtime(s) besides the process CPI, and a sandboxed component", ran);
+    section("7. An HTTP API action: the whole request, each value escaped; nothing sent without a grant");
+    http_request(&omni)?;
+    println!(
+        "\ndemo finished: {ran} real runtime(s) besides the process CPI, a sandboxed component, and an HTTP API \
+         action held back by its missing grant"
+    );
+    Ok(())
+}
+
+/// A `request` action of a spec written here: the dry run shows the request with hostile values
+/// percent-encoded in the URL and JSON-escaped in the body; the real call is refused because no
+/// network grant names the host (so nothing leaves this machine).
+fn http_request(omni: &Omni<'_>) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("omni-cpi-demo-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let spec = dir.join("demo_api.json");
+    std::fs::write(
+        &spec,
+        r#"{
+  "name": "demo_api",
+  "type": "director",
+  "default_settings": {"api_url": "http://127.0.0.1:9/v1"},
+  "actions": {
+    "create_vm": {
+      "request": {
+        "method": "POST",
+        "url": "{api_url}/projects/{project}/vms?zone={zone}",
+        "headers": {"Authorization": "Bearer {token}"},
+        "body": {"name": "{name}", "disks": "{disks}"}
+      },
+      "params": ["project", "name", "token"],
+      "optional_params": ["zone", {"name": "disks", "type": "list"}]
+    }
+  }
+}
+"#,
+    )?;
+    let spec = spec.to_string_lossy().into_owned();
+    let call = ["call", &spec, "create_vm", "project=team/../other", r#"name=vm","admin":true"#, "token=t0k"];
+    let extra = ["zone=eu&zone=us", r#"disks:=["d1","d2"]"#];
+    let dry: Vec<&str> = call.iter().chain(&extra).copied().chain(["--dry-run"]).collect();
+    omni.expect(&dry, 0)?;
+    let real: Vec<&str> = call.iter().chain(&extra).copied().collect();
+    omni.expect(&real, 1)?;
+    println!("(denied before sending: grant the host with --allow-host 127.0.0.1:9 or a policy `network` entry)");
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 

@@ -377,7 +377,11 @@ pub fn plan(plan: &Plan, output: Output) -> Result<()> {
             Some(request) => {
                 println!("  [{}] ({})", step.name, notes.join(", "));
                 for line in request.to_string().lines() {
-                    println!("    {line}");
+                    if line.is_empty() {
+                        println!();
+                    } else {
+                        println!("    {line}");
+                    }
                 }
             }
             None => println!("  [{}] {}  ({})", step.name, shell_line(&step.argv), notes.join(", ")),

@@ -334,13 +334,7 @@ impl JsonCpi {
         let main =
             main.ok_or_else(|| CpiError::new(ErrorKind::Internal, &plan.action, "the plan has no command step"))?;
         let stdout = main.stdout.text();
-        let result = output::parse(&action.output, &stdout).map_err(|message| {
-            CpiError::new(
-                ErrorKind::Failed,
-                &plan.action,
-                format!("cannot parse the output of `{}`: {message}", plan.action),
-            )
-        })?;
+        let result = parse_output(&action.output, &stdout, &plan.action, "output")?;
         Ok(Outcome {
             cpi: plan.cpi.clone(),
             action: plan.action.clone(),
@@ -415,13 +409,7 @@ impl JsonCpi {
             err.failed_step = Some(failed_step(Some(response.status), &body));
             return Err(err);
         }
-        let result = output::parse(&action.output, &body).map_err(|message| {
-            CpiError::new(
-                ErrorKind::Failed,
-                &plan.action,
-                format!("cannot parse the response of `{}`: {message}", plan.action),
-            )
-        })?;
+        let result = parse_output(&action.output, &body, &plan.action, "response")?;
         Ok(Outcome {
             cpi: plan.cpi.clone(),
             action: plan.action.clone(),
@@ -638,6 +626,13 @@ impl JsonCpi {
         }));
         err
     }
+}
+
+/// `text` (a command's stdout or a response body: `what`) parsed as the action's output format.
+fn parse_output(format: &spec::OutputFormat, text: &str, action: &str, what: &str) -> Result<Option<Value>, CpiError> {
+    output::parse(format, text).map_err(|message| {
+        CpiError::new(ErrorKind::Failed, action, format!("cannot parse the {what} of `{action}`: {message}"))
+    })
 }
 
 fn failure_message(step: &PlannedStep, run: &ExecOutput) -> String {

@@ -30,6 +30,8 @@ pub struct AllowedExec {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AllowedDir {
+    /// Resolved once, when the sandbox is made (symlinks and `..` gone), so each exec's working
+    /// directory is compared with it without touching the filesystem again.
     pub host: PathBuf,
     pub guest: String,
     pub writable: bool,
@@ -126,7 +128,11 @@ impl Sandbox {
         for (guest, writable) in &requests.dirs {
             let grant = grants.fs.iter().find(|g| &g.guest == guest && (!writable || g.mode == FsMode::Rw));
             match grant {
-                Some(g) => dirs.push(AllowedDir { host: g.host.clone(), guest: guest.clone(), writable: *writable }),
+                Some(g) => dirs.push(AllowedDir {
+                    host: std::fs::canonicalize(&g.host).unwrap_or_else(|_| g.host.clone()),
+                    guest: guest.clone(),
+                    writable: *writable,
+                }),
                 None => {
                     let mode = if *writable { "rw" } else { "ro" };
                     missing.push(format!("directory `{guest}` ({mode})"));
@@ -198,11 +204,7 @@ impl Sandbox {
                 // otherwise pass. The resolved path is also the one the process gets.
                 let outside = || format!("working directory `{dir}` is outside the granted directories");
                 let resolved = std::fs::canonicalize(dir).map_err(|_| outside())?;
-                let inside = self
-                    .dirs
-                    .iter()
-                    .any(|d| std::fs::canonicalize(&d.host).is_ok_and(|granted| resolved.starts_with(granted)));
-                if !inside {
+                if !self.dirs.iter().any(|d| resolved.starts_with(&d.host)) {
                     return Err(outside());
                 }
                 Some(resolved)

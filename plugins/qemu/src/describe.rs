@@ -70,17 +70,6 @@ pub fn info() -> PluginInfo {
                 param("snapshot", true, &format!("The snapshot's name, also the id returned; unique across disks ({rule}). Snapshots are deleted with their disk: the interface has no delete_snapshot")),
             ],
         ),
-        // Not in the WIT director interface (0.1): said so, so that callers (the conformance kit)
-        // know a snapshot cannot be deleted on its own.
-        ActionInfo {
-            name: "delete_snapshot".into(),
-            params: vec![param("snapshot", true, "The snapshot's id")],
-            unsupported: Some(
-                "the director interface (omni:cpi@0.1.0) has no delete-snapshot; a snapshot is deleted with its disk \
-                 (delete_disk)"
-                    .into(),
-            ),
-        },
     ];
 
     let settings = [

@@ -130,11 +130,15 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     runtimes::ensure(root)?;
     build_plugins(root)?;
     println!("== running every test (runtimes required: a missing one fails) ==");
-    run_command(
-        cargo()
-            .current_dir(root)
-            .args(["test", "--workspace", "--no-fail-fast"])
-            .args(extra)
-            .env("OMNI_CPI_REQUIRE_RUNTIMES", "1"),
-    )
+    let mut cargo_test = cargo();
+    cargo_test
+        .current_dir(root)
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra)
+        .env("OMNI_CPI_REQUIRE_RUNTIMES", "1");
+    if in_ci() {
+        // A CI clone builds once: incremental state would only take disk (hundreds of MB).
+        cargo_test.env("CARGO_INCREMENTAL", "0");
+    }
+    run_command(&mut cargo_test)
 }

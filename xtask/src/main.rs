@@ -129,6 +129,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .context("plugins are not formatted: run `cargo fmt --all` in plugins/")?;
     runtimes::ensure(root)?;
     build_plugins(root)?;
+    warn_if_disk_is_short(root);
     println!("== running every test (runtimes required: a missing one fails) ==");
     let mut cargo_test = cargo();
     cargo_test
@@ -140,5 +141,48 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         // A CI clone builds once: incremental state would only take disk (hundreds of MB).
         cargo_test.env("CARGO_INCREMENTAL", "0");
     }
-    run_command(&mut cargo_test)
+    run_command(&mut cargo_test).map_err(|error| match free_disk_mib(root) {
+        Some(free) if free < LOW_DISK_MIB => error.context(format!(
+            "only {free} MiB are left on the disk holding {}: a full disk makes the linker fail",
+            root.display()
+        )),
+        _ => error,
+    })
+}
+
+/// What a cold `cargo test --workspace` writes to target/ (measured: 1.5 GB from clean), with room
+/// for the plugin builds and the tests' own temporary VMs and images.
+const COLD_TEST_BUILD_MIB: u64 = 2_500;
+/// Below this, a failed build is most likely the disk's fault, and we say so.
+const LOW_DISK_MIB: u64 = 200;
+
+/// A full disk shows up as a linker error minutes into the build; name it before we start.
+fn warn_if_disk_is_short(root: &Path) {
+    match free_disk_mib(root) {
+        Some(free) if free < COLD_TEST_BUILD_MIB => println!(
+            "warning: {free} MiB free on the disk holding {}; a cold test build needs about {COLD_TEST_BUILD_MIB} MiB",
+            root.display()
+        ),
+        _ => {}
+    }
+}
+
+/// Free space on the file system holding `path`, from POSIX `df -Pk`; None when df cannot tell.
+fn free_disk_mib(path: &Path) -> Option<u64> {
+    let output = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let available_kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(available_kib / 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_disk_is_read_from_df() {
+        let free = free_disk_mib(Path::new("/")).expect("df -Pk / is parsed");
+        assert!(free > 0, "a machine running tests has some free space");
+        assert_eq!(free_disk_mib(Path::new("/no/such/directory")), None);
+    }
 }

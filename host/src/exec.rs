@@ -7,6 +7,12 @@
 //! exits on its own, whatever it left running in its group is killed too: an action's processes
 //! end with the action. Programs that must outlive the call (container monitors such as conmon or
 //! lxc-start's daemon) detach into their own session, as they all do, and are not touched.
+//!
+//! The group is only ever signaled while its leader is unreaped. A group's id is its leader's pid;
+//! once the leader is reaped and the group is empty, the kernel may hand that pid to an unrelated
+//! process that leads its own group (a shell, a container monitor), and a late `killpg` would kill
+//! it. So we wait for the leader's exit through a pidfd, which leaves it a zombie holding its pid,
+//! signal the group, and only then reap.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -137,21 +143,17 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         });
     }
 
+    let leader = LeaderExit::watch(&child);
     let deadline = tokio::time::Instant::from_std(started + request.timeout);
-    let (status, timed_out) = match tokio::time::timeout_at(deadline, child.wait()).await {
-        Ok(status) => (status.map_err(io_error)?, false),
-        Err(_) => {
-            signal_group(group, Signal::SIGTERM);
-            let status = match tokio::time::timeout(request.kill_grace, child.wait()).await {
-                Ok(status) => status,
-                Err(_) => {
-                    signal_group(group, Signal::SIGKILL);
-                    child.wait().await
-                }
-            };
-            (status.map_err(io_error)?, true)
+    let timed_out = tokio::time::timeout_at(deadline, exited(&leader, &mut child)).await.is_err();
+    if timed_out {
+        // The leader has not exited, so its pid still names this group.
+        signal_group(group, Signal::SIGTERM);
+        if tokio::time::timeout(request.kill_grace, exited(&leader, &mut child)).await.is_err() {
+            signal_group(group, Signal::SIGKILL);
+            exited(&leader, &mut child).await.map_err(io_error)?;
         }
-    };
+    }
 
     // The leader is gone; give its pipes a moment to drain, then end anything it left behind so
     // no process of this action outlives it. Something outside the group (a program that called
@@ -163,7 +165,12 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     })
     .await
     .is_ok();
-    signal_group(group, Signal::SIGKILL);
+    if leader.is_some() {
+        signal_group(group, Signal::SIGKILL);
+    }
+    // Without a pidfd the leader is already reaped and its pid may belong to a stranger: the
+    // group is left alone then. With one, only now may the pid go back to the kernel.
+    let status = child.wait().await.map_err(io_error)?;
     if !drained {
         let _ = tokio::time::timeout(DRAIN_GRACE, async {
             stdout.finished().await;
@@ -184,6 +191,29 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         duration: started.elapsed(),
         timed_out,
     })
+}
+
+/// A pidfd on the group leader: readable once the leader has exited, while it stays unreaped.
+struct LeaderExit(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+
+impl LeaderExit {
+    /// None when the kernel has no pidfds (Linux before 5.3) or the leader is already reaped.
+    fn watch(child: &tokio::process::Child) -> Option<Self> {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()?).ok()?)?;
+        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+        // SAFETY: an OwnedFd is open until dropped and always returns the same raw fd, and the
+        // AsyncFd owns it for its whole life, which is what registration requires.
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok().map(Self)
+    }
+}
+
+/// Resolves when the leader has exited. With a pidfd the leader is left unreaped (readiness is
+/// never cleared: an exit is final, so later calls return at once); without one, this reaps it.
+async fn exited(leader: &Option<LeaderExit>, child: &mut tokio::process::Child) -> io::Result<()> {
+    match leader {
+        Some(LeaderExit(pidfd)) => pidfd.readable().await.map(drop),
+        None => child.wait().await.map(drop),
+    }
 }
 
 fn signal_group(group: Option<Pid>, signal: Signal) {
@@ -357,6 +387,59 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("processes {:?} of group {group} survived their action", group_members(group));
+    }
+
+    /// The state letter of `/proc/PID/stat` (`Z` for an unreaped zombie); None once reaped.
+    fn process_state(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    /// After the command exits, its group is killed to end leftovers. Were the leader reaped
+    /// before that kill, its pid (the group's id) could go to a stranger leading its own group, a
+    /// shell or a container monitor, and the kill would land there. The leader must still hold
+    /// its pid, a zombie, for as long as the group may be signaled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_leaders_pid_is_held_until_its_group_has_been_signaled() {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let leader_file = dir.path().join("leader");
+        let holder_file = dir.path().join("holder");
+        // A detached holder keeps the pipes open, so the call sits in its drain grace after the
+        // leader exits: the window in which the pid must stay taken.
+        let mut req = request("echo $$ > \"$1\"; setsid sh -c 'echo $$ > \"$1\"; exec sleep 2' sh \"$2\" & exit 0");
+        req.argv.extend(["sh".into(), leader_file.display().to_string(), holder_file.display().to_string()]);
+        let call = tokio::spawn(async move { run(&req).await });
+
+        let mut leader = None;
+        for _ in 0..200 {
+            leader = std::fs::read_to_string(&leader_file).ok().and_then(|t| t.trim().parse::<i32>().ok());
+            if leader.is_some_and(|pid| process_state(pid) != Some('S') && process_state(pid) != Some('R')) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let leader = leader.expect("the leader wrote its pid");
+        let state_after_exit = process_state(leader);
+
+        // Ask the kernel for the leader's pid next, as a busy machine eventually would, and start
+        // a stranger leading its own group. Only a free pid can be handed out.
+        // Writing ns_last_pid needs root; without it the stranger gets whatever pid comes next.
+        let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", (leader - 1).to_string());
+        let mut stranger =
+            std::process::Command::new("sleep").arg("30").process_group(0).spawn().expect("spawn a stranger");
+        let out = call.await.expect("join").expect("runs");
+        let stranger_survived = stranger.try_wait().expect("try_wait").is_none();
+        let stranger_pid = stranger.id() as i32;
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+        if let Some(holder) = std::fs::read_to_string(&holder_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
+            let _ = killpg(Pid::from_raw(holder), Signal::SIGKILL);
+        }
+
+        assert_eq!(out.exit_code, Some(0));
+        assert_eq!(state_after_exit, Some('Z'), "the leader {leader} was reaped before its group was signaled");
+        assert!(stranger_survived, "the group kill hit a stranger {stranger_pid} that took the pid {leader}");
     }
 
     #[tokio::test]

@@ -174,12 +174,22 @@ async fn the_kit_catches_broken_cpis_with_the_right_check() {
     }
 }
 
-/// A broken delete leaves its containers' process groups running: end them (pid files hold the
-/// group leaders).
+/// A broken delete leaves its containers' process groups running: end them. Each container's
+/// `pid` file names its group leader and `started` the leader's start time; a pid whose process
+/// started at another time was reused by a stranger and is left alone.
 fn kill_processes_left_in(state: &Path) {
-    for pid_file in std::fs::read_dir(state).into_iter().flatten().flatten().map(|e| e.path().join("pid")) {
-        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+    for container in std::fs::read_dir(state).into_iter().flatten().flatten().map(|e| e.path()) {
+        let read = |file: &str| std::fs::read_to_string(container.join(file)).unwrap_or_default().trim().to_string();
+        let (pid, started) = (read("pid"), read("started"));
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command name start with the state (field 3); the start
+        // time is field 22.
+        let start_time = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19));
+        let leader = pid.parse::<i32>().ok().filter(|&leader| leader > 1);
+        if let (Some(leader), true) = (leader, !started.is_empty() && start_time == Some(started.as_str())) {
+            // The syscall, not /usr/bin/kill: procps-ng 4.0.2 reads `kill -KILL -19633` as
+            // kill(-1, SIGKILL), which as root ends every process on the machine.
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(leader), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

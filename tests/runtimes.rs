@@ -344,13 +344,11 @@ async fn docker_cli_against_podman_socket_lifecycle_volumes_and_networks() {
     drop(service);
 }
 
-/// The runtime-free CPI: needs nothing but sh and coreutils, so this test always runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn process_lifecycle() {
-    let state_dir = tempfile::tempdir().expect("state dir");
+/// The runtime-free CPI, keeping its containers under `state_dir`.
+fn process_runtime(state_dir: &std::path::Path) -> Runtime {
     let mut cpi_spec = spec::load_file(&support::cpi_path("process")).expect("cpis/process.json loads");
-    cpi_spec.default_settings.insert("state_dir".into(), json!(state_dir.path()));
-    let rt = Runtime {
+    cpi_spec.default_settings.insert("state_dir".into(), json!(state_dir));
+    Runtime {
         label: "process",
         cpi: Cpi::Json(JsonCpi::with_host_env(cpi_spec, host_env)),
         image: "none",
@@ -363,8 +361,54 @@ async fn process_lifecycle() {
         networks: false,
         connected: |_, _| false,
         force_remove: |_| {},
-    };
-    run_all(&rt).await;
+    }
+}
+
+/// The runtime-free CPI: needs nothing but sh and coreutils, so this test always runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_lifecycle() {
+    let state_dir = tempfile::tempdir().expect("state dir");
+    run_all(&process_runtime(state_dir.path())).await;
+}
+
+/// A process container that ended leaves its pid file behind, and the kernel may give that pid to
+/// any other process. The CPI must recognise the stranger (by its start time) and never signal it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_cpi_never_signals_a_process_that_took_a_dead_containers_pid() {
+    use std::os::unix::process::CommandExt;
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let rt = process_runtime(state_dir.path());
+    let name = unique_name("reused");
+    rt.ok("create_container", json!({"name": name, "image": "none", "command": ["true"]})).await;
+    rt.ok("start_container", json!({ "name": name })).await;
+    for _ in 0..100 {
+        if rt.state(&name).await == "exited" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rt.state(&name).await, "exited", "`true` ends at once");
+
+    // The stranger leads its own group, as a shell or a container monitor does.
+    let mut stranger = Command::new("sleep").arg("60").process_group(0).spawn().expect("spawn a stranger");
+    let pid_file = state_dir.path().join(&name).join("pid");
+    let stranger_pid = stranger.id().to_string();
+    let pid_is_reused = || std::fs::write(&pid_file, &stranger_pid).expect("write the pid file");
+
+    pid_is_reused();
+    let inspected = rt.ok("inspect_container", json!({ "name": name })).await;
+    let result = inspected.result.expect("inspect parses");
+    assert_eq!((result["state"].as_str(), &result["pid"]), (Some("exited"), &Value::Null), "{result}");
+    rt.fails("exec", json!({"name": name, "cmd": ["true"]}), ErrorKind::InvalidState).await;
+    rt.ok("stop_container", json!({ "name": name })).await;
+    let survived_stop = stranger.try_wait().expect("try_wait").is_none();
+    pid_is_reused();
+    rt.ok("delete_container", json!({ "name": name })).await;
+    let survived_delete = stranger.try_wait().expect("try_wait").is_none();
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert!(survived_stop, "stop_container signaled a process the container did not start");
+    assert!(survived_delete, "delete_container signaled a process the container did not start");
 }
 
 fn lxc_force_remove(name: &str) {

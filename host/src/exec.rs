@@ -438,8 +438,12 @@ mod tests {
         }
 
         assert_eq!(out.exit_code, Some(0));
-        assert_eq!(state_after_exit, Some('Z'), "the leader {leader} was reaped before its group was signaled");
-        assert!(stranger_survived, "the group kill hit a stranger {stranger_pid} that took the pid {leader}");
+        // Only the stranger's fate is asserted: a slow observer may see the leader already reaped
+        // (after the group kill, correctly), so its state is context, not a verdict.
+        assert!(
+            stranger_survived,
+            "the group kill hit a stranger {stranger_pid} that took the pid {leader} (leader state after exit: {state_after_exit:?})"
+        );
     }
 
     #[tokio::test]

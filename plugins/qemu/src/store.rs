@@ -74,103 +74,15 @@ pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// An I/O failure as a CPI error: `denied` when the sandbox refused the path, else `failed`.
-pub fn io_error(what: &str, path: &Path, e: io::Error) -> CpiError {
-    let kind = match e.kind() {
-        io::ErrorKind::PermissionDenied => ErrorKind::Denied,
-        _ => ErrorKind::Failed,
-    };
-    CpiError::new(kind, format!("qemu_wasm_cpi: cannot {what} {}: {e}", path.display()))
+pub use omni_cpi_sdk::state::{claim_dir, exists, io_error, is_dir, read_text, remove_file, remove_tree, write_atomic};
+
+/// Valid names of the subdirectories of `dir`, sorted; none when `dir` is missing.
+pub fn list_names(dir: &Path) -> CpiResult<Vec<String>> {
+    omni_cpi_sdk::state::list_names(dir, validate::is_name)
 }
 
 pub fn not_found(what: &str, name: &str) -> CpiError {
     CpiError::new(ErrorKind::NotFound, format!("qemu_wasm_cpi: no such {what}: {name}"))
-}
-
-/// Whether `path` is a directory (not a symlink to one). Errors other than "missing" are errors.
-pub fn is_dir(path: &Path) -> CpiResult<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(m.is_dir()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_error("read", path, e)),
-    }
-}
-
-/// Whether `path` exists (as anything, symlinks not followed).
-pub fn exists(path: &Path) -> CpiResult<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_error("read", path, e)),
-    }
-}
-
-/// Creates `path` (creating its parents): `Ok(false)` when it already existed, which is how
-/// names are claimed atomically.
-pub fn claim_dir(path: &Path) -> CpiResult<bool> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-    }
-    match fs::create_dir(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io_error("create", path, e)),
-    }
-}
-
-pub fn remove_tree(path: &Path) -> CpiResult<()> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("remove", path, e)),
-    }
-}
-
-pub fn remove_file(path: &Path) -> CpiResult<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("remove", path, e)),
-    }
-}
-
-/// A file's text, `None` when it does not exist.
-pub fn read_text(path: &Path) -> CpiResult<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error("read", path, e)),
-    }
-}
-
-/// Writes a file through a temporary name and a rename, so readers never see half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> CpiResult<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, bytes).map_err(|e| io_error("write", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_error("write", path, e))
-}
-
-/// Valid names of the subdirectories of `dir`, sorted; none when `dir` is missing.
-pub fn list_names(dir: &Path) -> CpiResult<Vec<String>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error("list", dir, e)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error("list", dir, e))?;
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
-            if validate::is_name(name) {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
 }
 
 /// What the plugin knows about a VM; QEMU itself knows only what runs.

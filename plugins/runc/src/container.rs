@@ -70,7 +70,7 @@ fn require_image(image: &str) -> CpiResult<()> {
                 format!("runc: no such image: {image} (no directory {})", dir.display()),
             ))
         }
-        Err(e) => return Err(store::io_error("cannot read", &dir, e)),
+        Err(e) => return Err(store::io_error("read", &dir, e)),
     }
     let sh = dir.join("bin/sh");
     match std::fs::symlink_metadata(&sh) {
@@ -183,7 +183,7 @@ pub fn create(spec: ContainerSpec) -> CpiResult<ContainerInfo> {
     };
     let made = (|| {
         let meta = store::meta_dir(&record.name);
-        std::fs::create_dir(&meta).map_err(|e| store::io_error("cannot create", &meta, e))?;
+        std::fs::create_dir(&meta).map_err(|e| store::io_error("create", &meta, e))?;
         record.write_config()?;
         // A leftover runc container of that id (from a delete interrupted between forgetting it in
         // runc and removing its bundle) would pass for this one.
@@ -217,7 +217,7 @@ pub fn start(name: &str) -> CpiResult<()> {
         runc::netns_add(network)?;
     }
     let meta = store::meta_dir(name);
-    std::fs::create_dir_all(&meta).map_err(|e| store::io_error("cannot create", &meta, e))?;
+    std::fs::create_dir_all(&meta).map_err(|e| store::io_error("create", &meta, e))?;
     record.write_config()?;
     runc::run(name, &store::bundle_dir(name).to_string_lossy())?;
     if !record.started {

@@ -54,73 +54,11 @@ pub fn image_dir(image: &str) -> PathBuf {
     Path::new(IMAGE_ROOT).join(image)
 }
 
-/// An I/O failure as a CPI error: `denied` when the sandbox refused the path, else `failed`.
-pub fn io_error(what: &str, path: &Path, e: io::Error) -> CpiError {
-    let kind = match e.kind() {
-        io::ErrorKind::PermissionDenied => ErrorKind::Denied,
-        _ => ErrorKind::Failed,
-    };
-    CpiError::new(kind, format!("{what} {}: {e}", path.display()))
-}
-
-/// Whether `path` is a directory (not a symlink to one). Errors other than "missing" are errors.
-pub fn is_dir(path: &Path) -> CpiResult<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(m.is_dir()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_error("cannot read", path, e)),
-    }
-}
-
-/// Creates `path` (its parent must exist, or be creatable under the state root): `Ok(false)` when it
-/// already existed, which is how names are claimed atomically.
-pub fn claim_dir(path: &Path) -> CpiResult<bool> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| io_error("cannot create", parent, e))?;
-    }
-    match fs::create_dir(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io_error("cannot create", path, e)),
-    }
-}
-
-pub fn remove_tree(path: &Path) -> CpiResult<()> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("cannot remove", path, e)),
-    }
-}
-
-/// Writes a file through a temporary name and a rename, so readers never see half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> CpiResult<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, bytes).map_err(|e| io_error("cannot write", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_error("cannot write", path, e))
-}
+pub use omni_cpi_sdk::state::{claim_dir, io_error, is_dir, remove_tree, write_atomic};
 
 /// Valid names of the entries of `dir` that are directories, sorted; none when `dir` is missing.
 pub fn list_names(dir: &Path) -> CpiResult<Vec<String>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error("cannot list", dir, e)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error("cannot list", dir, e))?;
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
-            if crate::validate::name("name", name).is_ok() {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
+    omni_cpi_sdk::state::list_names(dir, |name| crate::validate::name("name", name).is_ok())
 }
 
 /// A bind mount of a volume into a container.
@@ -198,7 +136,7 @@ impl Record {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(CpiError::new(ErrorKind::NotFound, format!("runc: no such container: {name}")))
             }
-            Err(e) => return Err(io_error("cannot read", &path, e)),
+            Err(e) => return Err(io_error("read", &path, e)),
         };
         serde_json::from_slice::<Value>(&bytes)
             .ok()
@@ -245,14 +183,14 @@ pub fn read_log(name: &str) -> CpiResult<String> {
             return Err(CpiError::new(ErrorKind::Failed, format!("runc: {} is not a regular file", path.display())))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(io_error("cannot read", &path, e)),
+        Err(e) => return Err(io_error("read", &path, e)),
     }
-    let mut file = fs::File::open(&path).map_err(|e| io_error("cannot read", &path, e))?;
-    let len = file.metadata().map_err(|e| io_error("cannot read", &path, e))?.len();
+    let mut file = fs::File::open(&path).map_err(|e| io_error("read", &path, e))?;
+    let len = file.metadata().map_err(|e| io_error("read", &path, e))?.len();
     let skip = len.saturating_sub(MAX_LOG_BYTES);
-    file.seek(SeekFrom::Start(skip)).map_err(|e| io_error("cannot read", &path, e))?;
+    file.seek(SeekFrom::Start(skip)).map_err(|e| io_error("read", &path, e))?;
     let mut bytes = Vec::new();
-    file.take(MAX_LOG_BYTES).read_to_end(&mut bytes).map_err(|e| io_error("cannot read", &path, e))?;
+    file.take(MAX_LOG_BYTES).read_to_end(&mut bytes).map_err(|e| io_error("read", &path, e))?;
     if skip > 0 {
         if let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
             bytes.drain(..=newline);

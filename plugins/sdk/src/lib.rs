@@ -56,6 +56,8 @@ pub use bindings::omni::cpi::log::Level;
 pub use bindings::omni::cpi::process::{Command, Output};
 pub use bindings::omni::cpi::types::*;
 
+pub mod state;
+
 /// Everything a CPI implementation needs in scope.
 pub mod prelude {
     #[cfg(feature = "container")]

@@ -98,28 +98,11 @@ impl Moto {
         }
         panic!("moto_server did not answer on 127.0.0.1:{} within 30 s:\n{}", self.port, self.log_text());
     }
-
-    /// SIGTERM by PID, SIGKILL if it is still there after 5 s.
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        self.stop();
+        support::stop_child(&mut self.child);
     }
 }
 
@@ -360,7 +343,7 @@ async fn lifecycle_and_typed_errors_against_moto() {
     assert!(!strings(ok(&cpi, "list_disks", json!({})).await).contains(&disk));
 
     // With the endpoint gone the CLI cannot connect: unavailable, not an untyped failure.
-    moto.stop();
+    support::stop_child(&mut moto.child);
     let e = fails(&cpi, "has_vm", json!({ "vm": vm }), ErrorKind::Unavailable).await;
     assert!(e.message.contains("Could not connect"), "{}", e.message);
 }

@@ -211,16 +211,7 @@ impl Bmc {
         for pid in self.machine_processes() {
             let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
         }
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::stop_child(&mut self.child);
     }
 }
 

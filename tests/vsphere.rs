@@ -58,8 +58,7 @@ impl Vcsim {
         match address {
             Some(address) if address.starts_with("127.0.0.1:") => Vcsim { child, address, _dir: dir },
             _ => {
-                let _ = Command::new("kill").arg(child.id().to_string()).status();
-                let _ = child.wait();
+                support::stop_child(&mut child);
                 panic!(
                     "vcsim did not report its URL within 30 s (stdout: {line:?}); its log:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
@@ -86,8 +85,7 @@ impl Vcsim {
 
 impl Drop for Vcsim {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        support::stop_child(&mut self.child);
     }
 }
 

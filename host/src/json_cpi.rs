@@ -171,7 +171,9 @@ impl JsonCpi {
                 continue;
             };
             if binding.value != &Value::Bool(false) {
-                command.append(render(fragment)?);
+                fragment.render_onto(&mut command, &bindings).map_err(|e| {
+                    CpiError::for_param(ErrorKind::InvalidArgument, action_name, &e.param, e.to_string())
+                })?;
             }
         }
         steps.push(PlannedStep {
@@ -258,9 +260,10 @@ impl JsonCpi {
                 ));
             }
             if let Some(pattern) = &decl.pattern {
+                // A map's keys become text too (`KEY=value`), so they are held to the pattern.
                 let items: Vec<String> = match value {
                     Value::Array(items) => items.iter().map(scalar_text).collect(),
-                    Value::Object(map) => map.values().map(scalar_text).collect(),
+                    Value::Object(map) => map.iter().flat_map(|(k, v)| [k.clone(), scalar_text(v)]).collect(),
                     other => vec![scalar_text(other)],
                 };
                 if let Some(bad) = items.iter().find(|item| !pattern.is_match(item)) {
@@ -820,12 +823,14 @@ mod tests {
 
     #[tokio::test]
     async fn maps_failures_to_typed_errors_and_parses_output() {
+        // The test's spec runs the caller's script on purpose, visibly (`eval "$1"`): a value
+        // never becomes a script on its own, only where the spec's own code says so.
         let cpi = cpi(r#"{
-            "inspect_container": {"command": "sh -c {script}", "params": [{"name": "script", "allow_dash": true}],
+            "inspect_container": {"command": "sh -c 'eval \"$1\"' sh {script}", "params": [{"name": "script", "allow_dash": true}],
                 "output": "json",
                 "errors": [{"kind": "not_found", "exit_code": 1, "stderr": "(?i)no such container"},
                            {"kind": "not_found", "exit_code": 0, "stdout": "^\\s*\\[\\]\\s*$"}]},
-            "exec": {"command": "sh -c {script}", "params": ["script"], "success_exit_codes": "any"}}"#);
+            "exec": {"command": "sh -c 'eval \"$1\"' sh {script}", "params": ["script"], "success_exit_codes": "any"}}"#);
         let call = |action: &'static str, script: &'static str| {
             let cpi = cpi.clone();
             async move { cpi.call(action, &params(json!({"script": script})), &CallOptions::default()).await }
@@ -847,7 +852,7 @@ mod tests {
 
     #[tokio::test]
     async fn success_when_makes_a_repeat_idempotent_but_nothing_else() {
-        let cpi = cpi(r#"{"disconnect_network": {"command": "sh -c {script}", "params": ["script"],
+        let cpi = cpi(r#"{"disconnect_network": {"command": "sh -c 'eval \"$1\"' sh {script}", "params": ["script"],
             "success_when": [{"exit_code": 125, "stderr": "is not connected"}]}}"#);
         let call = |script: &'static str| {
             let cpi = cpi.clone();

@@ -4,10 +4,14 @@
 //! a warning that points at the original file, line and column.
 //!
 //! Safety differences from the original engine, on purpose:
-//! - commands run in shell mode (they use pipes and redirections), but every value is
-//!   single-quoted by the host; a placeholder the original quoted (`'{x}'`, `"… {x} …"`) is moved
-//!   outside the quotes, so the host's quoting applies instead of the author's (which was
-//!   injectable);
+//! - commands run in shell mode (they use pipes and redirections) through the same parser and
+//!   renderer as native specs: every value reaches the script as a positional parameter, never as
+//!   text. Where the original's placeholder lands in a context that reads it again (a JSON or
+//!   config string, a remote command, a pattern, arithmetic), the parameter gets the inferred
+//!   pattern [`INFERRED_PATTERN`]; where no pattern can make it safe (the program's position, an
+//!   interpreter's code, a here-document), the action is declared unsupported. Every such
+//!   decision is a warning at the placeholder's file, line and column, and each file ends with a
+//!   summary line;
 //! - a placeholder missing from `params` becomes a declared optional parameter (the original
 //!   filled it from any caller parameter), with a warning;
 //! - HTTP `Endpoint` actions become native `request` actions: values are escaped for where they
@@ -17,8 +21,12 @@
 
 use serde_json::{json, Map, Value};
 
-use super::json::{Json, Member, Node};
+use super::json::{Json, Member, Node, Span};
 use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::template::{safe, Context, Mode, Template};
+
+/// The pattern a parameter gets when its value lands where text is read again.
+pub const INFERRED_PATTERN: &str = safe::SAFE_EXAMPLE;
 
 /// The compatibility modes the CLI names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +43,10 @@ pub struct Translation {
 struct Translator<'s> {
     source: &'s SourceFile,
     warnings: Vec<Diagnostic>,
+    /// Per file: actions that run, those with inferred patterns, those declared unsupported.
+    runnable: usize,
+    with_patterns: Vec<String>,
+    unsupported: usize,
     /// The file's note about network grants was given (once per file).
     endpoint_noted: bool,
 }
@@ -88,54 +100,6 @@ fn placeholders(template: &str) -> Vec<String> {
     names
 }
 
-/// Moves placeholders out of the author's quotes so the host's quoting applies:
-/// `"vm {name} x"` → `"vm "{name}" x"`, `'{x}'` → `''{x}''`. Both are one shell word once the
-/// host single-quotes the value.
-pub fn unquote_placeholders(command: &str) -> String {
-    let mut out = String::with_capacity(command.len() + 8);
-    let mut quote: Option<char> = None;
-    let mut chars = command.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match (quote, c) {
-            (None, '\'') | (None, '"') => {
-                quote = Some(c);
-                out.push(c);
-            }
-            (Some(q), c) if c == q => {
-                quote = None;
-                out.push(c);
-            }
-            (None, '\\') | (Some('"'), '\\') => {
-                out.push(c);
-                if let Some((_, next)) = chars.next() {
-                    out.push(next);
-                }
-            }
-            (Some(_), '{') if command[i..].starts_with("{{") => {
-                // `{{` is literal text for the template engine, together with what follows.
-                out.push_str("{{");
-                chars.next();
-            }
-            (Some(q), '{') => {
-                let rest = &command[i + 1..];
-                match rest.find('}').filter(|&end| is_identifier(&rest[..end])) {
-                    Some(end) => {
-                        out.push(q);
-                        out.push_str(&command[i..i + end + 2]);
-                        out.push(q);
-                        for _ in 0..end + 1 {
-                            chars.next();
-                        }
-                    }
-                    None => out.push(c),
-                }
-            }
-            (_, c) => out.push(c),
-        }
-    }
-    out
-}
-
 impl Translator<'_> {
     fn warn(&mut self, node_span: super::json::Span, message: String, help: &str) {
         self.warnings.push(Diagnostic::warning(message).at(self.source.locate(node_span)).help(help));
@@ -168,7 +132,7 @@ impl Translator<'_> {
         }
         let defaults = field(root, "default_settings").map(Node::to_value).unwrap_or_else(|| json!({}));
         spec.insert("default_settings".into(), defaults.clone());
-        let default_names: Vec<String> = defaults.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let default_values = defaults.as_object().cloned().unwrap_or_default();
 
         let mut actions = Map::new();
         let action_members = field(root, "actions").map(members).unwrap_or(&[]);
@@ -183,7 +147,7 @@ impl Translator<'_> {
                 );
                 continue;
             }
-            if let Some(action) = self.action(member, &default_names) {
+            if let Some(action) = self.action(member, &default_values) {
                 actions.insert(member.key.clone(), action);
             }
         }
@@ -192,7 +156,9 @@ impl Translator<'_> {
         Value::Object(spec)
     }
 
-    fn action(&mut self, member: &Member, defaults: &[String]) -> Option<Value> {
+    fn action(&mut self, member: &Member, default_values: &Map<String, Value>) -> Option<Value> {
+        let default_names: Vec<String> = default_values.keys().cloned().collect();
+        let defaults = default_names.as_slice();
         let node = &member.value;
         let name = &member.key;
         let mut action = Map::new();
@@ -247,14 +213,7 @@ impl Translator<'_> {
                 "pseudo-code bodies cannot run",
             );
         }
-        let command = unquote_placeholders(original);
-        if command != original {
-            self.warn(
-                command_node.span,
-                format!("`{name}` quotes a placeholder; the host's quoting is used instead"),
-                "the original's own quotes around placeholders were injectable",
-            );
-        }
+        let command = original.to_string();
 
         let mut params: Vec<String> = Vec::new();
         if let Some(list) = field(node, "params") {
@@ -271,16 +230,17 @@ impl Translator<'_> {
         // optional_params: name → fragment (v0).
         let mut optional: Map<String, Value> = Map::new();
         let mut fragment_placeholders = Vec::new();
+        let mut fragment_nodes: Vec<(String, &Node)> = Vec::new();
         if let Some(opt) = field(node, "optional_params") {
             for m in members(opt) {
                 if let (Some(fragment), true) = (string(&m.value), is_identifier(&m.key)) {
-                    let fragment = unquote_placeholders(fragment);
-                    fragment_placeholders.extend(placeholders(&fragment));
+                    fragment_placeholders.extend(placeholders(fragment));
+                    fragment_nodes.push((m.key.clone(), &m.value));
                     optional.insert(m.key.clone(), json!({"fragment": fragment}));
                 }
             }
         }
-        let mut hooks: Vec<(String, Value)> = Vec::new();
+        let mut hooks: Vec<(String, &Node, Vec<String>)> = Vec::new();
         let mut hook_placeholders = Vec::new();
         for m in members(node).iter().filter(|m| m.key.starts_with("pre_") || m.key.starts_with("post_")) {
             let commands: Vec<String> = match &m.value.value {
@@ -299,8 +259,7 @@ impl Translator<'_> {
                     .collect(),
                 _ => Vec::new(),
             };
-            let commands: Vec<String> =
-                commands.iter().filter(|c| !c.trim().is_empty()).map(|c| unquote_placeholders(c)).collect();
+            let commands: Vec<String> = commands.into_iter().filter(|c| !c.trim().is_empty()).collect();
             if commands.is_empty() {
                 self.warn(
                     m.value.span,
@@ -312,7 +271,7 @@ impl Translator<'_> {
             for c in &commands {
                 hook_placeholders.extend(placeholders(c));
             }
-            hooks.push((m.key.clone(), json!(commands)));
+            hooks.push((m.key.clone(), &m.value, commands));
         }
 
         // Placeholders the original filled from any caller parameter: declared optional here.
@@ -332,14 +291,51 @@ impl Translator<'_> {
                 "they are accepted as optional parameters; the original filled them from any caller parameter",
             );
         }
-        let required: Vec<Value> = params.iter().filter(|p| !optional.contains_key(*p)).map(|p| json!(p)).collect();
+        // Where each value lands, judged by the native parser and context table.
+        let caller_params: Vec<String> = params.iter().chain(optional.keys()).cloned().collect();
+        let settings: Map<String, Value> =
+            default_values.iter().filter(|(k, _)| !caller_params.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let inferred = match self.judge(name, command_node, &command, &fragment_nodes, &hooks, &settings) {
+            Ok(inferred) => inferred,
+            Err(reason) => {
+                self.unsupported += 1;
+                return Some(json!({ "unsupported": reason }));
+            }
+        };
+        if !inferred.is_empty() {
+            self.with_patterns.push(format!("{name} ({})", inferred.join(", ")));
+        }
+        self.runnable += 1;
+        let with_pattern = |p: &str, decl: Value| -> Value {
+            if !inferred.iter().any(|i| i == p) {
+                return decl;
+            }
+            let mut decl = match decl {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            decl.insert("pattern".into(), json!(INFERRED_PATTERN));
+            Value::Object(decl)
+        };
+        let required: Vec<Value> = params
+            .iter()
+            .filter(|p| !optional.contains_key(*p))
+            .map(|p| match with_pattern(p, Value::Null) {
+                Value::Object(mut m) => {
+                    m.insert("name".into(), json!(p));
+                    Value::Object(m)
+                }
+                _ => json!(p),
+            })
+            .collect();
+        let optional: Map<String, Value> = optional.into_iter().map(|(k, v)| (k.clone(), with_pattern(&k, v))).collect();
         action.insert("command".into(), json!(command));
         action.insert("params".into(), Value::Array(required));
         if !optional.is_empty() {
             action.insert("optional_params".into(), Value::Object(optional));
         }
-        for (key, commands) in hooks {
-            action.insert(key, commands);
+        for (key, _, commands) in hooks {
+            action.insert(key, json!(commands));
         }
         if let Some(code) = field(node, "success_exit_code").map(Node::to_value) {
             action.insert("success_exit_codes".into(), code);
@@ -382,7 +378,118 @@ impl Translator<'_> {
     }
 }
 
+/// A template of an action, with where its text sits in the original file.
+struct Judged<'n> {
+    what: String,
+    node: &'n Node,
+    /// Whether `node` is the template's own string (placeholders can then be located exactly).
+    exact: bool,
+    parsed: Result<Template, crate::template::TemplateError>,
+}
+
 impl Translator<'_> {
+    /// Where `offset` of the string literal `node` is in the original file.
+    fn span_in(&self, node: &Node, exact: bool, offset: usize, len: usize) -> Span {
+        if !exact || !matches!(node.value, Json::String(_)) {
+            return node.span;
+        }
+        let text = self.source.text();
+        Span::new(
+            super::json::source_offset_in_string(text, node.span, offset),
+            super::json::source_offset_in_string(text, node.span, offset + len),
+        )
+    }
+
+    /// Parses every template of an action as a native shell-mode template would be, and decides:
+    /// (`settings` are the default settings no caller can fill)
+    /// the parameters that need [`INFERRED_PATTERN`] (each reported where it stands), or why the
+    /// action cannot run safely at all.
+    fn judge(
+        &mut self,
+        action: &str,
+        command_node: &Node,
+        command: &str,
+        fragments: &[(String, &Node)],
+        hooks: &[(String, &Node, Vec<String>)],
+        settings: &Map<String, Value>,
+    ) -> Result<Vec<String>, String> {
+        let parsed_command = Template::parse(command, Mode::Shell);
+        let mut templates = Vec::new();
+        for (param, node) in fragments {
+            let text = string(node).unwrap_or_default();
+            templates.push(Judged {
+                what: format!("the fragment of `{param}`"),
+                node,
+                exact: true,
+                parsed: Template::parse_fragment(text, Mode::Shell, parsed_command.as_ref().ok()),
+            });
+        }
+        for (hook, node, commands) in hooks {
+            for text in commands {
+                templates.push(Judged {
+                    what: format!("hook `{hook}`"),
+                    node,
+                    exact: false,
+                    parsed: Template::parse(text, Mode::Shell),
+                });
+            }
+        }
+        templates.insert(
+            0,
+            Judged { what: "the command".into(), node: command_node, exact: true, parsed: parsed_command },
+        );
+        let mut inferred: Vec<String> = Vec::new();
+        for judged in &templates {
+            let template = match &judged.parsed {
+                Ok(template) => template,
+                Err(e) => {
+                    let span = self.span_in(judged.node, judged.exact, e.offset, e.len.max(1));
+                    self.warn(
+                        span,
+                        format!("{} of `{action}`: {}; the action is declared unsupported", judged.what, e.message),
+                        "a caller's value there could run as code; rewrite the command natively (omni-cpi convert)",
+                    );
+                    return Err(format!("{} of the original cannot run safely: {}", judged.what, e.message));
+                }
+            };
+            for placeholder in template.placeholders() {
+                let Context::Reparsed(context) = &placeholder.context else { continue };
+                let span = self.span_in(judged.node, judged.exact, placeholder.offset, placeholder.source_len());
+                let name = &placeholder.name;
+                if let Some(value) = settings.get(name) {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    if !safe::value_is_safe(&text) {
+                        self.warn(
+                            span,
+                            format!(
+                                "`{{{name}}}` in {} of `{action}` stands in {context}, and its default setting                                  {text:?} is not a safe value there; the action is declared unsupported",
+                                judged.what
+                            ),
+                            "change the setting to letters, digits, `_`, `.` and `-`, or rewrite the command",
+                        );
+                        return Err(format!("the default setting `{name}` lands in {context}"));
+                    }
+                    continue;
+                }
+                if !inferred.contains(name) {
+                    self.warn(
+                        span,
+                        format!(
+                            "`{{{name}}}` in {} of `{action}` stands in {context}: it is accepted only when it                              matches the inferred pattern `{INFERRED_PATTERN}`",
+                            judged.what
+                        ),
+                        "its text is read again there (as code, a structured string or a pattern)",
+                    );
+                    inferred.push(name.clone());
+                }
+            }
+        }
+        Ok(inferred)
+    }
+
     /// The action's `parse_rules` as the native output format, if they compile; otherwise a
     /// warning, and the action returns its raw output.
     fn parse_rules(&mut self, name: &str, node: &Node) -> Option<Value> {
@@ -551,25 +658,37 @@ fn collect_string_placeholders(value: &Value, names: &mut Vec<String>) {
 
 /// Translates an OmniCloud CPI file into the native format.
 pub fn translate(source: &SourceFile, root: &Node) -> Translation {
-    let mut translator = Translator { source, warnings: Vec::new(), endpoint_noted: false };
+    let mut translator = Translator {
+        source,
+        warnings: Vec::new(),
+        runnable: 0,
+        with_patterns: Vec::new(),
+        unsupported: 0,
+        endpoint_noted: false,
+    };
     let native = translator.translate(root);
+    let summary = format!(
+        "summary: {} actions runnable ({} with inferred patterns{}), {} unsupported",
+        translator.runnable,
+        translator.with_patterns.len(),
+        if translator.with_patterns.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", translator.with_patterns.join("; "))
+        },
+        translator.unsupported
+    );
+    translator.warnings.push(
+        Diagnostic::warning(summary)
+            .at(source.locate(root.span))
+            .help("every decision above is a warning at its placeholder; `omni-cpi convert` writes the result"),
+    );
     Translation { native: serde_json::to_string_pretty(&native).unwrap_or_default(), warnings: translator.warnings }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn moves_placeholders_out_of_the_authors_quotes() {
-        assert_eq!(
-            unquote_placeholders(r#"vm --name "{name}" '{x}' plain {y}"#),
-            r#"vm --name ""{name}"" ''{x}'' plain {y}"#
-        );
-        assert_eq!(unquote_placeholders(r#"echo "vm {name} ok""#), r#"echo "vm "{name}" ok""#);
-        assert_eq!(unquote_placeholders(r#"fmt '{{json .}}' "a\"{b}""#), r#"fmt '{{json .}}' "a\""{b}"""#);
-        assert_eq!(unquote_placeholders(r#"go '{{x}}'"#), r#"go '{{x}}'"#);
-    }
 
     #[test]
     fn original_json_bodies_become_body_templates() {

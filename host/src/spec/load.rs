@@ -16,7 +16,7 @@ use super::*;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::request::{self, BodyTemplate, RequestTemplate, UrlTemplate};
 use crate::suggest;
-use crate::template::{Mode, Template};
+use crate::template::{safe, Context, Mode, Template};
 
 /// Largest spec file accepted; the biggest real CPI file is under 100 KiB.
 pub const MAX_SPEC_BYTES: u64 = 4 * 1024 * 1024;
@@ -324,13 +324,23 @@ impl Decoder<'_> {
     }
 
     fn template(&mut self, node: &Node, what: &str, scope: &TemplateScope<'_>) -> Option<Template> {
-        self.template_of(node, what, scope, false)
+        self.template_of(node, what, scope, None)
     }
 
-    fn template_of(&mut self, node: &Node, what: &str, scope: &TemplateScope<'_>, fragment: bool) -> Option<Template> {
+    /// A command, or (with `fragment_of`) an `optional_params` fragment appended to that command.
+    fn template_of(
+        &mut self,
+        node: &Node,
+        what: &str,
+        scope: &TemplateScope<'_>,
+        fragment_of: Option<Option<&Template>>,
+    ) -> Option<Template> {
         let text = self.string(node, what)?;
-        let parsed =
-            if fragment { Template::parse_arguments(text, scope.mode) } else { Template::parse(text, scope.mode) };
+        let fragment = fragment_of.is_some();
+        let parsed = match fragment_of {
+            Some(command) => Template::parse_fragment(text, scope.mode, command),
+            None => Template::parse(text, scope.mode),
+        };
         let template = match parsed {
             Ok(t) => t,
             Err(e) => {
@@ -343,6 +353,9 @@ impl Decoder<'_> {
         for placeholder in template.placeholders() {
             let span = self.span_in_string(node, placeholder.offset, placeholder.source_len());
             ok &= self.check_declared(&placeholder.name, span, what, scope);
+            if let Context::Reparsed(context) = &placeholder.context {
+                ok &= self.check_reparsed(&placeholder.name, context, span, what, scope);
+            }
         }
         let program = template.program();
         if !fragment && !scope.programs.iter().any(|p| p == program) {
@@ -358,6 +371,33 @@ impl Decoder<'_> {
             );
         }
         ok.then_some(template)
+    }
+
+    /// A placeholder whose value is read again as code (the script of `sh -c`, arithmetic, a
+    /// remote command): its parameter's pattern must admit only safe characters, or, for a
+    /// default setting, its value must consist of them.
+    fn check_reparsed(&mut self, name: &str, context: &str, span: Span, what: &str, scope: &TemplateScope<'_>) -> bool {
+        let restrictive = match scope.params.iter().find(|p| p.name == name) {
+            Some(decl) => decl.pattern.as_ref().is_some_and(|p| safe::pattern_is_restrictive(p.as_str())),
+            None => match scope.defaults.get(name) {
+                Some(Value::String(s)) => safe::value_is_safe(s),
+                Some(Value::Number(_) | Value::Bool(_)) => true,
+                _ => !scope.params_complete,
+            },
+        };
+        if !restrictive {
+            self.error(
+                span,
+                format!("placeholder `{{{name}}}` in {what} stands in {context}, which is read again as code"),
+                Some(format!(
+                    "declare a pattern for `{name}` that admits only {} (for example \"pattern\": \"{}\" or \
+                     \"[0-9]+\"), or pass the value as a plain argument (sh -c '… \"$1\"' sh {{{name}}})",
+                    safe::SAFE_SET,
+                    safe::SAFE_EXAMPLE
+                )),
+            );
+        }
+        restrictive
     }
 
     /// Whether a placeholder names a declared parameter or default setting; reports it if not.
@@ -1016,8 +1056,12 @@ impl Decoder<'_> {
                         _ => None,
                     };
                     if let (Some(node), Some(decl)) = (fragment_node, params.iter().position(|p| p.name == entry.key)) {
-                        let fragment =
-                            self.template_of(node, &format!("the fragment of `{}` in {what}", entry.key), &scope, true);
+                        let fragment = self.template_of(
+                            node,
+                            &format!("the fragment of `{}` in {what}", entry.key),
+                            &scope,
+                            Some(command.as_ref()),
+                        );
                         params[decl].fragment = fragment;
                     }
                 }

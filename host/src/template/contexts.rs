@@ -39,8 +39,12 @@ impl Context {
 pub struct CmdWord {
     /// The word after quote removal, when it holds no placeholder and no expansion.
     pub literal: Option<String>,
-    /// The placeholder occurrences in the word (indexes chosen by the caller).
+    /// The placeholder occurrences in the word (indexes chosen by the caller), also those inside
+    /// a command substitution in it, whose output lands here.
     pub vars: Vec<usize>,
+    /// Those of `vars` that stand inside a command substitution: shell syntax surrounds them,
+    /// not a data language of the program's.
+    pub nested: Vec<usize>,
     /// The word after quote removal with every placeholder written as [`shell::sentinel`]; a
     /// shell that reads the word again sees this text.
     pub text: String,
@@ -386,7 +390,7 @@ impl Classifier<'_> {
         }
         let shown: String = surrounding.chars().take(40).collect();
         let context = Context::Reparsed(format!("a structured string (`{shown}`: JSON, a config line, an expression)"));
-        for &var in &word.vars {
+        for &var in word.vars.iter().filter(|v| !word.nested.contains(v)) {
             if let Some(slot @ Context::Data) = self.out.get_mut(var) {
                 *slot = context.clone();
             }
@@ -632,7 +636,7 @@ impl Classifier<'_> {
         }
         let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
         let vars: Vec<usize> = words.iter().flat_map(|w| w.vars.iter().copied()).collect();
-        let joined = CmdWord { literal: None, vars, text };
+        let joined = CmdWord { literal: None, vars, nested: Vec::new(), text };
         self.shell_text(&joined, what);
     }
 

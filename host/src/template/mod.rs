@@ -182,7 +182,7 @@ impl Word {
                 }
             }
         }
-        contexts::CmdWord { literal: self.literal(), vars, text }
+        contexts::CmdWord { literal: self.literal(), vars, nested: Vec::new(), text }
     }
 }
 
@@ -263,7 +263,12 @@ impl Template {
                 fragment.classify_argv(&all, 0)?;
             }
             (Body::Argv(words), None) => {
-                let mut all = vec![contexts::CmdWord { literal: Some("program".into()), vars: vec![], text: "program".into() }];
+                let mut all = vec![contexts::CmdWord {
+                    literal: Some("program".into()),
+                    vars: vec![],
+                    nested: vec![],
+                    text: "program".into(),
+                }];
                 all.extend(words.iter().map(Word::cmd_word));
                 fragment.classify_argv(&all, 0)?;
             }

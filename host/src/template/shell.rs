@@ -171,6 +171,8 @@ struct WordState {
     text: String,
     literal: bool,
     vars: Vec<usize>,
+    /// Vars inside a command substitution of this word.
+    nested: Vec<usize>,
     literal_before: bool,
     options_ended: bool,
 }
@@ -440,6 +442,7 @@ impl Walker {
             text: String::new(),
             literal: true,
             vars: Vec::new(),
+            nested: Vec::new(),
             literal_before: false,
             options_ended,
         };
@@ -523,6 +526,7 @@ impl Walker {
                 }
                 // The substitution's output is part of this word, so the word's own context
                 // applies to its values too.
+                state.nested.extend(&before);
                 state.vars.extend(before);
             }
             WordPiece::BackquotedCommandSubstitution(inner) => {
@@ -561,6 +565,7 @@ fn cmd_word(state: WordState) -> CmdWord {
     CmdWord {
         literal: (state.literal && state.vars.is_empty()).then(|| state.text.clone()),
         vars: state.vars,
+        nested: state.nested,
         text: state.text,
     }
 }

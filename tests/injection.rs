@@ -82,11 +82,13 @@ fn contexts_that_run_a_value_are_refused_at_load_with_their_location() {
 }
 
 /// Text read again (another shell's script, a remote command, arithmetic, a JSON argument, a
-/// pattern) is allowed only for a parameter whose pattern admits nothing but `[A-Za-z0-9_.-]`.
+/// pattern) is allowed only for a parameter whose pattern admits nothing but `[A-Za-z0-9_./-]`.
 #[test]
 fn contexts_that_read_a_value_again_need_a_restrictive_pattern() {
     let cases: &[(&str, bool)] = &[
         ("sh -c 'printf %s {v}'", false),
+        ("eval printf %s {v}", true),
+        ("sh -c 'printf %s '{v}; printf x # a later comment", true),
         ("sh -c -- 'printf %s {v}'", false),
         ("sh -c -e 'printf %s {v}'", false),
         ("sh -ec 'printf %s {v}'", false),

@@ -28,6 +28,18 @@ use crate::template::{safe, Context, Mode, Template};
 /// The pattern a parameter gets when its value lands where text is read again.
 pub const INFERRED_PATTERN: &str = safe::SAFE_EXAMPLE;
 
+/// The same for a parameter named like a path, a directory or a file.
+pub const INFERRED_PATH_PATTERN: &str = safe::SAFE_PATH_EXAMPLE;
+
+fn inferred_pattern(param: &str) -> &'static str {
+    let name = param.to_ascii_lowercase();
+    if ["path", "dir", "file"].iter().any(|w| name.contains(w)) {
+        INFERRED_PATH_PATTERN
+    } else {
+        INFERRED_PATTERN
+    }
+}
+
 /// The compatibility modes the CLI names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compat {
@@ -314,7 +326,7 @@ impl Translator<'_> {
                 Value::Object(m) => m,
                 _ => Map::new(),
             };
-            decl.insert("pattern".into(), json!(INFERRED_PATTERN));
+            decl.insert("pattern".into(), json!(inferred_pattern(p)));
             Value::Object(decl)
         };
         let required: Vec<Value> = params
@@ -478,8 +490,10 @@ impl Translator<'_> {
                     self.warn(
                         span,
                         format!(
-                            "`{{{name}}}` in {} of `{action}` stands in {context}: it is accepted only when it                              matches the inferred pattern `{INFERRED_PATTERN}`",
-                            judged.what
+                            "`{{{name}}}` in {} of `{action}` stands in {context}: it is accepted only when it \
+                             matches the inferred pattern `{}`",
+                            judged.what,
+                            inferred_pattern(name)
                         ),
                         "its text is read again there (as code, a structured string or a pattern)",
                     );

@@ -16,7 +16,7 @@ pub enum Context {
     /// One argument (or part of one) that the program reads as data.
     Data,
     /// Text that a shell or a pattern language reads again: safe only when the parameter's
-    /// pattern admits nothing but `[A-Za-z0-9_.-]` (see [`super::safe`]).
+    /// pattern admits nothing but `[A-Za-z0-9_./-]` (see [`super::safe`]).
     Reparsed(String),
     /// Never safe: the value would choose the program, or run as code in a language whose
     /// plain identifiers already act (interpreters, sed), or sits where no quoting holds.

@@ -1,7 +1,8 @@
 //! The one character set a value may use where text is read again (a shell script's word, a
-//! remote command, a pattern): letters, digits, `_`, `.` and `-`. Such a value is a single word
-//! in every shell, holds no quote, expansion, glob, separator or path, and stays one token in
-//! the pattern languages the context table lists.
+//! remote command, a pattern, a structured string): letters, digits, `_`, `.`, `/` and `-`. Such
+//! a value is a single word in every shell, holds no quote, expansion, glob, separator, space or
+//! newline, and stays literal text in the pattern and data languages the context table lists.
+//! (`/` would end a sed expression, which is why sed and awk program text is refused outright.)
 //!
 //! A parameter may stand in such a context only when its `pattern` admits nothing else, which
 //! [`pattern_is_restrictive`] decides on the pattern's syntax tree (sound: every literal and
@@ -12,13 +13,16 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// The characters of a value that is safe where text is read again.
 pub fn is_safe_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')
 }
 
-pub const SAFE_SET: &str = "[A-Za-z0-9_.-]";
+pub const SAFE_SET: &str = "[A-Za-z0-9_./-]";
 
-/// An example pattern to suggest.
+/// An example pattern to suggest, and the one `--compat` infers for names.
 pub const SAFE_EXAMPLE: &str = "[A-Za-z0-9][A-Za-z0-9_.-]*";
+
+/// The pattern `--compat` infers for a parameter named like a path, directory or file.
+pub const SAFE_PATH_EXAMPLE: &str = "[A-Za-z0-9_./][A-Za-z0-9_./-]*";
 
 pub fn value_is_safe(value: &str) -> bool {
     value.chars().all(is_safe_char)
@@ -69,7 +73,7 @@ mod tests {
         for p in ["[0-9]+", "[0-9]{1,4}", "[A-Za-z0-9][A-Za-z0-9_.-]*", "none|[a-z]+", "(ro|rw)", "v[0-9]+\\.[0-9]+"] {
             assert!(pattern_is_restrictive(&anchored(p)), "{p}");
         }
-        for p in [".*", "[^/]+", "\\w+", "\\S+", "[a-z ]+", "[a-z/]+", "a|b;c", "[0-9]+|\\$", "(?s).", "[[:print:]]+"] {
+        for p in [".*", "[^/]+", "\\w+", "\\S+", "[a-z ]+", "[a-z:]+", "a|b;c", "[0-9]+|\\$", "(?s).", "[[:print:]]+"] {
             assert!(!pattern_is_restrictive(&anchored(p)), "{p}");
         }
     }
@@ -77,7 +81,8 @@ mod tests {
     #[test]
     fn values_are_checked_by_character() {
         assert!(value_is_safe("web-1.example_2"));
-        for v in ["a b", "a;b", "$x", "a/b", "a\nb", "`x`", "é"] {
+        assert!(value_is_safe("/var/lib/x.img"));
+        for v in ["a b", "a;b", "$x", "a:b", "a\nb", "`x`", "é", "a'b"] {
             assert!(!value_is_safe(v), "{v:?}");
         }
     }

@@ -1,9 +1,10 @@
-//! Project automation: `cargo xtask demo` and `cargo xtask test` (see README.md).
+//! Project automation: `cargo xtask demo`, `cargo xtask test`, `cargo xtask fuzz` (see README.md).
 //!
 //! xtask has almost no dependencies on purpose: it must build fast on a fresh machine, and it
 //! drives the product only through its command line, as a user would.
 
 mod demo;
+mod fuzz;
 mod iaas;
 mod runtimes;
 
@@ -21,6 +22,7 @@ fn main() -> Result<()> {
         Some("install-runtimes") => runtimes::ensure(&root),
         Some("build-plugins") => build_plugins(&root),
         Some("bench") => bench(&root),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -29,6 +31,7 @@ fn main() -> Result<()> {
                  test [ARGS...]     install what the tests need, build the plugins, run every test (ARGS go to cargo test)\n  \
                  build-plugins      build every plugin in plugins/ as a wasm32-wasip2 component\n  \
                  bench              measure omni-cpi against the alternatives; writes BENCHMARKS.md\n  \
+                 fuzz [--seconds N] [TARGET...]  run the fuzz targets with cargo-fuzz, N seconds each (60)\n  \
                  install-runtimes   only install and prepare the runtimes and IaaS stand-ins the tests use"
             );
             bail!("unknown or missing command");

@@ -10,8 +10,11 @@ use omni_cpi::spec::{self, compat, json};
 use omni_cpi::template::{Binding, Bindings, Mode, Template};
 use serde_json::Value;
 
+/// A target's checks: they take the raw input and panic when something is wrong.
+pub type Check = fn(&[u8]);
+
 /// The targets by name: the fuzz_targets/ binaries and the seeds/ and regressions/ directories.
-pub const TARGETS: [(&str, fn(&[u8])); 3] =
+pub const TARGETS: [(&str, Check); 3] =
     [("spec_load", spec_load), ("compat_translate", compat_translate), ("render", render)];
 
 /// Every diagnostic renders (the CLI prints them all).

@@ -80,7 +80,11 @@ async fn quoted_placeholders_become_references_and_stay_data() {
         }
     };
     let out = cpi
-        .call("create_vm", &params(json!({"name": hostile, "tag": "$(reboot)", "plain": "`id`"})), &CallOptions::default())
+        .call(
+            "create_vm",
+            &params(json!({"name": hostile, "tag": "$(reboot)", "plain": "`id`"})),
+            &CallOptions::default(),
+        )
         .await
         .expect("runs");
     assert_eq!(out.stdout, format!("vm-{hostile}|$(reboot)|`id`\n"));

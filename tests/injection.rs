@@ -6,7 +6,7 @@
 mod support;
 
 use omni_cpi::spec::{self, compat::Compat};
-use omni_cpi::template::{Bindings, Binding, Mode, Template};
+use omni_cpi::template::{Binding, Bindings, Mode, Template};
 use omni_cpi::{CallOptions, ErrorKind, JsonCpi, Params};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -141,12 +141,22 @@ fn option_injection_is_caught_wherever_the_value_starts_a_word() {
         });
         JsonCpi::new(spec::load_str("probe.json", text.to_string()).expect("loads"))
     };
-    for (command, shell) in [("ls {a}{v}", false), ("ls \"\"{v} {a}", true), ("ls {a}{v}", true), ("ls '{v}' {a}", true)] {
-        let plan = two(command, shell).plan("create_container", &params(json!({"a": "", "v": "-la"})), &CallOptions::default());
+    for (command, shell) in
+        [("ls {a}{v}", false), ("ls \"\"{v} {a}", true), ("ls {a}{v}", true), ("ls '{v}' {a}", true)]
+    {
+        let plan = two(command, shell).plan(
+            "create_container",
+            &params(json!({"a": "", "v": "-la"})),
+            &CallOptions::default(),
+        );
         let err = plan.expect_err(command);
         assert_eq!(err.param.as_deref(), Some("v"), "{command}: {err:?}");
     }
-    let plan = two("ls x{v} {a}", true).plan("create_container", &params(json!({"a": "", "v": "-la"})), &CallOptions::default());
+    let plan = two("ls x{v} {a}", true).plan(
+        "create_container",
+        &params(json!({"a": "", "v": "-la"})),
+        &CallOptions::default(),
+    );
     assert!(plan.is_ok(), "after literal text a dash is data");
 }
 
@@ -187,7 +197,10 @@ async fn compat_judges_every_placeholder_with_the_native_rules() {
     let all = warnings.join("\n");
     assert!(all.contains("inferred pattern `[A-Za-z0-9][A-Za-z0-9_.-]*`"), "{all}");
     assert!(all.contains("cpi-attack.json:2:"), "located at the original line: {all}");
-    assert!(all.contains("summary: 2 actions runnable (1 with inferred patterns: create_vm (name)), 2 unsupported"), "{all}");
+    assert!(
+        all.contains("summary: 2 actions runnable (1 with inferred patterns: create_vm (name)), 2 unsupported"),
+        "{all}"
+    );
     let cpi = JsonCpi::new(loaded);
     let call = |action: &'static str, name: &'static str| {
         let cpi = cpi.clone();

@@ -305,8 +305,11 @@ impl Translator<'_> {
         }
         // Where each value lands, judged by the native parser and context table.
         let caller_params: Vec<String> = params.iter().chain(optional.keys()).cloned().collect();
-        let settings: Map<String, Value> =
-            default_values.iter().filter(|(k, _)| !caller_params.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let settings: Map<String, Value> = default_values
+            .iter()
+            .filter(|(k, _)| !caller_params.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let inferred = match self.judge(name, command_node, &command, &fragment_nodes, &hooks, &settings) {
             Ok(inferred) => inferred,
             Err(reason) => {
@@ -340,7 +343,8 @@ impl Translator<'_> {
                 _ => json!(p),
             })
             .collect();
-        let optional: Map<String, Value> = optional.into_iter().map(|(k, v)| (k.clone(), with_pattern(&k, v))).collect();
+        let optional: Map<String, Value> =
+            optional.into_iter().map(|(k, v)| (k.clone(), with_pattern(&k, v))).collect();
         action.insert("command".into(), json!(command));
         action.insert("params".into(), Value::Array(required));
         if !optional.is_empty() {
@@ -446,10 +450,8 @@ impl Translator<'_> {
                 });
             }
         }
-        templates.insert(
-            0,
-            Judged { what: "the command".into(), node: command_node, exact: true, parsed: parsed_command },
-        );
+        templates
+            .insert(0, Judged { what: "the command".into(), node: command_node, exact: true, parsed: parsed_command });
         let mut inferred: Vec<String> = Vec::new();
         for judged in &templates {
             let template = match &judged.parsed {

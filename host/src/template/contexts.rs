@@ -136,8 +136,27 @@ const TABLE: &[Entry] = &[
         names: &["sudo"],
         kind: Kind::Wrapper {
             with_arg: &[
-                "-u", "--user", "-g", "--group", "-C", "--close-from", "-D", "--chdir", "-h", "--host", "-p",
-                "--prompt", "-r", "--role", "-t", "--type", "-T", "--command-timeout", "-U", "--other-user", "-R",
+                "-u",
+                "--user",
+                "-g",
+                "--group",
+                "-C",
+                "--close-from",
+                "-D",
+                "--chdir",
+                "-h",
+                "--host",
+                "-p",
+                "--prompt",
+                "-r",
+                "--role",
+                "-t",
+                "--type",
+                "-T",
+                "--command-timeout",
+                "-U",
+                "--other-user",
+                "-R",
                 "--chroot",
             ],
             code: NO,
@@ -280,8 +299,22 @@ const TABLE: &[Entry] = &[
     },
     Entry {
         names: &[
-            "source", ".", "let", "alias", "declare", "typeset", "local", "export", "readonly", "unset", "read",
-            "mapfile", "readarray", "getopts", "shift", "set",
+            "source",
+            ".",
+            "let",
+            "alias",
+            "declare",
+            "typeset",
+            "local",
+            "export",
+            "readonly",
+            "unset",
+            "read",
+            "mapfile",
+            "readarray",
+            "getopts",
+            "shift",
+            "set",
         ],
         kind: Kind::AllCode,
         nested: false,
@@ -292,8 +325,29 @@ const TABLE: &[Entry] = &[
     Entry { names: &["ip"], kind: Kind::Ip, nested: false, what: "ip: the program after netns/vrf exec, and -batch" },
     Entry {
         names: &[
-            "python", "python2", "python3", "pypy", "pypy3", "perl", "ruby", "irb", "node", "nodejs", "deno", "bun",
-            "php", "lua", "luajit", "tclsh", "wish", "expect", "Rscript", "pwsh", "osascript", "jshell", "gdb",
+            "python",
+            "python2",
+            "python3",
+            "pypy",
+            "pypy3",
+            "perl",
+            "ruby",
+            "irb",
+            "node",
+            "nodejs",
+            "deno",
+            "bun",
+            "php",
+            "lua",
+            "luajit",
+            "tclsh",
+            "wish",
+            "expect",
+            "Rscript",
+            "pwsh",
+            "osascript",
+            "jshell",
+            "gdb",
         ],
         kind: Kind::Interpreter {
             code: &["-c", "-e", "-E", "-r", "-m", "-M", "-x", "-ex", "--eval", "--print", "-p", "--command"],
@@ -323,7 +377,12 @@ const TABLE: &[Entry] = &[
         nested: false,
         what: "grep: the pattern (first operand, or -e)",
     },
-    Entry { names: &["find"], kind: Kind::Find, nested: false, what: "find: the program after -exec/-execdir/-ok/-okdir" },
+    Entry {
+        names: &["find"],
+        kind: Kind::Find,
+        nested: false,
+        what: "find: the program after -exec/-execdir/-ok/-okdir",
+    },
 ];
 
 fn base_name(program: &str) -> &str {
@@ -511,7 +570,9 @@ impl Classifier<'_> {
                 if code.contains(&flag) {
                     let what = format!("the command line given to `{name} {flag}`");
                     match attached {
-                        Some(_) => self.mark(word, &Context::Refused(format!("{what}, written attached to the option"))),
+                        Some(_) => {
+                            self.mark(word, &Context::Refused(format!("{what}, written attached to the option")))
+                        }
                         None => {
                             if let Some(next) = args.get(i + 1) {
                                 self.shell_text(next, &what);
@@ -719,8 +780,7 @@ impl Classifier<'_> {
     fn find(&mut self, args: &[CmdWord]) {
         let mut i = 0;
         while i < args.len() {
-            let starts_command =
-                matches!(args[i].literal.as_deref(), Some("-exec" | "-execdir" | "-ok" | "-okdir"));
+            let starts_command = matches!(args[i].literal.as_deref(), Some("-exec" | "-execdir" | "-ok" | "-okdir"));
             i += 1;
             if starts_command {
                 let end = args[i..]

@@ -108,7 +108,10 @@ pub trait Bindings {
 pub enum Rendered {
     Argv(Vec<String>),
     /// A shell script that refers to its values as `${1}`, `${2}`, …, and those values.
-    Script { script: String, args: Vec<String> },
+    Script {
+        script: String,
+        args: Vec<String>,
+    },
 }
 
 /// `$0` of a shell-mode script: what the shell names itself in its error messages.
@@ -185,6 +188,10 @@ impl Word {
         contexts::CmdWord { literal: self.literal(), vars, nested: Vec::new(), text }
     }
 }
+
+/// A piece of an argv word at render: its items, and the parameter (with its `allow_dash`) that
+/// supplied them; `None` for literal text.
+type WordPart<'a> = (Vec<String>, Option<(&'a str, bool)>);
 
 /// One piece of a shell-mode script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -537,8 +544,7 @@ impl Template {
         options_ended: bool,
         argv: &mut Vec<String>,
     ) -> Result<(), RenderError> {
-        // Each part: its items, and the binding that supplied them (None for literal text).
-        let mut parts: Vec<(Vec<String>, Option<(&str, bool)>)> = Vec::with_capacity(word.pieces.len());
+        let mut parts: Vec<WordPart<'_>> = Vec::with_capacity(word.pieces.len());
         let mut repeated: Option<&str> = None;
         for piece in &word.pieces {
             match piece {
@@ -876,7 +882,6 @@ impl<'a> Lexer<'a> {
         }
         Ok(words)
     }
-
 
     /// Shell mode: the script as literal text and placeholders, wherever they stand; the shell
     /// parser decides later what each one is.
@@ -1230,10 +1235,7 @@ mod tests {
             .expect("parses");
         let values = json!({"a": "$(id)", "b": "`x`;|&", "c": "\"$HOME\"", "d": "'q'\n"});
         let argv = t.render(&bind(values)).expect("renders");
-        assert_eq!(
-            argv[2],
-            "printf '%s|' \"${1}\" x\"${2}\" \"in-${3}-dq\" 'in-'\"${4}\"'-sq' >/dev/stdout"
-        );
+        assert_eq!(argv[2], "printf '%s|' \"${1}\" x\"${2}\" \"in-${3}-dq\" 'in-'\"${4}\"'-sq' >/dev/stdout");
         assert_eq!(&argv[3..], ["sh", "$(id)", "`x`;|&", "\"$HOME\"", "'q'\n"]);
         for shell in ["/bin/dash", "/bin/bash"] {
             assert_eq!(run_sh(shell, &argv), "$(id)|x`x`;|&|in-\"$HOME\"-dq|in-'q'\n-sq|", "{shell}");
@@ -1249,7 +1251,10 @@ mod tests {
         let argv = t.render(&bind(json!({"xs": ["a b", "$c"]}))).expect("renders");
         assert_eq!(argv[2], "printf '<%s>' \"${1}\" \"${2}\" | cat");
         assert_eq!(run_sh("/bin/dash", &argv), "<a b><$c>");
-        assert!(Template::parse("echo x{xs}", Mode::Shell).expect("parses").render(&bind(json!({"xs": ["a"]}))).is_err());
+        assert!(Template::parse("echo x{xs}", Mode::Shell)
+            .expect("parses")
+            .render(&bind(json!({"xs": ["a"]})))
+            .is_err());
         let argv = t.render(&bind(json!({}))).expect("absent");
         assert_eq!(argv[2], "printf '<%s>'  | cat");
     }

@@ -359,8 +359,7 @@ impl Walker {
                 self.whole_word(w, &Context::Data);
             }
             ast::IoRedirect::HereDocument(_, doc) => {
-                let refused =
-                    Context::Refused("a here-document, whose text its reader may run as code".into());
+                let refused = Context::Refused("a here-document, whose text its reader may run as code".into());
                 self.mark_text(&doc.doc.value, &refused);
                 self.mark_text(&doc.here_end.value, &refused);
             }
@@ -521,7 +520,10 @@ impl Walker {
                         self.next_word = self.next_word.max(was);
                     }
                     Err(e) => {
-                        self.mark_text(inner, &Context::Refused(format!("a command substitution that does not parse ({e})")));
+                        self.mark_text(
+                            inner,
+                            &Context::Refused(format!("a command substitution that does not parse ({e})")),
+                        );
                     }
                 }
                 // The substitution's output is part of this word, so the word's own context
@@ -532,7 +534,8 @@ impl Walker {
             WordPiece::BackquotedCommandSubstitution(inner) => {
                 state.literal = false;
                 state.text.push_str(raw);
-                let ids = self.mark_text(inner, &Context::Refused("backquotes, which shells parse differently: use $( )".into()));
+                let ids = self
+                    .mark_text(inner, &Context::Refused("backquotes, which shells parse differently: use $( )".into()));
                 state.vars.extend(ids);
             }
             WordPiece::ArithmeticExpression(expr) => {

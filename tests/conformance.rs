@@ -52,7 +52,7 @@ fn process_cpi(path: &Path, state: &Path) -> Cpi {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_cpi_is_conformant() {
-    let state = tempfile::tempdir().expect("state dir");
+    let state = support::private_tempdir();
     assert_fully_conformant(&kit(&process_cpi(&support::cpi_path("process"), state.path())).await);
 }
 
@@ -162,7 +162,7 @@ async fn the_kit_catches_broken_cpis_with_the_right_check() {
         ("broken_inspect_missing_ok", ["C-NOTFOUND-01", "C-DELETE-01"].as_slice()),
         ("broken_untyped_errors", ["C-NOTFOUND-01", "C-DELETE-02"].as_slice()),
     ] {
-        let state = tempfile::tempdir().expect("state dir");
+        let state = support::private_tempdir();
         let path = support::repo_root().join(format!("tests/fixtures/broken/{fixture}.json"));
         let report = kit_with(&process_cpi(&path, state.path()), json!({"image": "none", "stop_timeout": 0})).await;
         kill_processes_left_in(state.path());

@@ -344,6 +344,90 @@ async fn docker_cli_against_podman_socket_lifecycle_volumes_and_networks() {
     drop(service);
 }
 
+fn load_with_settings(name: &str, settings: Value, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
+    let mut loaded =
+        spec::load_file(&support::cpi_path(name)).unwrap_or_else(|e| panic!("cpis/{name}.json loads:\n{e}"));
+    if let Value::Object(settings) = settings {
+        loaded.default_settings.extend(settings);
+    }
+    JsonCpi::with_host_env(loaded, host_env)
+}
+
+/// What a podman or docker container gets of the host: named volumes always; a host path only
+/// inside a directory the operator lists in `host_volume_prefixes` (symlinks resolved); the host's
+/// network only with `allow_host_network`. A refusal is `denied`, and no container is created.
+async fn host_access(label: &'static str, cpi_with: impl Fn(Value) -> JsonCpi) {
+    let prefix = tempfile::tempdir().expect("prefix");
+    let shared = prefix.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::write(shared.join("file"), "from-the-host\n").expect("write");
+    std::os::unix::fs::symlink("/etc", prefix.path().join("escape")).expect("symlink");
+
+    let rt = oci_runtime(label, cpi_with(json!({ "host_volume_prefixes": [prefix.path()] })));
+    let name = unique_name("hostpath");
+    let _cleanup = Cleanup(&rt, name.clone());
+    rt.create(&name, json!({ "volumes": [format!("{}:/data:ro", shared.display())] })).await;
+    rt.ok("start_container", json!({ "name": name })).await;
+    let read = rt.ok("exec", json!({"name": name, "cmd": ["cat", "/data/file"]})).await;
+    assert_eq!(read.stdout, "from-the-host\n", "{label}: the allowed host path is mounted");
+    rt.ok("delete_container", json!({ "name": name })).await;
+    let refused_name = unique_name("refused");
+    let _cleanup_refused = Cleanup(&rt, refused_name.clone());
+    for volume in ["/:/host".to_string(), "/etc:/etc".to_string(), format!("{}/escape:/x", prefix.path().display())] {
+        let p = json!({"name": refused_name, "image": rt.image, "volumes": ["named-ok:/ok", volume]});
+        rt.fails("create_container", p, ErrorKind::Denied).await;
+    }
+
+    // The shipped settings: no host path at all, and not the host's network.
+    let strict = oci_runtime(label, cpi_with(json!({})));
+    let p = json!({"name": refused_name, "image": rt.image, "volumes": [format!("{}:/data", shared.display())]});
+    strict.fails("create_container", p, ErrorKind::Denied).await;
+    for network in ["host", "container:other"] {
+        let p = json!({"name": refused_name, "image": rt.image, "network": network});
+        strict.fails("create_container", p, ErrorKind::Denied).await;
+    }
+    assert!(!strict.names().await.contains(&refused_name), "{label}: a refused create left a container");
+
+    // The operator allows the host's network.
+    let open = oci_runtime(label, cpi_with(json!({"allow_host_network": true})));
+    let hostnet = unique_name("hostnet");
+    let _cleanup_hostnet = Cleanup(&open, hostnet.clone());
+    open.create(&hostnet, json!({"network": "host"})).await;
+    let inspect = open.ok("inspect_container", json!({ "name": hostnet })).await;
+    let mode = inspect.result.as_ref().and_then(|r| r.pointer("/0/HostConfig/NetworkMode")).and_then(Value::as_str);
+    assert_eq!(mode, Some("host"), "{label}: {:?}", inspect.result);
+    open.ok("delete_container", json!({ "name": hostnet })).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_host_paths_and_host_network_only_as_the_operator_allows() {
+    if !podman_image_ready() {
+        return;
+    }
+    host_access("podman", |settings| load_with_settings("podman", settings, host_env)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_host_paths_and_host_network_only_as_the_operator_allows() {
+    if !podman_image_ready() || !support::runtime_available("docker CLI", &["docker", "--version"]) {
+        return;
+    }
+    let service = support::PodmanService::start();
+    let docker_host = service.docker_host();
+    host_access("docker", |settings| {
+        let docker_host = docker_host.clone();
+        load_with_settings("docker", settings, move |var| {
+            if var == "DOCKER_HOST" {
+                Some(docker_host.clone())
+            } else {
+                host_env(var)
+            }
+        })
+    })
+    .await;
+    drop(service);
+}
+
 /// The runtime-free CPI, keeping its containers under `state_dir`.
 fn process_runtime(state_dir: &std::path::Path) -> Runtime {
     let mut cpi_spec = spec::load_file(&support::cpi_path("process")).expect("cpis/process.json loads");
@@ -367,7 +451,7 @@ fn process_runtime(state_dir: &std::path::Path) -> Runtime {
 /// The runtime-free CPI: needs nothing but sh and coreutils, so this test always runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_lifecycle() {
-    let state_dir = tempfile::tempdir().expect("state dir");
+    let state_dir = support::private_tempdir();
     run_all(&process_runtime(state_dir.path())).await;
 }
 
@@ -376,7 +460,7 @@ async fn process_lifecycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_cpi_never_signals_a_process_that_took_a_dead_containers_pid() {
     use std::os::unix::process::CommandExt;
-    let state_dir = tempfile::tempdir().expect("state dir");
+    let state_dir = support::private_tempdir();
     let rt = process_runtime(state_dir.path());
     let name = unique_name("reused");
     rt.ok("create_container", json!({"name": name, "image": "none", "command": ["true"]})).await;

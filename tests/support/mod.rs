@@ -63,6 +63,15 @@ pub fn qemu_available() -> bool {
         && runtime_available("the empty QEMU base image", &["test", "-f", "/var/lib/omni-cpi/qemu/images/empty.qcow2"])
 }
 
+/// A temporary directory only this user may enter (mode 0700), as the process CPI requires of its
+/// state directory: `tempfile` creates directories with the umask's mode, usually 0755.
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+    dir
+}
+
 /// A name no other test run or test in this run uses, so runs can share a runtime.
 pub fn unique_name(kind: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

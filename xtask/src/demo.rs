@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the product in a few minutes, on any Linux machine.
 //!
 //! It drives the real `omni-cpi` binary the way an operator would: list and validate the shipped
-//! CPIs, show the plan of a container lifecycle, show that hostile values stay data, then run a
+//! CPIs, show the plan of a container lifecycle, show that hostile values stay data (and that a
+//! spec placing them where they would run as code does not load), then run a
 //! real lifecycle with the runtime-free process CPI and with every container runtime installed,
 //! a sandboxed component, and an HTTP API action that is shown but not sent without a grant.
 
@@ -83,6 +84,8 @@ pub fn run(root: &Path) -> Result<()> {
     omni.expect(&["call", "podman", "logs", "name=web; rm -rf / #", "--dry-run"], 0)?;
     omni.expect(&["call", "podman", "stop_container", "name=--all", "--dry-run"], 2)?;
     omni.expect(&["call", "podman", "start_container", "--dry-run"], 2)?;
+    // A spec whose values would run as code is refused at load, each place named.
+    omni.expect(&["validate", "tests/golden/spec-errors/shell-mode-value-as-code.json"], 1)?;
 
     section("4. A real lifecycle with the process CPI (no runtime needed)");
     lifecycle(&omni, "process", "none", &[])?;

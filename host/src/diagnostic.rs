@@ -142,7 +142,24 @@ impl SourceFile {
     }
 
     pub fn locate(&self, span: Span) -> Location {
-        let start = span.start.min(self.text.len());
+        // A span from a byte-oriented parser may end (or start) inside a multi-byte character;
+        // widen it to whole characters rather than slice through one.
+        let floor = |mut i: usize| {
+            i = i.min(self.text.len());
+            while !self.text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let ceil = |mut i: usize| {
+            i = i.min(self.text.len());
+            while !self.text.is_char_boundary(i) {
+                i += 1;
+            }
+            i
+        };
+        let span = Span::new(floor(span.start), ceil(span.end));
+        let start = span.start;
         let line_index = self.line_starts.partition_point(|&s| s <= start) - 1;
         let line_start = self.line_starts[line_index];
         let line_end = self.text[line_start..].find('\n').map_or(self.text.len(), |i| line_start + i);
@@ -157,6 +174,15 @@ impl SourceFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_inside_a_multi_byte_character_widen_to_it() {
+        // Found by `cargo xtask fuzz` (compat_translate): a JSON error one byte into `ޛ`.
+        let source = SourceFile::new("a.json", "{\u{79b}}".to_string());
+        let at = source.locate(Span::new(2, 3));
+        assert_eq!((at.line, at.column, at.underline), (1, 2, 1));
+        assert_eq!(source.locate(Span::new(1, 2)).underline, 1);
+    }
 
     #[test]
     fn renders_location_snippet_and_help() {

@@ -1260,6 +1260,16 @@ mod tests {
     }
 
     #[test]
+    fn a_script_the_parser_chokes_on_is_a_load_error_not_a_crash() {
+        // brush-parser 0.4 unwraps these integer parses (found by `cargo xtask fuzz`).
+        for script in ["echo {v} 99999999999>x", "echo ${99999999999} {v}", "echo ~+99999999999999999999 {v}"] {
+            if let Err(err) = Template::parse(script, Mode::Shell) {
+                assert!(!err.message.is_empty(), "{script}");
+            }
+        }
+    }
+
+    #[test]
     fn shell_mode_refuses_scripts_that_move_the_positional_parameters() {
         for template in ["shift; echo {v}", "set -- a b; echo {v}", "set x; echo {v}"] {
             let err = Template::parse(template, Mode::Shell).expect_err(template);

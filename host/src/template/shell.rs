@@ -98,9 +98,23 @@ fn options() -> ParserOptions {
     ParserOptions::default()
 }
 
+/// Runs the parser, turning a panic inside it into an error: brush-parser 0.4 unwraps integer
+/// parses (an fd number such as `99999999999>x`, `${99999999999}`), and a hostile spec must get
+/// a load error, never crash the host (found by `cargo xtask fuzz`).
+fn guarded<T>(parse: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+        .unwrap_or_else(|_| Err("the shell parser could not read it (an out-of-range number?)".into()))
+}
+
 fn parse_program(script: &str) -> Result<ast::Program, String> {
-    let mut parser = Parser::new(std::io::BufReader::new(script.as_bytes()), &options());
-    parser.parse_program().map_err(|e| e.to_string())
+    guarded(|| {
+        let mut parser = Parser::new(std::io::BufReader::new(script.as_bytes()), &options());
+        parser.parse_program().map_err(|e| e.to_string())
+    })
+}
+
+fn parse_word(word: &str) -> Result<Vec<WordPieceWithSource>, String> {
+    guarded(|| word::parse(word, &options()).map_err(|e| e.to_string()))
 }
 
 /// Analyses a script in which placeholder occurrence `n` is written as `sentinel(n)` for every
@@ -445,7 +459,7 @@ impl Walker {
             literal_before: false,
             options_ended,
         };
-        match word::parse(&word.value, &options()) {
+        match parse_word(&word.value) {
             Ok(pieces) => {
                 for piece in &pieces {
                     self.piece(piece, &word.value, Quoting::Unquoted, &mut state);

@@ -1,3 +1,5 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| omni_cpi_fuzz::render(data));
+libfuzzer_sys::fuzz_target!(init: omni_cpi_fuzz::let_the_host_catch_shell_parser_panics(), |data: &[u8]| {
+    omni_cpi_fuzz::render(data)
+});

@@ -1270,6 +1270,17 @@ mod tests {
     }
 
     #[test]
+    fn scripts_that_would_stall_the_parser_are_refused_quickly() {
+        // Found by `cargo xtask fuzz`: exponential backtracking, and unbounded memory, in brush-parser.
+        let deep = format!("{{ {}d", "(".repeat(30));
+        for script in [deep.as_str(), "<<E$[\t\t", &"x".repeat(20 * 1024)] {
+            // Without the bound this call runs for minutes or exhausts memory.
+            assert!(Template::parse(script, Mode::Shell).is_err(), "{script:.40}");
+        }
+        assert!(Template::parse("echo $(( (1 + {v}) * 2 ))", Mode::Shell).is_ok(), "ordinary nesting");
+    }
+
+    #[test]
     fn shell_mode_refuses_scripts_that_move_the_positional_parameters() {
         for template in ["shift; echo {v}", "set -- a b; echo {v}", "set x; echo {v}"] {
             let err = Template::parse(template, Mode::Shell).expect_err(template);

@@ -106,7 +106,38 @@ fn guarded<T>(parse: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         .unwrap_or_else(|_| Err("the shell parser could not read it (an out-of-range number?)".into()))
 }
 
+/// Longest script, and deepest nesting of `(`, `{`, `[`, handed to the parser. brush-parser 0.4
+/// backtracks exponentially on deep unclosed nesting (`{ ((((…`) and grows without bound on
+/// `$[` after a here-document operator (both found by `cargo xtask fuzz`): a spec must not be able
+/// to stall or exhaust the loader, so such scripts are refused before parsing.
+const MAX_SCRIPT_BYTES: usize = 16 * 1024;
+const MAX_NESTING: usize = 12;
+
+fn check_bounds(script: &str) -> Result<(), String> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(format!("the script is {} bytes; the limit is {MAX_SCRIPT_BYTES}", script.len()));
+    }
+    if script.contains("$[") {
+        return Err("`$[…]` is obsolete bash arithmetic: write `$((…))`".into());
+    }
+    let mut depth: usize = 0;
+    for c in script.chars() {
+        match c {
+            '(' | '{' | '[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!("brackets nest more than {MAX_NESTING} deep"));
+                }
+            }
+            ')' | '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn parse_program(script: &str) -> Result<ast::Program, String> {
+    check_bounds(script)?;
     guarded(|| {
         let mut parser = Parser::new(std::io::BufReader::new(script.as_bytes()), &options());
         parser.parse_program().map_err(|e| e.to_string())

@@ -2,11 +2,18 @@
 //! cleared environment, an explicit working directory, its own process group, a deadline, and
 //! bounded capture of stdout and stderr.
 //!
-//! Every process an action starts belongs to the group of the command's first process. When the
-//! deadline passes the group gets SIGTERM, then SIGKILL after a grace period. When the command
-//! exits on its own, whatever it left running in its group is killed too: an action's processes
-//! end with the action. Programs that must outlive the call (container monitors such as conmon or
-//! lxc-start's daemon) detach into their own session, as they all do, and are not touched.
+//! The process gets descriptors 0, 1 and 2 and nothing else: every other descriptor the caller
+//! had open (without close-on-exec) is marked close-on-exec in the child before it executes.
+//!
+//! Every process an action starts belongs to the group of the command's first process, which is
+//! also made a child subreaper (see [`crate::process_tree`]). When the deadline passes, every
+//! descendant of the first process is ended, whatever group or session it moved to (SIGTERM, a
+//! grace period, SIGKILL), then the first process itself; a request marked `detach` limits this to
+//! the process group, so what it started in its own session survives. When the command exits on
+//! its own, whatever it left running in its group is killed too: an action's processes end with
+//! the action. Programs that must outlive the call (container monitors such as conmon or
+//! lxc-start's daemon) detach into their own group or session before the command exits, as they
+//! all do, and are not touched.
 //!
 //! The group is only ever signaled while its leader is unreaped. A group's id is its leader's pid;
 //! once the leader is reaped and the group is empty, the kernel may hand that pid to an unrelated
@@ -45,6 +52,9 @@ pub struct ExecRequest {
     /// Bytes kept per stream.
     pub output_limit: usize,
     pub stdin: Option<Vec<u8>>,
+    /// At a timeout, end only the process group, not the processes that left it: the step is
+    /// declared to start something that outlives it.
+    pub detach: bool,
 }
 
 /// What a stream produced: the first `output_limit` bytes and how many there were in all.
@@ -127,6 +137,19 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    let descriptor_limit = open_descriptor_limit();
+    // SAFETY: the closure runs in the child between fork and exec, so it may only make
+    // async-signal-safe calls: prctl, close_range and fcntl are system calls that allocate nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // Orphans below this process are re-parented to it, so its tree stays whole.
+            if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            close_inherited_descriptors(descriptor_limit);
+            Ok(())
+        });
+    }
     let io_error = |source| ExecError::Io { program: name.clone(), source };
     let mut child = command.spawn().map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => ExecError::NotFound { program: name.clone(), path: path.to_string() },
@@ -147,7 +170,12 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     let deadline = tokio::time::Instant::from_std(started + request.timeout);
     let timed_out = tokio::time::timeout_at(deadline, exited(&leader, &mut child)).await.is_err();
     if timed_out {
-        // The leader has not exited, so its pid still names this group.
+        // The leader has not exited, or is an unreaped zombie: its pid is still its own and
+        // names this group. First every descendant wherever it went, then the group.
+        if let (Some(leader_pid), Some(_), false) = (group, &leader, request.detach) {
+            crate::process_tree::end_descendants(leader_pid.as_raw(), request.kill_grace).await;
+            signal_group(group, Signal::SIGKILL);
+        }
         signal_group(group, Signal::SIGTERM);
         if tokio::time::timeout(request.kill_grace, exited(&leader, &mut child)).await.is_err() {
             signal_group(group, Signal::SIGKILL);
@@ -191,6 +219,36 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         duration: started.elapsed(),
         timed_out,
     })
+}
+
+/// The highest descriptor number a process may hold, read before forking (the fallback of
+/// [`close_inherited_descriptors`] needs it and must not allocate in the child).
+fn open_descriptor_limit() -> i32 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes only the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if ok {
+        i32::try_from(limit.rlim_cur).unwrap_or(i32::MAX)
+    } else {
+        1 << 20
+    }
+}
+
+/// Marks every descriptor above 2 close-on-exec (in the child, before exec). `close_range` with
+/// `CLOSE_RANGE_CLOEXEC` (Linux 5.11) does it in one call; older kernels get a loop. Closing
+/// instead of marking would also close the pipe through which the standard library reports a
+/// failed exec.
+fn close_inherited_descriptors(limit: i32) {
+    // SAFETY: system calls on descriptor numbers only; a number that is not open is an error
+    // that is ignored.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) == 0 {
+            return;
+        }
+        for fd in 3..limit {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
 }
 
 /// A pidfd on the group leader: readable once the leader has exited, while it stays unreaped.
@@ -303,6 +361,7 @@ mod tests {
             kill_grace: Duration::from_millis(500),
             output_limit: 1024,
             stdin: None,
+            detach: false,
         }
     }
 
@@ -357,6 +416,78 @@ mod tests {
         assert!(out.duration < Duration::from_secs(5), "{:?}", out.duration);
         let group: i32 = out.stdout.text().trim().parse().expect("pgid");
         wait_until_group_empty(group).await;
+    }
+
+    /// Pids of processes whose command line contains `needle`.
+    fn processes_with(needle: &str) -> Vec<i32> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(needle) && process_state(pid) != Some('Z') {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    async fn wait_until_gone(needle: &str) -> Vec<i32> {
+        for _ in 0..100 {
+            if processes_with(needle).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        processes_with(needle)
+    }
+
+    /// Leaving the process group (`setpgid`), the session (`setsid`), or the parent (a double
+    /// fork) does not let a process outlive its step's timeout.
+    #[tokio::test]
+    async fn at_a_timeout_descendants_that_left_the_group_are_killed_too() {
+        let mut req = request(
+            "setsid sleep 311.1 & perl -e 'setpgrp(0,0); exec \"sleep\", \"311.2\"' & \
+             (setsid sh -c 'trap \"\" TERM; sleep 311.3' &) ; sleep 311.4",
+        );
+        req.timeout = Duration::from_millis(500);
+        req.kill_grace = Duration::from_millis(300);
+        let out = run(&req).await.expect("runs");
+        assert!(out.timed_out);
+        for sleeper in ["sleep 311.1", "sleep 311.2", "sleep 311.3", "sleep 311.4"] {
+            let left = wait_until_gone(sleeper).await;
+            assert!(left.is_empty(), "`{sleeper}` ({left:?}) outlived the timeout");
+        }
+    }
+
+    /// A request marked `detach` keeps today's group-only kill: what it put in its own session
+    /// survives the timeout, deliberately.
+    #[tokio::test]
+    async fn a_detached_request_keeps_what_it_started_in_its_own_session() {
+        let mut req = request("setsid sleep 312.1 & sleep 312.2");
+        req.timeout = Duration::from_millis(300);
+        req.detach = true;
+        let out = run(&req).await.expect("runs");
+        assert!(out.timed_out);
+        assert!(wait_until_gone("sleep 312.2").await.is_empty());
+        let survivors = processes_with("sleep 312.1");
+        for pid in &survivors {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        assert_eq!(survivors.len(), 1, "the detached sleeper survives");
+    }
+
+    /// A descriptor the caller left open without close-on-exec does not reach the child.
+    #[tokio::test]
+    async fn children_get_only_descriptors_0_1_and_2() {
+        use std::os::fd::AsRawFd;
+        let file = tempfile::tempfile().expect("temp file");
+        let fd = file.as_raw_fd();
+        // SAFETY: clears close-on-exec on a descriptor this test owns.
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
+        let out = run(&request("ls /proc/$$/fd | tr '\\n' ' '")).await.expect("runs");
+        assert_eq!(out.stdout.text().trim(), "0 1 2", "descriptor {fd} was inherited");
+        drop(file);
     }
 
     #[tokio::test]

@@ -556,6 +556,7 @@ impl JsonCpi {
             kill_grace: options.kill_grace,
             output_limit: options.output_limit,
             stdin: None,
+            detach: false,
         };
         let result = exec::run(&request).await;
         if let Ok(run) = &result {

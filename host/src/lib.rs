@@ -10,6 +10,7 @@ pub mod json_cpi;
 pub mod output;
 pub mod plan;
 pub mod policy;
+pub mod process_tree;
 pub mod request;
 pub mod requirements;
 pub mod rules;

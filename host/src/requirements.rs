@@ -51,6 +51,7 @@ pub async fn check(cpi: &JsonCpi) -> Vec<RequirementCheck> {
                     kill_grace: exec::DEFAULT_KILL_GRACE,
                     output_limit: 64 * 1024,
                     stdin: None,
+                    detach: false,
                 };
                 match exec::run(&request).await {
                     Err(e) => Err(e.to_string()),

@@ -157,6 +157,7 @@ impl process::Host for CallState {
             kill_grace: exec::DEFAULT_KILL_GRACE,
             output_limit: limits.output_bytes,
             stdin: cmd.stdin,
+            detach: false,
         };
         match exec::run(&request).await {
             Ok(out) => {

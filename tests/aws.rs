@@ -137,7 +137,7 @@ fn load_spec(endpoint: &str, region: &str) -> spec::Spec {
 }
 
 fn aws_cpi(endpoint: &str, region: &str) -> Cpi {
-    Cpi::Json(JsonCpi::with_host_env(load_spec(endpoint, region), host_env))
+    Cpi::Json(JsonCpi::unrestricted(load_spec(endpoint, region)).with_host_env(host_env))
 }
 
 fn object(value: Value) -> Params {
@@ -366,7 +366,7 @@ async fn endpoint_and_region_from_settings_credentials_from_the_environment() {
     }
 
     let endpoint = "http://127.0.0.1:9";
-    let cpi = JsonCpi::with_host_env(load_spec(endpoint, "eu-west-3"), host_env);
+    let cpi = JsonCpi::unrestricted(load_spec(endpoint, "eu-west-3")).with_host_env(host_env);
     let env: Vec<(&str, &str)> = cpi.env().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert!(
         env.contains(&("AWS_ACCESS_KEY_ID", KEY_ID)) && env.contains(&("AWS_SECRET_ACCESS_KEY", SECRET)),
@@ -381,8 +381,8 @@ async fn endpoint_and_region_from_settings_credentials_from_the_environment() {
     for action in &cpi.spec().actions {
         let plan =
             cpi.plan(&action.name, &params, &CallOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", action.name));
-        for step in &plan.steps {
-            let argv = &step.argv;
+        for step in plan.steps() {
+            let argv = step.argv();
             assert_eq!(argv.first().map(String::as_str), Some("sh"), "{}: {argv:?}", action.name);
             assert_eq!(
                 (argv[4].as_str(), argv[5].as_str()),
@@ -419,7 +419,7 @@ async fn endpoint_and_region_from_settings_credentials_from_the_environment() {
     ok(&eu, "delete_disk", json!({ "disk": disk })).await;
 
     // The same CPI without credentials in its environment: the CLI finds none anywhere.
-    let bare = Cpi::Json(JsonCpi::with_host_env(load_spec(&moto.endpoint(), "us-east-1"), |name| match name {
+    let bare = Cpi::Json(JsonCpi::unrestricted(load_spec(&moto.endpoint(), "us-east-1")).with_host_env(|name| match name {
         "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => None,
         other => host_env(other),
     }));

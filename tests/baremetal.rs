@@ -283,7 +283,7 @@ fn baremetal(state: &Path, machines: &[(&str, String)], password: Option<&str>) 
 
 fn with_password(loaded: spec::Spec, password: Option<&str>) -> JsonCpi {
     let password = password.map(str::to_string);
-    JsonCpi::with_host_env(loaded, move |name| match name {
+    JsonCpi::unrestricted(loaded).with_host_env(move |name| match name {
         "IPMI_PASSWORD" => password.clone(),
         other => std::env::var(other).ok(),
     })

@@ -71,7 +71,7 @@ async fn quoted_placeholders_become_references_and_stay_data() {
     .expect("write");
     let loaded = spec::load_file_compat(&file, Compat::OmniCloud).expect("loads");
     assert!(loaded.warnings.iter().any(|w| w.message.contains("{plain}")));
-    let cpi = JsonCpi::new(loaded);
+    let cpi = JsonCpi::unrestricted(loaded);
     let hostile = "a'; touch /tmp/omni-compat-pwned; echo '$(id)\"";
     let params = |v: Value| -> Params {
         match v {
@@ -119,7 +119,7 @@ async fn parse_rules_structure_real_qemu_img_output() {
     if !support::runtime_available("qemu-img", &["qemu-img", "--version"]) {
         return;
     }
-    let cpi = JsonCpi::new(spec::load_file_compat(&dir.join("v2/cpi-qemu.json"), Compat::OmniCloud).expect("loads"));
+    let cpi = JsonCpi::unrestricted(spec::load_file_compat(&dir.join("v2/cpi-qemu.json"), Compat::OmniCloud).expect("loads"));
     let images = tempfile::tempdir().expect("image dir");
     let base = json!({"image_dir": images.path(), "disk_name": "d1", "disk_format": "qcow2"});
     let call = |action: &'static str, extra: Value| {

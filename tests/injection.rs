@@ -118,7 +118,7 @@ fn contexts_that_read_a_value_again_need_a_restrictive_pattern() {
 #[tokio::test]
 async fn arithmetic_takes_only_safe_values() {
     let spec = load("printf %s $(( {v} + 1 ))", true, json!({"name": "v", "pattern": "[0-9]+"})).expect("loads");
-    let cpi = JsonCpi::new(spec);
+    let cpi = JsonCpi::unrestricted(spec);
     let out = cpi.call("create_container", &params(json!({"v": "41"})), &CallOptions::default()).await.expect("runs");
     assert_eq!(out.stdout, "42");
     for hostile in ["a[$(touch /tmp/omni-arith-pwned)]", "1+1", "x y"] {
@@ -139,7 +139,7 @@ fn option_injection_is_caught_wherever_the_value_starts_a_word() {
             "name": "probe", "type": "container", "validation": {"required_commands": ["ls", "sh"]},
             "actions": {"create_container": {"shell": shell, "command": command, "params": ["a", "v"]}}
         });
-        JsonCpi::new(spec::load_str("probe.json", text.to_string()).expect("loads"))
+        JsonCpi::unrestricted(spec::load_str("probe.json", text.to_string()).expect("loads"))
     };
     for (command, shell) in
         [("ls {a}{v}", false), ("ls \"\"{v} {a}", true), ("ls {a}{v}", true), ("ls '{v}' {a}", true)]
@@ -168,7 +168,7 @@ fn map_keys_match_the_pattern() {
         "actions": {"create_container": {"command": "echo --env {vars}",
             "params": [{"name": "vars", "type": "map", "pattern": "[A-Z_]+|[a-z0-9]+"}]}}
     });
-    let cpi = JsonCpi::new(spec::load_str("probe.json", text.to_string()).expect("loads"));
+    let cpi = JsonCpi::unrestricted(spec::load_str("probe.json", text.to_string()).expect("loads"));
     let plan = |vars: Value| cpi.plan("create_container", &params(json!({ "vars": vars })), &CallOptions::default());
     assert!(plan(json!({"MODE": "prod"})).is_ok());
     let err = plan(json!({"LD_PRELOAD=/tmp/x.so x": "1"})).expect_err("a key outside the pattern");
@@ -201,7 +201,7 @@ async fn compat_judges_every_placeholder_with_the_native_rules() {
         all.contains("summary: 2 actions runnable (1 with inferred patterns: create_vm (name)), 2 unsupported"),
         "{all}"
     );
-    let cpi = JsonCpi::new(loaded);
+    let cpi = JsonCpi::unrestricted(loaded);
     let call = |action: &'static str, name: &'static str| {
         let cpi = cpi.clone();
         async move { cpi.call(action, &params(json!({ "name": name })), &CallOptions::default()).await }

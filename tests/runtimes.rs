@@ -284,7 +284,7 @@ fn oci_state(outcome: &Outcome) -> String {
 
 fn load(name: &str, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
     let loaded = spec::load_file(&support::cpi_path(name)).unwrap_or_else(|e| panic!("cpis/{name}.json loads:\n{e}"));
-    JsonCpi::with_host_env(loaded, host_env)
+    JsonCpi::unrestricted(loaded).with_host_env(host_env)
 }
 
 fn host_env(name: &str) -> Option<String> {
@@ -350,7 +350,7 @@ fn load_with_settings(name: &str, settings: Value, host_env: impl Fn(&str) -> Op
     if let Value::Object(settings) = settings {
         loaded.default_settings.extend(settings);
     }
-    JsonCpi::with_host_env(loaded, host_env)
+    JsonCpi::unrestricted(loaded).with_host_env(host_env)
 }
 
 /// What a podman or docker container gets of the host: named volumes always; a host path only
@@ -434,7 +434,7 @@ fn process_runtime(state_dir: &std::path::Path) -> Runtime {
     cpi_spec.default_settings.insert("state_dir".into(), json!(state_dir));
     Runtime {
         label: "process",
-        cpi: Cpi::Json(JsonCpi::with_host_env(cpi_spec, host_env)),
+        cpi: Cpi::Json(JsonCpi::unrestricted(cpi_spec).with_host_env(host_env)),
         image: "none",
         common: json!({"stop_timeout": 0}),
         state_of: |outcome| outcome.result.as_ref().and_then(|r| r["state"].as_str()).unwrap_or_default().to_string(),
@@ -512,7 +512,7 @@ async fn lxc_lifecycle_and_volumes() {
     lxc.default_settings.insert("volume_root".into(), json!(volume_root.path()));
     let rt = Runtime {
         label: "lxc",
-        cpi: Cpi::Json(JsonCpi::with_host_env(lxc, host_env)),
+        cpi: Cpi::Json(JsonCpi::unrestricted(lxc).with_host_env(host_env)),
         image: "busybox",
         common: json!({}),
         state_of: |outcome| {

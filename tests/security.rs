@@ -38,7 +38,7 @@ const SPEC: &str = r#"{
 }"#;
 
 fn probe() -> JsonCpi {
-    JsonCpi::new(spec::load_str("probe.json", SPEC.to_string()).expect("probe spec loads"))
+    JsonCpi::unrestricted(spec::load_str("probe.json", SPEC.to_string()).expect("probe spec loads"))
 }
 
 fn params(v: Value) -> Params {
@@ -169,7 +169,7 @@ fn shipped(name: &str, settings: Value, env: &[(&str, &str)]) -> JsonCpi {
         loaded.default_settings.extend(settings);
     }
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    JsonCpi::with_host_env(loaded, move |var| {
+    JsonCpi::unrestricted(loaded).with_host_env(move |var| {
         env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()).or_else(|| {
             if var == "PATH" {
                 std::env::var("PATH").ok()

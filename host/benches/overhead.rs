@@ -129,7 +129,7 @@ fn main() {
     std::fs::write(&spec_path, SPEC).expect("write spec");
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let json_cpi = Cpi::Json(JsonCpi::new(spec::load_str("bench_json.json", SPEC.to_string()).expect("spec")));
+    let json_cpi = Cpi::Json(JsonCpi::unrestricted(spec::load_str("bench_json.json", SPEC.to_string()).expect("spec")));
     let cache = work.path().join("cache");
     let policy = Policy::load(&policy_path).expect("bench policy");
     let loader = Loader::new(policy, Some(cache.clone())).expect("loader");

@@ -35,6 +35,10 @@ pub struct AuditEntry {
     pub http_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The step or grant is declared `detach`: what it starts in its own session may outlive a
+    /// timeout.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub detach: bool,
 }
 
 impl AuditEntry {
@@ -58,10 +62,13 @@ impl AuditEntry {
             exit_code: finished.and_then(|(code, _)| code),
             http_status: None,
             duration_ms: finished.map(|(_, d)| d.as_millis() as u64),
+            detach: false,
         }
     }
 
-    /// An entry for one HTTP request decision. Headers and body are left out: they carry tokens.
+    /// An entry for one HTTP request decision. Headers and body are left out: they carry tokens;
+    /// so is a password in the URL's user information. The caller passes the request with the
+    /// call's secrets already replaced.
     pub fn request(
         plugin: &str,
         action: &str,
@@ -75,13 +82,25 @@ impl AuditEntry {
             plugin: plugin.to_string(),
             action: action.to_string(),
             program: "http".into(),
-            argv: vec![request.method.clone(), request.url.clone()],
+            argv: vec![request.method.clone(), without_password(&request.url)],
             decision,
             reason,
             exit_code: None,
             http_status: finished.map(|(status, _)| status),
             duration_ms: finished.map(|(_, d)| d.as_millis() as u64),
+            detach: false,
         }
+    }
+}
+
+/// `url` with the password of its user information replaced by `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some(crate::secrets::MASK));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -1,15 +1,15 @@
 //! One API over both forms of CPI: a JSON spec or a WebAssembly component. Callers (the CLI, the
 //! conformance kit, embedders) plan and call actions without knowing which form they hold.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::audit::AuditLog;
 use crate::diagnostic::Diagnostics;
 use crate::error::CpiError;
-use crate::json_cpi::{CallOptions, JsonCpi, Params};
+use crate::json_cpi::{CallOptions, ExecGate, JsonCpi, Params};
 use crate::plan::{Outcome, Plan};
-use crate::policy::Policy;
+use crate::policy::{PluginGrants, Policy};
 use crate::spec::CpiKind;
 use crate::wasm::{ComponentCpi, ComponentHost, LoadError};
 
@@ -34,6 +34,45 @@ pub enum CpiLoadError {
     Spec(Diagnostics),
     #[error(transparent)]
     Component(#[from] LoadError),
+    #[error("{0}")]
+    Unbound(Unbound),
+    #[error("{path}: SHA-256 is {actual}, but the policy entry `{entry}` pins {pinned}; refusing to load it")]
+    HashMismatch { path: PathBuf, entry: String, actual: String, pinned: String },
+}
+
+/// A file no policy entry binds, under a policy: it gets nothing, so it does not load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unbound {
+    pub path: PathBuf,
+    pub policy: Option<PathBuf>,
+    /// An entry it may have been meant for (same name or file name), which binds another file.
+    pub resembles: Option<(String, Option<PathBuf>)>,
+    /// The entry that would bind it, to paste into the policy.
+    pub toml: String,
+}
+
+impl std::fmt::Display for Unbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let policy = self.policy.as_ref().map_or("the policy".to_string(), |p| format!("the policy {}", p.display()));
+        writeln!(
+            f,
+            "{} is not bound by {policy}: no entry's `source` is this file, so it is granted nothing and does not load",
+            self.path.display()
+        )?;
+        if let Some((name, source)) = &self.resembles {
+            let bound = source.as_ref().map_or("no file".to_string(), |s| s.display().to_string());
+            writeln!(
+                f,
+                "it resembles entry `{name}`, which binds {bound}; grants follow the file, never its name"
+            )?;
+        }
+        write!(
+            f,
+            "after checking what it asks for (omni-cpi validate {}), bind it with:\n\n{}",
+            self.path.display(),
+            self.toml
+        )
+    }
 }
 
 /// Everything needed to load CPIs of either form: the operator's policy, the audit log and, for
@@ -73,35 +112,109 @@ impl Loader {
             .map_err(Clone::clone)
     }
 
-    /// Loads `path` as a component if it is WebAssembly (by content), else as a JSON spec.
+    /// Loads `path` as a component if it is WebAssembly (by content), else as a JSON spec, with
+    /// the grants of the policy entry that binds this file.
     pub async fn load(&self, path: &Path) -> Result<Cpi, CpiLoadError> {
+        let entry = self.bind(path)?;
         if !is_wasm(path) {
-            let loaded = match self.compat {
-                Some(mode) => crate::spec::load_file_compat(path, mode),
-                None => crate::spec::load_file(path),
-            };
-            let cpi = JsonCpi::new(loaded.map_err(CpiLoadError::Spec)?);
-            // Same gate as plugins: the policy entry named like the spec restricts it further.
-            let entry = self.policy.plugins.get(&cpi.spec().name);
-            let grants = entry.map(|g| g.exec.clone());
-            let mut network = entry.map(|g| g.network.clone()).unwrap_or_default();
-            network.extend(self.allowed_hosts.iter().cloned());
-            let gate = crate::json_cpi::ExecGate { grants, network, audit: self.audit.clone() };
-            let cpi = cpi.with_gate(gate);
-            return Ok(Cpi::Json(cpi));
+            return self.load_spec(path, entry).map(Cpi::Json);
         }
-        let grants = match self.policy.plugin_for_source(path) {
+        let grants = match entry {
             Some(grants) => grants.clone(),
-            None => {
-                let name = path.file_stem().map_or("plugin".to_string(), |s| s.to_string_lossy().into_owned());
-                self.policy.grants_for(&name)
-            }
+            // No policy: a component gets nothing (it loads only if it asks for nothing).
+            None => PluginGrants::none(&self.policy.free_entry_name(path)),
         };
         let host = self.component_host().map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
         let env = |name: &str| std::env::var(name).ok();
         let cpi = ComponentCpi::load(host, path, grants, self.audit.clone(), &env).await?;
         Ok(Cpi::Component(Arc::new(cpi)))
     }
+
+    /// The policy entry whose `source` is this file; `None` when no policy is in force. Under a
+    /// policy, a file no entry binds is refused, whatever its name or its spec's `"name"`.
+    pub fn bind(&self, path: &Path) -> Result<Option<&PluginGrants>, CpiLoadError> {
+        if !self.policy.is_enforced() {
+            return Ok(None);
+        }
+        if let Some(entry) = self.policy.plugin_for_source(path) {
+            if let Some(pinned) = &entry.sha256 {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| LoadError::Read { path: path.to_path_buf(), source: e })?;
+                let actual = crate::wasm::sha256_hex(&bytes);
+                if &actual != pinned {
+                    return Err(CpiLoadError::HashMismatch {
+                        path: path.to_path_buf(),
+                        entry: entry.name.clone(),
+                        actual,
+                        pinned: pinned.clone(),
+                    });
+                }
+            }
+            return Ok(Some(entry));
+        }
+        Err(CpiLoadError::Unbound(self.unbound(path)))
+    }
+
+    fn unbound(&self, path: &Path) -> Unbound {
+        let declared = if is_wasm(path) { None } else { crate::spec::declared_name(path) };
+        let resembles = self.policy.resembling(path, declared.as_deref()).map(|p| (p.name.clone(), p.source.clone()));
+        let absolute = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let sha = std::fs::read(path).map(|b| crate::wasm::sha256_hex(&b)).unwrap_or_default();
+        let name = self.policy.free_entry_name(path);
+        let mut toml = format!("[plugins.{name}]\nsource = {:?}\n", absolute.display().to_string());
+        if !sha.is_empty() {
+            toml.push_str(&format!("sha256 = \"{sha}\"\n"));
+        }
+        Unbound { path: path.to_path_buf(), policy: self.policy.path.clone(), resembles, toml }
+    }
+
+    /// A JSON spec behind its entry's grants, or unrestricted when no policy is in force.
+    fn load_spec(&self, path: &Path, entry: Option<&PluginGrants>) -> Result<JsonCpi, CpiLoadError> {
+        let granted_env = entry.map_or(&[][..], |e| e.env.as_slice());
+        let spec = match self.compat {
+            Some(mode) => crate::spec::load_file_compat_granting(path, mode, granted_env),
+            None => crate::spec::load_file_granting(path, granted_env),
+        }
+        .map_err(CpiLoadError::Spec)?;
+        let gate = match entry {
+            Some(grants) => {
+                check_env_grants(&spec, grants).map_err(CpiLoadError::Spec)?;
+                ExecGate::granting(grants, self.audit.clone())
+            }
+            None => ExecGate::allow_all(&spec.name, self.audit.clone()),
+        };
+        Ok(JsonCpi::gated(spec, gate.with_hosts(self.allowed_hosts.iter().cloned())))
+    }
+}
+
+/// Under a policy, every variable a spec sets or inherits must be granted by name (`env`).
+fn check_env_grants(spec: &crate::spec::Spec, grants: &PluginGrants) -> Result<(), Diagnostics> {
+    let missing: Vec<&(String, crate::diagnostic::Location)> =
+        spec.env.named_at.iter().filter(|(name, _)| !grants.env.contains(name)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut all: Vec<String> = grants.env.clone();
+    all.extend(missing.iter().map(|(name, _)| name.clone()));
+    let toml = format!(
+        "[plugins.{}]\nenv = [{}]",
+        grants.name,
+        all.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+    );
+    Err(Diagnostics(
+        missing
+            .iter()
+            .map(|(name, location)| {
+                let mut d = crate::diagnostic::Diagnostic::error(format!(
+                    "`env` names `{name}`, which the policy entry `{}` does not grant",
+                    grants.name
+                ))
+                .at(location.clone());
+                d.help = Some(format!("if the spec should see it, grant it in the policy: {toml}"));
+                d
+            })
+            .collect(),
+    ))
 }
 
 /// WebAssembly files start with `\0asm`.

@@ -18,6 +18,7 @@ use crate::exec::{self, ExecOutput, ExecRequest};
 use crate::output;
 use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
 use crate::request::HttpRequest;
+use crate::secrets::Secrets;
 use crate::spec::{self, ActionBody, CommandAction, ErrorRule, ParamDecl, RequestAction, Spec};
 use crate::suggest;
 use crate::template::{Binding, Bindings, Template};
@@ -52,54 +53,104 @@ pub struct JsonCpi {
     spec: Arc<Spec>,
     /// The complete environment of every process this CPI starts, fixed at load.
     env: Arc<Vec<(String, String)>>,
-    gate: Option<Arc<ExecGate>>,
+    gate: Arc<ExecGate>,
+    /// Tells this CPI's plans from another's.
+    id: u64,
 }
 
-/// The operator's restriction of a JSON spec: with a policy entry named like the spec, every
-/// step must also match one of its exec grants; every decision goes to the audit log.
+/// Every process and request of a JSON spec passes here: the operator's exec and network grants
+/// of the policy entry that binds the spec's file, and the audit log. There is no gate-less CPI:
+/// without a policy, [`ExecGate::allow_all`] says so by name.
 #[derive(Debug)]
 pub struct ExecGate {
-    /// `None`: no policy entry, so the spec's own `required_commands` (checked at load) decide.
-    pub grants: Option<Vec<crate::policy::ExecGrant>>,
+    /// The name the audit log records (the policy entry's, or the spec's without a policy).
+    plugin: String,
+    /// `None` only through [`ExecGate::allow_all`].
+    grants: Option<Vec<crate::policy::ExecGrant>>,
     /// Hosts request actions may reach. There is no default: without a grant, nothing is sent.
-    pub network: Vec<crate::request::NetworkGrant>,
-    pub audit: crate::audit::AuditLog,
+    network: Vec<crate::request::NetworkGrant>,
+    audit: crate::audit::AuditLog,
 }
 
 impl ExecGate {
-    fn check(&self, argv: &[String], path: &str) -> Result<(), String> {
-        let Some(grants) = &self.grants else { return Ok(()) };
+    /// Lets every process run (local development, no policy). Requests still need a host grant.
+    pub fn allow_all(plugin: &str, audit: crate::audit::AuditLog) -> ExecGate {
+        ExecGate { plugin: plugin.to_string(), grants: None, network: Vec::new(), audit }
+    }
+
+    /// Restricts processes and requests to what a policy entry grants.
+    pub fn granting(grants: &crate::policy::PluginGrants, audit: crate::audit::AuditLog) -> ExecGate {
+        ExecGate {
+            plugin: grants.name.clone(),
+            grants: Some(grants.exec.clone()),
+            network: grants.network.clone(),
+            audit,
+        }
+    }
+
+    /// Also lets request actions reach these hosts (the CLI's `--allow-host`).
+    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = crate::request::NetworkGrant>) -> ExecGate {
+        self.network.extend(hosts);
+        self
+    }
+
+    pub fn is_unrestricted(&self) -> bool {
+        self.grants.is_none()
+    }
+
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// The absolute program and the grant's `detach`, or why the argv is refused.
+    fn check(&self, argv: &[String], path: &str) -> Result<(std::path::PathBuf, bool), String> {
         let program = argv.first().and_then(|p| exec::resolve_program(p, path)).ok_or("the program is not on PATH")?;
+        let Some(grants) = &self.grants else { return Ok((program, false)) };
         let args = &argv[1..];
-        if grants.iter().any(|g| g.program == program && crate::policy::args_match(&g.args, args)) {
-            Ok(())
-        } else {
-            Err(format!("the policy grants no exec of `{}` with these arguments", program.display()))
+        match grants.iter().find(|g| g.program == program && crate::policy::args_match(&g.args, args)) {
+            Some(grant) => Ok((program, grant.detach)),
+            None => Err(format!("the policy grants no exec of `{}` with these arguments", program.display())),
         }
     }
 }
 
+/// Numbers CPI instances, so a plan is run only by the CPI that rendered it.
+static NEXT_CPI_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl JsonCpi {
-    pub fn load(path: &Path) -> Result<JsonCpi, Diagnostics> {
-        spec::load_file(path).map(JsonCpi::new)
+    /// Loads a spec that will run without a policy: every process it names may run. The name
+    /// says what it is; the CLI uses this only when no policy is in force.
+    pub fn load_unrestricted(path: &Path) -> Result<JsonCpi, Diagnostics> {
+        spec::load_file(path).map(JsonCpi::unrestricted)
     }
 
-    /// A CPI whose processes inherit what its spec names from this process's environment.
-    pub fn new(spec: Spec) -> JsonCpi {
-        JsonCpi::with_host_env(spec, |name| std::env::var(name).ok())
+    /// A CPI whose processes may be anything its spec renders ([`ExecGate::allow_all`]); they
+    /// inherit what its spec names from this process's environment.
+    pub fn unrestricted(spec: Spec) -> JsonCpi {
+        let gate = ExecGate::allow_all(&spec.name, crate::audit::AuditLog::default());
+        JsonCpi::gated(spec, gate)
     }
 
-    /// A CPI whose processes inherit from `host_env` instead: embedders and tests pass the
-    /// environment explicitly rather than mutating their own.
-    pub fn with_host_env(spec: Spec, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
-        let env = process_env(&spec, host_env);
-        JsonCpi { spec: Arc::new(spec), env: Arc::new(env), gate: None }
+    /// A CPI behind the operator's gate and audit log.
+    pub fn gated(spec: Spec, gate: ExecGate) -> JsonCpi {
+        let env = process_env(&spec, |name| std::env::var(name).ok());
+        JsonCpi {
+            spec: Arc::new(spec),
+            env: Arc::new(env),
+            gate: Arc::new(gate),
+            id: NEXT_CPI_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
-    /// Puts the CPI behind the operator's exec gate and audit log.
-    pub fn with_gate(mut self, gate: ExecGate) -> JsonCpi {
-        self.gate = Some(Arc::new(gate));
+    /// Takes the inherited variables from `host_env` instead of this process's environment:
+    /// embedders and tests pass the environment explicitly rather than mutating their own.
+    pub fn with_host_env(mut self, host_env: impl Fn(&str) -> Option<String>) -> JsonCpi {
+        self.env = Arc::new(process_env(&self.spec, host_env));
         self
+    }
+
+    pub fn gate(&self) -> &ExecGate {
+        &self.gate
     }
 
     pub fn spec(&self) -> &Spec {
@@ -132,13 +183,32 @@ impl JsonCpi {
         }
     }
 
-    /// Renders every step of a call without running anything (the dry run).
+    /// Renders every step of a call without running anything (the dry run). Only a plan made
+    /// here can be run, and only by this CPI.
     pub fn plan(&self, action_name: &str, params: &Params, options: &CallOptions) -> Result<Plan, CpiError> {
         let body = self.runnable(action_name)?;
+        let secrets = self.secrets_of(body.params(), params);
+        self.plan_checked(action_name, body, params, options, &secrets).map_err(|e| secrets.redact_error(e))
+    }
+
+    /// The values of this call's secret parameters (and of secret defaults).
+    fn secrets_of(&self, declared: &[ParamDecl], params: &Params) -> Secrets {
+        let bindings = ActionBindings { declared, params, defaults: &self.spec.default_settings };
+        Secrets::of(declared.iter().filter(|d| d.secret).filter_map(|d| bindings.get(&d.name)).map(|b| b.value))
+    }
+
+    fn plan_checked(
+        &self,
+        action_name: &str,
+        body: &ActionBody,
+        params: &Params,
+        options: &CallOptions,
+        secrets: &Secrets,
+    ) -> Result<Plan, CpiError> {
         self.check_params(action_name, body.params(), params)?;
         let action = match body {
             ActionBody::Command(command) => command,
-            ActionBody::Request(request) => return self.plan_request(action_name, request, params, options),
+            ActionBody::Request(request) => return self.plan_request(action_name, request, params, options, secrets),
             ActionBody::Unsupported { .. } => unreachable!("runnable() returns commands and requests"),
         };
         let bindings = ActionBindings { declared: &action.params, params, defaults: &self.spec.default_settings };
@@ -152,14 +222,10 @@ impl JsonCpi {
         };
 
         let hook_step = |hook: &crate::spec::Hook, stage: StepStage| -> Result<PlannedStep, CpiError> {
-            Ok(PlannedStep {
-                name: hook.name.clone(),
-                stage,
-                argv: render(&hook.command)?.into_argv(),
-                request: None,
-                ignore_failure: hook.ignore_failure,
-                timeout: timeout_of(hook.timeout),
-            })
+            let mut step = PlannedStep::new(&hook.name, stage, render(&hook.command)?.into_argv(), timeout_of(hook.timeout));
+            step.ignore_failure = hook.ignore_failure;
+            step.detach = hook.detach;
+            Ok(step)
         };
         let mut steps = Vec::with_capacity(action.hooks.len() + 1);
         for hook in action.pre_hooks() {
@@ -176,25 +242,25 @@ impl JsonCpi {
                 })?;
             }
         }
-        steps.push(PlannedStep {
-            name: "command".into(),
-            stage: StepStage::Command,
-            argv: command.into_argv(),
-            request: None,
-            ignore_failure: false,
-            timeout: timeout_of(None),
-        });
+        let mut command_step = PlannedStep::new("command", StepStage::Command, command.into_argv(), timeout_of(None));
+        command_step.detach = action.detach;
+        steps.push(command_step);
         for hook in action.post_hooks() {
             steps.push(hook_step(hook, StepStage::Post)?);
         }
         for hook in action.rollback_hooks() {
             steps.push(hook_step(hook, StepStage::Rollback)?);
         }
+        for step in &mut steps {
+            step.redact_with(secrets);
+        }
         Ok(Plan {
             cpi: self.spec.name.clone(),
             action: action_name.to_string(),
             steps,
             ignored_params: ignored(&action.params, params),
+            secrets: secrets.clone(),
+            issuer: self.id,
         })
     }
 
@@ -205,25 +271,24 @@ impl JsonCpi {
         action: &RequestAction,
         params: &Params,
         options: &CallOptions,
+        secrets: &Secrets,
     ) -> Result<Plan, CpiError> {
         let bindings = ActionBindings { declared: &action.params, params, defaults: &self.spec.default_settings };
         let request = action
             .request
             .render(&bindings)
             .map_err(|e| CpiError::for_param(ErrorKind::InvalidArgument, action_name, &e.param, e.to_string()))?;
-        let step = PlannedStep {
-            name: "request".into(),
-            stage: StepStage::Command,
-            argv: Vec::new(),
-            request: Some(request),
-            ignore_failure: false,
-            timeout: options.timeout.or(action.timeout).or(self.spec.timeout).unwrap_or(DEFAULT_TIMEOUT),
-        };
+        let timeout = options.timeout.or(action.timeout).or(self.spec.timeout).unwrap_or(DEFAULT_TIMEOUT);
+        let mut step = PlannedStep::new("request", StepStage::Command, Vec::new(), timeout);
+        step.request = Some(request);
+        step.redact_with(secrets);
         Ok(Plan {
             cpi: self.spec.name.clone(),
             action: action_name.to_string(),
             steps: vec![step],
             ignored_params: ignored(&action.params, params),
+            secrets: secrets.clone(),
+            issuer: self.id,
         })
     }
 
@@ -268,11 +333,12 @@ impl JsonCpi {
                 };
                 if let Some(bad) = items.iter().find(|item| !pattern.is_match(item)) {
                     let shown = pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
+                    let bad = if decl.secret { crate::secrets::MASK.to_string() } else { format!("{bad:?}") };
                     return Err(CpiError::for_param(
                         ErrorKind::InvalidArgument,
                         action_name,
                         &decl.name,
-                        format!("parameter `{}`: value {bad:?} does not match the pattern `{shown}`", decl.name),
+                        format!("parameter `{}`: value {bad} does not match the pattern `{shown}`", decl.name),
                     ));
                 }
             }
@@ -286,9 +352,24 @@ impl JsonCpi {
         self.execute(&plan, options).await
     }
 
-    /// Runs a plan made by [`JsonCpi::plan`]: pre hooks, the command, post hooks; and the rollback
-    /// steps if a post hook fails after the command took effect.
+    /// Runs a plan this CPI made with [`JsonCpi::plan`]: pre hooks, the command, post hooks; and
+    /// the rollback steps if a post hook fails after the command took effect.
     pub async fn execute(&self, plan: &Plan, options: &CallOptions) -> Result<Outcome, CpiError> {
+        if plan.issuer != self.id {
+            return Err(CpiError::new(
+                ErrorKind::InvalidArgument,
+                &plan.action,
+                format!("this plan was made by another CPI, not by `{}`; plan the call with this CPI", self.spec.name),
+            ));
+        }
+        let outcome = self.execute_checked(plan, options).await;
+        match outcome {
+            Ok(outcome) => Ok(plan.secrets.redact_outcome(outcome)),
+            Err(e) => Err(plan.secrets.redact_error(e)),
+        }
+    }
+
+    async fn execute_checked(&self, plan: &Plan, options: &CallOptions) -> Result<Outcome, CpiError> {
         let action = match self.runnable(&plan.action)? {
             ActionBody::Command(command) => command,
             ActionBody::Request(request) => return self.execute_request(plan, request, options).await,
@@ -302,7 +383,7 @@ impl JsonCpi {
                     let failure = self.classify(action, step, &run);
                     reports.push(StepReport {
                         name: step.name.clone(),
-                        argv: step.argv.clone(),
+                        argv: step.argv().to_vec(),
                         exit_code: run.exit_code,
                         http_status: None,
                         timed_out: run.timed_out,
@@ -318,7 +399,7 @@ impl JsonCpi {
                     }
                 }
                 Err(e) if step.ignore_failure => {
-                    tracing::debug!(action = %plan.action, step = %step.name, error = %e, "ignored step failure");
+                    tracing::debug!(action = %plan.action, step = %step.name, error = %plan.secrets.redact(&e.to_string()), "ignored step failure");
                     continue;
                 }
                 Err(e) => Err(e),
@@ -364,18 +445,18 @@ impl JsonCpi {
             [step @ PlannedStep { request: Some(request), .. }] => (step, request),
             _ => return Err(CpiError::new(ErrorKind::Internal, &plan.action, "a request plan has one request step")),
         };
+        let shown = step.request().unwrap_or(request);
         let failed_step = |status: Option<u16>, body: &str| {
             Box::new(FailedStep {
                 step: step.name.clone(),
-                argv: vec![request.method.clone(), request.url.clone()],
+                argv: vec![shown.method.clone(), shown.url.clone()],
                 exit_code: None,
                 http_status: status,
                 stderr: tail(body, STDERR_TAIL),
             })
         };
-        let grants = self.gate.as_ref().map_or(&[][..], |g| g.network.as_slice());
-        if let Err(reason) = crate::request::check_grants(&request.url, grants, &self.spec.name) {
-            self.audit_request(&plan.action, request, crate::audit::Decision::Denied, Some(reason.clone()), None);
+        if let Err(reason) = crate::request::check_grants(&request.url, &self.gate.network, &self.gate.plugin) {
+            self.audit_request(&plan.action, shown, crate::audit::Decision::Denied, Some(reason.clone()), None);
             let mut err = CpiError::new(ErrorKind::Denied, &plan.action, format!("request: {reason}"));
             err.failed_step = Some(failed_step(None, ""));
             return Err(err);
@@ -383,20 +464,20 @@ impl JsonCpi {
         let response = match crate::request::send(request, step.timeout, options.output_limit).await {
             Ok(response) => response,
             Err(e) => {
-                self.audit_request(&plan.action, request, crate::audit::Decision::Allowed, Some(e.to_string()), None);
+                self.audit_request(&plan.action, shown, crate::audit::Decision::Allowed, Some(e.to_string()), None);
                 let kind = match e {
                     crate::request::SendError::Timeout(_) => ErrorKind::Timeout,
                     crate::request::SendError::Unreachable { .. } => ErrorKind::Unavailable,
                     crate::request::SendError::Failed(_) => ErrorKind::Failed,
                 };
-                let mut err = CpiError::new(kind, &plan.action, format!("{} {}: {e}", request.method, request.url));
+                let mut err = CpiError::new(kind, &plan.action, format!("{} {}: {e}", shown.method, shown.url));
                 err.failed_step = Some(failed_step(None, ""));
                 return Err(err);
             }
         };
         self.audit_request(
             &plan.action,
-            request,
+            shown,
             crate::audit::Decision::Allowed,
             None,
             Some((response.status, response.duration)),
@@ -407,7 +488,7 @@ impl JsonCpi {
             let mut err = CpiError::new(
                 kind,
                 &plan.action,
-                format!("{} {} answered {}: {}", request.method, request.url, response.status, tail(reason, 512)),
+                format!("{} {} answered {}: {}", shown.method, shown.url, response.status, tail(reason, 512)),
             );
             err.failed_step = Some(failed_step(Some(response.status), &body));
             return Err(err);
@@ -468,24 +549,23 @@ impl JsonCpi {
         })
     }
 
+    /// Records a request decision; `shown` is the request with secrets replaced.
     fn audit_request(
         &self,
         action: &str,
-        request: &HttpRequest,
+        shown: &HttpRequest,
         decision: crate::audit::Decision,
         reason: Option<String>,
         finished: Option<(u16, Duration)>,
     ) {
-        if let Some(gate) = &self.gate {
-            gate.audit.record(&crate::audit::AuditEntry::request(
-                &self.spec.name,
-                action,
-                request,
-                decision,
-                reason,
-                finished,
-            ));
-        }
+        self.gate.audit.record(&crate::audit::AuditEntry::request(
+            &self.gate.plugin,
+            action,
+            shown,
+            decision,
+            reason,
+            finished,
+        ));
     }
 
     /// Runs every rollback step, whatever each one does; returns a note for the error message.
@@ -511,72 +591,91 @@ impl JsonCpi {
         }
     }
 
-    fn audit(
-        &self,
-        action: &str,
-        argv: &[String],
-        decision: crate::audit::Decision,
-        reason: Option<String>,
-        run: Option<&ExecOutput>,
-    ) {
-        if let Some(gate) = &self.gate {
-            let finished = run.map(|r| (r.exit_code, r.duration));
-            gate.audit.record(&crate::audit::AuditEntry::exec(
-                &self.spec.name,
-                action,
-                argv,
-                decision,
-                reason,
-                finished,
-            ));
-        }
-    }
-
     async fn run_step(&self, action: &str, step: &PlannedStep, options: &CallOptions) -> Result<ExecOutput, CpiError> {
-        if let Some(gate) = &self.gate {
-            let path = self.env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
-            if let Err(reason) = gate.check(&step.argv, path) {
-                self.audit(action, &step.argv, crate::audit::Decision::Denied, Some(reason.clone()), None);
-                let mut err = CpiError::new(ErrorKind::Denied, action, format!("{}: {reason}", step.name));
-                err.failed_step = Some(Box::new(FailedStep {
-                    step: step.name.clone(),
-                    argv: step.argv.clone(),
-                    exit_code: None,
-                    http_status: None,
-                    stderr: String::new(),
-                }));
-                return Err(err);
-            }
-        }
-        let request = ExecRequest {
-            argv: step.argv.clone(),
-            env: self.env.as_ref().clone(),
-            cwd: self.spec.working_dir.clone(),
+        let process = GatedProcess {
+            action,
+            step: &step.name,
+            argv: &step.argv,
+            shown_argv: step.argv(),
             timeout: step.timeout,
+            detach: step.detach,
             kill_grace: options.kill_grace,
             output_limit: options.output_limit,
+        };
+        self.run_gated(&process).await
+    }
+
+    /// Starts one process through the gate, and records it in the audit log: every process a
+    /// JSON spec causes (steps, hooks, version checks) comes through here.
+    pub(crate) async fn run_gated(&self, process: &GatedProcess<'_>) -> Result<ExecOutput, CpiError> {
+        let failed_step = || {
+            Some(Box::new(FailedStep {
+                step: process.step.to_string(),
+                argv: process.shown_argv.to_vec(),
+                exit_code: None,
+                http_status: None,
+                stderr: String::new(),
+            }))
+        };
+        let path = self.env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
+        let (program, granted_detach) = match self.gate.check(process.argv, path) {
+            Ok(checked) => checked,
+            Err(reason) => {
+                self.audit_exec(process, crate::audit::Decision::Denied, Some(reason.clone()), None);
+                let mut err = CpiError::new(ErrorKind::Denied, process.action, format!("{}: {reason}", process.step));
+                err.failed_step = failed_step();
+                return Err(err);
+            }
+        };
+        // The program the gate checked is the one started: not looked up again.
+        let mut argv = process.argv.to_vec();
+        argv[0] = program.to_string_lossy().into_owned();
+        let request = ExecRequest {
+            argv,
+            env: self.env.as_ref().clone(),
+            cwd: self.spec.working_dir.clone(),
+            timeout: process.timeout,
+            kill_grace: process.kill_grace,
+            output_limit: process.output_limit,
             stdin: None,
-            detach: false,
+            detach: process.detach || granted_detach,
         };
         let result = exec::run(&request).await;
-        if let Ok(run) = &result {
-            self.audit(action, &step.argv, crate::audit::Decision::Allowed, None, Some(run));
+        match &result {
+            Ok(run) => self.audit_exec(process, crate::audit::Decision::Allowed, None, Some(run)),
+            Err(e) => {
+                self.audit_exec(process, crate::audit::Decision::Allowed, Some(format!("could not start: {e}")), None)
+            }
         }
         result.map_err(|e| {
             let kind = match e {
                 exec::ExecError::NotFound { .. } => ErrorKind::Unavailable,
                 _ => ErrorKind::Failed,
             };
-            let mut err = CpiError::new(kind, action, format!("{}: {e}", step.name));
-            err.failed_step = Some(Box::new(FailedStep {
-                step: step.name.clone(),
-                argv: step.argv.clone(),
-                exit_code: None,
-                http_status: None,
-                stderr: String::new(),
-            }));
+            let mut err = CpiError::new(kind, process.action, format!("{}: {e}", process.step));
+            err.failed_step = failed_step();
             err
         })
+    }
+
+    fn audit_exec(
+        &self,
+        process: &GatedProcess<'_>,
+        decision: crate::audit::Decision,
+        reason: Option<String>,
+        run: Option<&ExecOutput>,
+    ) {
+        let finished = run.map(|r| (r.exit_code, r.duration));
+        let mut entry = crate::audit::AuditEntry::exec(
+            &self.gate.plugin,
+            process.action,
+            process.shown_argv,
+            decision,
+            reason,
+            finished,
+        );
+        entry.detach = process.detach;
+        self.gate.audit.record(&entry);
     }
 
     /// `None` when the step succeeded; otherwise the error kind and a message.
@@ -672,6 +771,19 @@ fn tail(text: &str, max: usize) -> String {
     format!("…{}", &text[start..])
 }
 
+/// One process a JSON spec starts, as the gate and the audit log see it.
+pub(crate) struct GatedProcess<'a> {
+    pub action: &'a str,
+    pub step: &'a str,
+    pub argv: &'a [String],
+    /// `argv` with secrets replaced: what the audit log and errors show.
+    pub shown_argv: &'a [String],
+    pub timeout: Duration,
+    pub detach: bool,
+    pub kill_grace: Duration,
+    pub output_limit: usize,
+}
+
 fn scalar_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -744,7 +856,7 @@ mod tests {
                "default_settings": {{"stop_timeout": 2, "log_opts": {{"max-size": "1m"}}}},
                "actions": {actions}}}"#
         );
-        JsonCpi::new(spec::load_str("t.json", text).expect("spec loads"))
+        JsonCpi::unrestricted(spec::load_str("t.json", text).expect("spec loads"))
     }
 
     fn params(v: Value) -> Params {
@@ -900,7 +1012,7 @@ mod tests {
     async fn processes_run_in_the_spec_working_directory() {
         let text = r#"{"name": "t", "type": "container", "working_dir": "/tmp", "validation": {"required_commands": ["pwd"]},
             "actions": {"logs": {"command": "pwd", "output": "text"}}}"#;
-        let cpi = JsonCpi::new(spec::load_str("t.json", text.into()).expect("loads"));
+        let cpi = JsonCpi::unrestricted(spec::load_str("t.json", text.into()).expect("loads"));
         let out = cpi.call("logs", &Params::new(), &CallOptions::default()).await.expect("runs");
         assert_eq!(out.result, Some(json!("/tmp")));
     }
@@ -917,13 +1029,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = crate::policy::Policy::parse(
             &dir.path().join("p.toml"),
-            "audit_log = \"audit.jsonl\"\n[[plugins.t.exec]]\nprogram = \"echo\"\nargs = [\"allowed\"]\n",
+            "audit_log = \"audit.jsonl\"\n[plugins.t]\nsource = \"t.json\"\n[[plugins.t.exec]]\nprogram = \"echo\"\nargs = [\"allowed\"]\n",
             "/usr/bin:/bin",
         )
         .expect("policy");
         let audit = crate::audit::AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
-        let gate = ExecGate { grants: Some(policy.grants_for("t").exec), network: Vec::new(), audit };
-        let cpi = cpi(r#"{"logs": {"command": "echo {name}", "params": ["name"]}}"#).with_gate(gate);
+        let gate = ExecGate::granting(&policy.grants_for("t"), audit);
+        let spec = cpi(r#"{"logs": {"command": "echo {name}", "params": ["name"]}}"#).spec().clone();
+        let cpi = JsonCpi::gated(spec, gate);
         let ok = cpi.call("logs", &params(json!({"name": "allowed"})), &CallOptions::default()).await.expect("granted");
         assert_eq!(ok.stdout, "allowed\n");
         let err = cpi

@@ -14,6 +14,7 @@ pub mod process_tree;
 pub mod request;
 pub mod requirements;
 pub mod rules;
+pub mod secrets;
 pub mod spec;
 pub(crate) mod suggest;
 pub mod template;

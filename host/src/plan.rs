@@ -1,4 +1,10 @@
 //! What a call will do (a [`Plan`], the dry run) and what it did (an [`Outcome`]).
+//!
+//! A plan is what the host runs, so only the host makes one: its fields are private, it has no
+//! public constructor and no `Deserialize`, and it remembers which CPI rendered it (a plan from
+//! one CPI is refused by another). What a plan shows, through its accessors, `Debug` and
+//! `Serialize`, has every secret parameter's value replaced by `***`; the processes still get the
+//! values.
 
 use std::time::Duration;
 
@@ -16,31 +22,153 @@ pub enum StepStage {
 }
 
 /// One process the call will start (or the one HTTP request it sends), in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PlannedStep {
     /// `command` for the action itself (`request` for a request action), otherwise the hook's key
     /// (`pre_delete`).
-    pub name: String,
-    pub stage: StepStage,
-    /// Empty for a request step.
-    pub argv: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) stage: StepStage,
+    /// What runs. Empty for a request step.
+    pub(crate) argv: Vec<String>,
     /// The HTTP request a request action sends, instead of a process.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<crate::request::HttpRequest>,
+    pub(crate) request: Option<crate::request::HttpRequest>,
     /// A failure of this step is reported but does not stop the action.
-    pub ignore_failure: bool,
-    #[serde(serialize_with = "as_millis", rename = "timeout_ms")]
-    pub timeout: Duration,
+    pub(crate) ignore_failure: bool,
+    pub(crate) timeout: Duration,
+    /// What `argv` may outlive a timeout in its own session (`detach` on the hook, or a grant's).
+    pub(crate) detach: bool,
+    /// `argv` and `request` with secrets replaced, when a secret appears in them.
+    pub(crate) shown: Option<(Vec<String>, Option<crate::request::HttpRequest>)>,
 }
 
-/// The full plan of one action call: every hook and the command, as argv arrays.
+impl PlannedStep {
+    pub(crate) fn new(name: &str, stage: StepStage, argv: Vec<String>, timeout: Duration) -> PlannedStep {
+        PlannedStep {
+            name: name.to_string(),
+            stage,
+            argv,
+            request: None,
+            ignore_failure: false,
+            timeout,
+            detach: false,
+            shown: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn stage(&self) -> StepStage {
+        self.stage
+    }
+
+    /// The argv, secrets shown as `***`.
+    pub fn argv(&self) -> &[String] {
+        self.shown.as_ref().map_or(&self.argv, |(argv, _)| argv)
+    }
+
+    /// The HTTP request, secrets shown as `***`.
+    pub fn request(&self) -> Option<&crate::request::HttpRequest> {
+        match &self.shown {
+            Some((_, shown)) => shown.as_ref(),
+            None => self.request.as_ref(),
+        }
+    }
+
+    pub fn ignore_failure(&self) -> bool {
+        self.ignore_failure
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn detach(&self) -> bool {
+        self.detach
+    }
+
+    /// Fills `shown` when a secret appears in the step.
+    pub(crate) fn redact_with(&mut self, secrets: &crate::secrets::Secrets) {
+        if secrets.is_empty() {
+            return;
+        }
+        let argv_leaks = self.argv.iter().any(|a| secrets.appears_in(a));
+        let request_leaks = self.request.as_ref().is_some_and(|r| secrets.appears_in_request(r));
+        if argv_leaks || request_leaks {
+            let argv = self.argv.iter().map(|a| secrets.redact(a)).collect();
+            let request = self.request.as_ref().map(|r| secrets.redact_request(r));
+            self.shown = Some((argv, request));
+        }
+    }
+}
+
+impl std::fmt::Debug for PlannedStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedStep")
+            .field("name", &self.name)
+            .field("stage", &self.stage)
+            .field("argv", &self.argv())
+            .field("request", &self.request())
+            .field("ignore_failure", &self.ignore_failure)
+            .field("timeout", &self.timeout)
+            .field("detach", &self.detach)
+            .finish()
+    }
+}
+
+impl Serialize for PlannedStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("PlannedStep", 7)?;
+        out.serialize_field("name", &self.name)?;
+        out.serialize_field("stage", &self.stage)?;
+        out.serialize_field("argv", self.argv())?;
+        if let Some(request) = self.request() {
+            out.serialize_field("request", request)?;
+        }
+        out.serialize_field("ignore_failure", &self.ignore_failure)?;
+        out.serialize_field("timeout_ms", &(self.timeout.as_millis() as u64))?;
+        if self.detach {
+            out.serialize_field("detach", &true)?;
+        }
+        out.end()
+    }
+}
+
+/// The full plan of one action call: every hook and the command, as argv arrays. Made only by
+/// the host (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    pub cpi: String,
-    pub action: String,
-    pub steps: Vec<PlannedStep>,
+    pub(crate) cpi: String,
+    pub(crate) action: String,
+    pub(crate) steps: Vec<PlannedStep>,
     /// Parameters the caller passed that the action does not declare; they reach no process.
-    pub ignored_params: Vec<String>,
+    pub(crate) ignored_params: Vec<String>,
+    /// The values this call must not show.
+    #[serde(skip)]
+    pub(crate) secrets: crate::secrets::Secrets,
+    /// Which CPI instance rendered it ([`crate::JsonCpi`] refuses another's plan).
+    #[serde(skip)]
+    pub(crate) issuer: u64,
+}
+
+impl Plan {
+    pub fn cpi(&self) -> &str {
+        &self.cpi
+    }
+
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    pub fn steps(&self) -> &[PlannedStep] {
+        &self.steps
+    }
+
+    pub fn ignored_params(&self) -> &[String] {
+        &self.ignored_params
+    }
 }
 
 /// What one step did.

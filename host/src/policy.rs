@@ -10,7 +10,9 @@
 //!
 //! [[plugins.runc.exec]]
 //! program = "runc"                                  # resolved to an absolute path at load
-//! args = ["state", "*"]                             # `*` one argument, `**` the rest
+//! args = ["state", "<value>"]                       # `<value>` one argument that is not an
+//!                                                   # option, `*` any one, `**` the rest
+//! detach = false                                    # true: may start what outlives a timeout
 //!
 //! [[plugins.runc.fs]]
 //! host = "/var/lib/omni-cpi/runc"
@@ -20,13 +22,18 @@
 //! [plugins.runc.limits]
 //! memory_mb = 64
 //!
+//! [plugins.aws_api]
+//! source = "cpis/aws-api.json"                      # JSON specs are bound the same way
 //! [[plugins.aws_api.network]]                       # JSON specs' `request` actions only
 //! host = "ec2.us-east-1.amazonaws.com"
 //! port = 443                                        # optional: any port when absent
 //! ```
 //!
-//! Deny by default: a plugin without an entry gets nothing, and a grant covers only what it names.
-//! The checks here are pure functions of the grants, so they are tested without any plugin.
+//! An entry binds to one file: its `source` (compared as a canonical path) and, when given, its
+//! `sha256`. Never to a name: neither the file's name nor a spec's own `"name"` selects an entry.
+//! Deny by default: under a policy, a CPI whose file no entry binds does not load, and a grant
+//! covers only what it names. The checks here are pure functions of the grants, so they are tested
+//! without any plugin.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +98,8 @@ pub struct ExecGrant {
     pub program_name: String,
     pub program: PathBuf,
     pub args: Vec<ArgPattern>,
+    /// What this exec starts in its own session may outlive a timeout (see [`crate::exec`]).
+    pub detach: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,6 +109,8 @@ pub enum ArgPattern {
     Exact(String),
     /// `*`: any one argument.
     Any,
+    /// `<value>`: one argument that is a value, not an option: non-empty, not starting with `-`.
+    Value,
     /// `**`: any number of remaining arguments (last position only).
     Rest,
 }
@@ -109,15 +120,20 @@ impl From<ArgPattern> for String {
         match p {
             ArgPattern::Exact(s) => s,
             ArgPattern::Any => "*".into(),
+            ArgPattern::Value => VALUE_PATTERN.into(),
             ArgPattern::Rest => "**".into(),
         }
     }
 }
 
+/// How a grant (or a plugin's request) writes "one value, not an option".
+pub const VALUE_PATTERN: &str = "<value>";
+
 impl ArgPattern {
     pub fn parse(text: &str) -> ArgPattern {
         match text {
             "*" => ArgPattern::Any,
+            VALUE_PATTERN => ArgPattern::Value,
             "**" => ArgPattern::Rest,
             other => ArgPattern::Exact(other.to_string()),
         }
@@ -135,6 +151,11 @@ pub fn args_match(patterns: &[ArgPattern], args: &[String]) -> bool {
                     return false;
                 }
             }
+            ArgPattern::Value => {
+                if !args.get(i).is_some_and(|a| is_value(a)) {
+                    return false;
+                }
+            }
             ArgPattern::Exact(expected) => {
                 if args.get(i) != Some(expected) {
                     return false;
@@ -144,6 +165,35 @@ pub fn args_match(patterns: &[ArgPattern], args: &[String]) -> bool {
         i += 1;
     }
     i == args.len()
+}
+
+/// What `<value>` accepts: a non-empty argument that no program reads as an option.
+pub fn is_value(arg: &str) -> bool {
+    !arg.is_empty() && !arg.starts_with('-')
+}
+
+/// Environment variables that make a program run code it was not asked to run: the dynamic
+/// loader's (`LD_PRELOAD`), shells' start-up files and function imports (`BASH_ENV`,
+/// `BASH_FUNC_name%%`), interpreters' option and library variables, the search path, and
+/// programs that other programs start (pagers, editors, askpass helpers). A spec or plugin may set
+/// or inherit one only when the policy grants it by exact name.
+pub fn hijacks_execution(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "BASH_ENV", "ENV", "IFS", "PS4", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE",
+        "PATH", "RUBYOPT", "RUBYLIB", "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "HOSTALIASES",
+        "RESOLV_HOST_CONF", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "OPENSSL_CONF",
+        "OPENSSL_ENGINES", "TCLLIBPATH", "LESSOPEN", "LESSCLOSE", "EDITOR", "VISUAL", "PAGER", "SSH_ASKPASS",
+        "SUDO_ASKPASS", "BROWSER",
+    ];
+    const PREFIXES: &[&str] = &["LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "PERL", "NODE_", "MALLOC_", "LUA_", "GIT_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// A name a process environment can hold and a shell can export: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +276,8 @@ struct ExecEntry {
     program: String,
     #[serde(default)]
     args: Vec<String>,
+    #[serde(default)]
+    detach: bool,
 }
 
 #[derive(Deserialize)]
@@ -278,7 +330,7 @@ impl Policy {
                         grant.program
                     )));
                 }
-                exec.push(ExecGrant { program_name: grant.program, program, args });
+                exec.push(ExecGrant { program_name: grant.program, program, args, detach: grant.detach });
             }
             let mut fs = Vec::new();
             for grant in entry.fs {
@@ -312,6 +364,16 @@ impl Policy {
                     return Err(invalid(format!("plugins.{name}.sha256 must be 64 hex digits")));
                 }
             }
+            if let Some(bad) = entry.env.iter().find(|n| !is_env_name(n)) {
+                return Err(invalid(format!(
+                    "plugins.{name}.env: `{bad}` is not a variable name; grant each variable by its exact name"
+                )));
+            }
+            let Some(source) = entry.source else {
+                return Err(invalid(format!(
+                    "plugins.{name} has no `source`: an entry grants to one file, so name it (source = \"path/to/cpi.json\" or .wasm, relative to this policy)"
+                )));
+            };
             let defaults = Limits::default();
             let l = entry.limits;
             let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
@@ -324,7 +386,7 @@ impl Policy {
             };
             let grants = PluginGrants {
                 name: name.clone(),
-                source: entry.source.map(|s| base.join(s)),
+                source: Some(base.join(source)),
                 sha256: entry.sha256.map(|s| s.to_ascii_lowercase()),
                 exec,
                 fs,
@@ -337,15 +399,47 @@ impl Policy {
         Ok(Policy { path: Some(path.to_path_buf()), audit_log: file.audit_log.map(|p| base.join(p)), plugins })
     }
 
+    /// Whether a policy is in force: one was loaded from a file or names plugins. Without one
+    /// (local development), specs run unrestricted and components get nothing.
+    pub fn is_enforced(&self) -> bool {
+        self.path.is_some() || !self.plugins.is_empty()
+    }
+
     /// The grants of a plugin, or none at all.
     pub fn grants_for(&self, name: &str) -> PluginGrants {
         self.plugins.get(name).cloned().unwrap_or_else(|| PluginGrants::none(name))
     }
 
-    /// The plugin whose `source` is this file, if any.
+    /// The entry whose `source` is this file (compared as canonical paths), if any.
     pub fn plugin_for_source(&self, source: &Path) -> Option<&PluginGrants> {
         let wanted = source.canonicalize().ok()?;
         self.plugins.values().find(|p| p.source.as_ref().and_then(|s| s.canonicalize().ok()).as_ref() == Some(&wanted))
+    }
+
+    /// An entry a file that no entry binds might be meant for: named like the file or like the
+    /// spec's `"name"`, or whose source has the same file name. Only for messages: it grants
+    /// nothing.
+    pub fn resembling(&self, file: &Path, declared_name: Option<&str>) -> Option<&PluginGrants> {
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let file_name = file.file_name();
+        self.plugins.values().find(|p| {
+            Some(&p.name) == stem.as_ref()
+                || Some(p.name.as_str()) == declared_name
+                || p.source.as_ref().and_then(|s| s.file_name()).is_some_and(|n| Some(n) == file_name)
+        })
+    }
+
+    /// A name for a new entry binding `file`: its stem made a TOML bare key, unused so far.
+    pub fn free_entry_name(&self, file: &Path) -> String {
+        let stem: String = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect())
+            .filter(|s: &String| !s.is_empty())
+            .unwrap_or_else(|| "cpi".to_string());
+        if !self.plugins.contains_key(&stem) {
+            return stem;
+        }
+        (2..).map(|n| format!("{stem}_{n}")).find(|n| !self.plugins.contains_key(n)).unwrap_or(stem)
     }
 }
 

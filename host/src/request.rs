@@ -329,7 +329,7 @@ fn first_absent<'t>(text: &'t Text, bindings: &dyn Bindings) -> &'t str {
     text.placeholders().find(|p| bindings.get(p.name).is_none()).map_or("", |p| p.name)
 }
 
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, VALUE_ENCODE).to_string()
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Map;
 
-use crate::exec::{self, ExecRequest};
-use crate::json_cpi::JsonCpi;
+use crate::exec;
+use crate::json_cpi::{GatedProcess, JsonCpi};
 use crate::template::{Binding, Bindings};
 
 /// How long a version command may take.
@@ -43,18 +43,21 @@ pub async fn check(cpi: &JsonCpi) -> Vec<RequirementCheck> {
         let outcome = match requirement.command.render(&defaults) {
             Err(e) => Err(e.to_string()),
             Ok(argv) => {
-                let request = ExecRequest {
-                    argv,
-                    env: cpi.env().to_vec(),
-                    cwd: spec.working_dir.clone(),
+                // Through the CPI's gate: a version command is a process like any other, allowed
+                // only by the policy's grants and written to the audit log.
+                let step = format!("version {}", requirement.tool);
+                let process = GatedProcess {
+                    action: "validate",
+                    step: &step,
+                    argv: &argv,
+                    shown_argv: &argv,
                     timeout: VERSION_TIMEOUT,
+                    detach: false,
                     kill_grace: exec::DEFAULT_KILL_GRACE,
                     output_limit: 64 * 1024,
-                    stdin: None,
-                    detach: false,
                 };
-                match exec::run(&request).await {
-                    Err(e) => Err(e.to_string()),
+                match cpi.run_gated(&process).await {
+                    Err(e) => Err(format!("{}: {}", e.kind, e.message)),
                     Ok(out) => {
                         let text = format!("{}\n{}", out.stdout.text(), out.stderr.text());
                         match extract_version(&text) {
@@ -119,7 +122,7 @@ mod tests {
                 .into(),
         )
         .expect("loads");
-        let checks = check(&JsonCpi::new(spec)).await;
+        let checks = check(&JsonCpi::unrestricted(spec)).await;
         let summary: Vec<(&str, bool)> = checks.iter().map(|c| (c.requirement.as_str(), c.satisfied)).collect();
         assert_eq!(
             summary,

@@ -269,14 +269,15 @@ pub async fn run(args: Args) -> Result<u8> {
     }
 }
 
-/// A CPI named by path, by a plugin name in the policy, or by name in the CPI directory.
+/// A CPI named by a plugin name in the policy (first: the operator's name wins over a file that
+/// happens to be called the same), by path, or by name in the CPI directory.
 pub(crate) fn resolve(name: &str, dir: &Path, policy: &Policy) -> Result<PathBuf> {
+    if let Some(source) = policy.plugins.get(name).and_then(|p| p.source.clone()) {
+        return Ok(source);
+    }
     let direct = PathBuf::from(name);
     if direct.is_file() {
         return Ok(direct);
-    }
-    if let Some(source) = policy.plugins.get(name).and_then(|p| p.source.clone()) {
-        return Ok(source);
     }
     let in_dir = dir.join(format!("{name}.json"));
     if in_dir.is_file() {
@@ -303,7 +304,9 @@ pub(crate) async fn load_cpi(loader: &Loader, name: &str, dir: &Path, output: Ou
             show::diagnostics(&path, &diagnostics, output)?;
             bail!("{} does not load ({} errors)", path.display(), diagnostics.0.iter().filter(|d| d.is_error()).count())
         }
-        Err(CpiLoadError::Component(e)) => bail!("{e}"),
+        Err(e @ (CpiLoadError::Component(_) | CpiLoadError::Unbound(_) | CpiLoadError::HashMismatch { .. })) => {
+            bail!("{e}")
+        }
     }
 }
 
@@ -341,20 +344,22 @@ async fn validate(loader: &Loader, paths: &[PathBuf], check_requirements: bool, 
                     Err(e) => show::ValidationReport::failed(file, Diagnostics(vec![Diagnostic::error(e.to_string())])),
                 }
             } else {
-                let validated = match loader.compat {
-                    Some(mode) => spec::load_file_compat(&file, mode).map(|s| {
-                        let mut all = s.warnings.clone();
-                        all.extend(spec::kinds::check_required_actions(&s));
-                        (s, Diagnostics(all))
-                    }),
-                    None => spec::validate_file(&file),
-                };
-                match validated {
-                    Err(diagnostics) => show::ValidationReport::failed(file, diagnostics),
-                    Ok((loaded, diagnostics)) => {
-                        let cpi = omni_cpi::JsonCpi::new(loaded);
-                        let checks = if check_requirements { requirements::check(&cpi).await } else { Vec::new() };
-                        show::ValidationReport::loaded(file, &Cpi::Json(cpi), diagnostics, checks)
+                // The file as the policy sees it: its entry's grants, or refused when none binds it.
+                match loader.load(&file).await {
+                    Err(CpiLoadError::Spec(diagnostics)) => show::ValidationReport::failed(file, diagnostics),
+                    Err(e) => show::ValidationReport::failed(file, Diagnostics(vec![Diagnostic::error(e.to_string())])),
+                    Ok(cpi) => {
+                        let mut diagnostics = Vec::new();
+                        if let Cpi::Json(json) = &cpi {
+                            diagnostics.extend(json.spec().warnings.iter().cloned());
+                            diagnostics.extend(spec::kinds::check_required_actions(json.spec()));
+                        }
+                        // Version commands run through the same gate and audit log as actions.
+                        let checks = match &cpi {
+                            Cpi::Json(json) if check_requirements => requirements::check(json).await,
+                            _ => Vec::new(),
+                        };
+                        show::ValidationReport::loaded(file, &cpi, Diagnostics(diagnostics), checks)
                     }
                 }
             };

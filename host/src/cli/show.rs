@@ -364,18 +364,21 @@ pub fn plan(plan: &Plan, output: Output) -> Result<()> {
     if output == Output::Json {
         return print_json(plan);
     }
-    println!("plan for {} {} (nothing was run):", plan.cpi, plan.action);
-    for step in &plan.steps {
-        let mut notes = vec![format!("timeout {:?}", step.timeout)];
-        if step.ignore_failure {
+    println!("plan for {} {} (nothing was run):", plan.cpi(), plan.action());
+    for step in plan.steps() {
+        let mut notes = vec![format!("timeout {:?}", step.timeout())];
+        if step.ignore_failure() {
             notes.push("failure ignored".into());
         }
-        if step.stage == omni_cpi::plan::StepStage::Rollback {
+        if step.detach() {
+            notes.push("detach: its own sessions may outlive a timeout".into());
+        }
+        if step.stage() == omni_cpi::plan::StepStage::Rollback {
             notes.push("only if a post hook fails".into());
         }
-        match &step.request {
+        match step.request() {
             Some(request) => {
-                println!("  [{}] ({})", step.name, notes.join(", "));
+                println!("  [{}] ({})", step.name(), notes.join(", "));
                 for line in request.to_string().lines() {
                     if line.is_empty() {
                         println!();
@@ -384,11 +387,11 @@ pub fn plan(plan: &Plan, output: Output) -> Result<()> {
                     }
                 }
             }
-            None => println!("  [{}] {}  ({})", step.name, shell_line(&step.argv), notes.join(", ")),
+            None => println!("  [{}] {}  ({})", step.name(), shell_line(step.argv()), notes.join(", ")),
         }
     }
-    if !plan.ignored_params.is_empty() {
-        println!("ignored parameters (not declared by the action): {}", plan.ignored_params.join(", "));
+    if !plan.ignored_params().is_empty() {
+        println!("ignored parameters (not declared by the action): {}", plan.ignored_params().join(", "));
     }
     Ok(())
 }

@@ -54,9 +54,10 @@ const ACTION_KEYS: &[&str] = &[
     "success_when",
     "rollback",
     "unsupported",
+    "detach",
 ];
-const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description"];
-const PARAM_KEYS: &[&str] = &["name", "type", "allow_dash", "pattern", "description", "fragment"];
+const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description", "detach"];
+const PARAM_KEYS: &[&str] = &["name", "type", "allow_dash", "pattern", "description", "fragment", "secret"];
 const OUTPUT_KEYS: &[&str] = &["format", "pattern", "multiple", "rules"];
 const ERROR_RULE_KEYS: &[&str] = &["kind", "exit_code", "stderr", "stdout", "status", "body"];
 const CONDITION_KEYS: &[&str] = &["exit_code", "stderr", "stdout", "status", "body"];
@@ -82,8 +83,15 @@ pub const KEYS_BY_OBJECT: &[(&str, &[&str])] = &[
     ("env", ENV_KEYS),
 ];
 
-/// Reads and loads a spec file.
+/// Reads and loads a spec file. Variables that hijack execution ([`crate::policy::hijacks_execution`])
+/// are refused: only [`load_file_granting`], with the policy's exact grants, admits them.
 pub fn load_file(path: &Path) -> Result<Spec, Diagnostics> {
+    load_file_granting(path, &[])
+}
+
+/// Reads and loads a spec file whose `env` may also name the variables in `granted_env` (the
+/// exact names the operator's policy entry grants), hijacking ones included.
+pub fn load_file_granting(path: &Path, granted_env: &[String]) -> Result<Spec, Diagnostics> {
     let fail = |message: String| Err(Diagnostics(vec![Diagnostic::error(message)]));
     let size = match fs::metadata(path) {
         Ok(meta) => meta.len(),
@@ -97,7 +105,7 @@ pub fn load_file(path: &Path) -> Result<Spec, Diagnostics> {
         Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
     };
     match String::from_utf8(bytes) {
-        Ok(text) => load_str(path, text),
+        Ok(text) => load_str_granting(path, text, granted_env),
         Err(e) => {
             fail(format!("{} is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))
         }
@@ -106,12 +114,17 @@ pub fn load_file(path: &Path) -> Result<Spec, Diagnostics> {
 
 /// Loads a spec from text; `path` is used in messages.
 pub fn load_str(path: impl Into<PathBuf>, text: String) -> Result<Spec, Diagnostics> {
+    load_str_granting(path, text, &[])
+}
+
+/// [`load_str`] admitting the variables in `granted_env` (see [`load_file_granting`]).
+pub fn load_str_granting(path: impl Into<PathBuf>, text: String, granted_env: &[String]) -> Result<Spec, Diagnostics> {
     let source = SourceFile::new(path, text);
     let root = json::parse(source.text()).map_err(|e| {
         let span = Span::new(e.offset, e.offset + 1);
         Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message)).at(source.locate(span))])
     })?;
-    let mut decoder = Decoder { source: &source, errors: Vec::new(), warnings: Vec::new() };
+    let mut decoder = Decoder { source: &source, errors: Vec::new(), warnings: Vec::new(), granted_env };
     let spec = decoder.spec(&root);
     match spec {
         Some(spec) if decoder.errors.is_empty() => Ok(Spec { warnings: decoder.warnings, ..spec }),
@@ -162,6 +175,8 @@ struct Decoder<'s> {
     source: &'s SourceFile,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Variable names the operator's policy grants this spec by exact name.
+    granted_env: &'s [String],
 }
 
 impl Decoder<'_> {
@@ -569,14 +584,12 @@ impl Decoder<'_> {
             return EnvPolicy::default();
         };
         let mut policy = EnvPolicy::default();
-        let valid_name = |n: &str| !n.is_empty() && !n.contains(['=', '\0']);
         if let Some(m) = first(members, "inherit") {
             for item in self.array(&m.value, "`env.inherit`").unwrap_or_default() {
                 if let Some(var) = self.string(item, "each item of `env.inherit`") {
-                    if valid_name(var) {
+                    if self.env_name(var, item.span, "env.inherit") {
                         policy.inherit.push(var.to_string());
-                    } else {
-                        self.error(item.span, format!("`{var}` is not a valid environment variable name"), None);
+                        policy.named_at.push((var.to_string(), self.source.locate(item.span)));
                     }
                 }
             }
@@ -584,19 +597,41 @@ impl Decoder<'_> {
         if let Some(m) = first(members, "set") {
             if let Some(vars) = self.map(&m.value, "`env.set`", "variable") {
                 for var in vars {
-                    if !valid_name(&var.key) {
-                        self.error(
-                            var.key_span,
-                            format!("`{}` is not a valid environment variable name", var.key),
-                            None,
-                        );
-                    } else if let Some(value) = self.string(&var.value, &format!("`env.set.{}`", var.key)) {
+                    if !self.env_name(&var.key, var.key_span, "env.set") {
+                        continue;
+                    }
+                    if let Some(value) = self.string(&var.value, &format!("`env.set.{}`", var.key)) {
                         policy.set.push((var.key.clone(), value.to_string()));
+                        policy.named_at.push((var.key.clone(), self.source.locate(var.key_span)));
                     }
                 }
             }
         }
         policy
+    }
+
+    /// Whether `name` may stand in `env.inherit` / `env.set`: a variable name, and not one that
+    /// makes programs run other code unless the policy grants it by exact name.
+    fn env_name(&mut self, name: &str, span: Span, key: &str) -> bool {
+        if !crate::policy::is_env_name(name) {
+            self.error(
+                span,
+                format!("`{name}` in `{key}` is not a valid environment variable name"),
+                Some("names are letters, digits and `_`, not starting with a digit".into()),
+            );
+            return false;
+        }
+        if crate::policy::hijacks_execution(name) && !self.granted_env.iter().any(|g| g == name) {
+            self.error(
+                span,
+                format!("`{key}` names `{name}`, which makes the programs this spec runs execute other code (loader, shell start-up, interpreter options or search path)"),
+                Some(format!(
+                    "remove it; if the operator really means it, the policy entry that binds this file grants it by exact name: env = [\"{name}\"]"
+                )),
+            );
+            return false;
+        }
+        true
     }
 
     fn validation(&mut self, node: &Node) -> Validation {
@@ -913,6 +948,7 @@ impl Decoder<'_> {
             pattern: None,
             description: None,
             fragment: None,
+            secret: false,
         };
         let name_span;
         match (&node.value, name_override) {
@@ -967,6 +1003,9 @@ impl Decoder<'_> {
                 }
                 if let Some(m) = first(fields, "allow_dash") {
                     decl.allow_dash = self.bool(&m.value, "`allow_dash`")?;
+                }
+                if let Some(m) = first(fields, "secret") {
+                    decl.secret = self.bool(&m.value, "`secret`")?;
                 }
                 if let Some(m) = first(fields, "pattern") {
                     decl.pattern = Some(self.regex(&m.value, "`pattern`", true)?);
@@ -1081,6 +1120,7 @@ impl Decoder<'_> {
         let errors = first(fields, "errors").map(|m| self.error_rules(&m.value, &what)).unwrap_or_default();
         let success_when =
             first(fields, "success_when").map(|m| self.success_conditions(&m.value, &what)).unwrap_or_default();
+        let detach = first(fields, "detach").and_then(|m| self.bool(&m.value, "`detach`")).unwrap_or(false);
         let command = command?;
         self.warn_unused_params(&params, &command, &hooks, fields, name);
         Some(Action {
@@ -1091,6 +1131,7 @@ impl Decoder<'_> {
                 params,
                 hooks,
                 timeout,
+                detach,
                 success_exit_codes,
                 output,
                 errors,
@@ -1309,8 +1350,8 @@ impl Decoder<'_> {
         };
         let mut hooks = Vec::new();
         for node in nodes {
-            let (command_node, ignore_failure, timeout) = match &node.value {
-                Json::String(_) => (node, false, None),
+            let (command_node, ignore_failure, timeout, detach) = match &node.value {
+                Json::String(_) => (node, false, None, false),
                 Json::Object(_) => {
                     let Some(fields) = self.object(node, &what, HOOK_KEYS, |_| false) else {
                         continue;
@@ -1323,7 +1364,9 @@ impl Decoder<'_> {
                         .and_then(|m| self.bool(&m.value, "`ignore_failure`"))
                         .unwrap_or(false);
                     let timeout = first(fields, "timeout").and_then(|m| self.duration(&m.value, "`timeout`"));
-                    (&command.value, ignore, timeout)
+                    let detach =
+                        first(fields, "detach").and_then(|m| self.bool(&m.value, "`detach`")).unwrap_or(false);
+                    (&command.value, ignore, timeout, detach)
                 }
                 _ => {
                     self.type_error(node, &what, "a command string, an object with `command`, or an array of them");
@@ -1331,7 +1374,7 @@ impl Decoder<'_> {
                 }
             };
             if let Some(command) = self.template(command_node, &what, scope) {
-                hooks.push(Hook { name: member.key.clone(), stage, command, ignore_failure, timeout });
+                hooks.push(Hook { name: member.key.clone(), stage, command, ignore_failure, timeout, detach });
             }
         }
         hooks

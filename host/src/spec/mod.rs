@@ -20,7 +20,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::error::ErrorKind;
 use crate::template::Template;
 
-pub use load::{load_file, load_str, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
+pub use load::{load_file, load_file_granting, load_str, load_str_granting, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
 
 /// The JSON Schema of the format, printed by `omni-cpi schema` for editors.
 pub const SCHEMA: &str = include_str!("cpi.schema.json");
@@ -130,6 +130,8 @@ pub struct CommandAction {
     pub params: Vec<ParamDecl>,
     pub hooks: Vec<Hook>,
     pub timeout: Option<Duration>,
+    /// The command may start what outlives a timeout in its own session.
+    pub detach: bool,
     pub success_exit_codes: ExitCodes,
     pub output: OutputFormat,
     pub errors: Vec<ErrorRule>,
@@ -197,6 +199,8 @@ pub struct ParamDecl {
     pub description: Option<String>,
     /// `optional_params` fragment appended to the command when the parameter is given.
     pub fragment: Option<Template>,
+    /// Shown as `***` wherever omni-cpi shows or records the call; the program still gets it.
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -218,6 +222,8 @@ pub struct Hook {
     pub command: Template,
     pub ignore_failure: bool,
     pub timeout: Option<Duration>,
+    /// What it starts in its own session may outlive a timeout (see [`crate::exec`]).
+    pub detach: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,6 +319,8 @@ pub struct EnvPolicy {
     pub inherit: Vec<String>,
     /// Variables set to fixed values.
     pub set: Vec<(String, String)>,
+    /// Where each name was written, for the policy's checks.
+    pub named_at: Vec<(String, Location)>,
 }
 
 /// Reads a file in a compatibility format and translates it into the native format.
@@ -338,9 +346,14 @@ pub fn convert_file(path: &Path, mode: compat::Compat) -> Result<(String, Vec<Di
 /// Loads a file in a compatibility format (`--compat`): translated to the native format, with
 /// warnings about the original attached to the spec.
 pub fn load_file_compat(path: &Path, mode: compat::Compat) -> Result<Spec, Diagnostics> {
+    load_file_compat_granting(path, mode, &[])
+}
+
+/// [`load_file_compat`] admitting the variables the policy grants by exact name.
+pub fn load_file_compat_granting(path: &Path, mode: compat::Compat, granted_env: &[String]) -> Result<Spec, Diagnostics> {
     let translation = translate_file(path, mode)?;
     let label = PathBuf::from(format!("{} (translated by --compat omnicloud)", path.display()));
-    match load_str(label, translation.native) {
+    match load::load_str_granting(label, translation.native, granted_env) {
         Ok(mut spec) => {
             let mut warnings = translation.warnings;
             warnings.append(&mut spec.warnings);
@@ -362,4 +375,12 @@ pub fn validate_file(path: &Path) -> Result<(Spec, Diagnostics), Diagnostics> {
     let mut diagnostics = spec.warnings.clone();
     diagnostics.extend(kinds::check_required_actions(&spec));
     Ok((spec, Diagnostics(diagnostics)))
+}
+
+/// The `"name"` a spec file declares, read without loading it (for messages about a file no
+/// policy entry binds; a name never selects grants).
+pub fn declared_name(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    value.get("name")?.as_str().map(str::to_string)
 }

@@ -23,6 +23,7 @@ use super::engine::{sha256_hex, ComponentHost, EPOCH_TICK};
 use super::sandbox::{MissingGrants, Requests, Sandbox};
 use super::state::{CallState, ExecRecord};
 use crate::audit::AuditLog;
+use crate::secrets::{looks_like_credential, Secrets};
 use crate::error::{CpiError, ErrorKind};
 use crate::json_cpi::Params;
 use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
@@ -269,10 +270,23 @@ impl ComponentCpi {
         Request::parse(self.world == World::DirectorCpi, action, params)
     }
 
+    /// The values of parameters named like credentials (WIT 0.1's `describe` has no secret flag).
+    fn secrets_of(params: &Params) -> Secrets {
+        Secrets::of(params.iter().filter(|(name, _)| looks_like_credential(name)).map(|(_, v)| v))
+    }
+
     /// Runs an action.
     pub async fn call(&self, action: &str, params: &Params) -> Result<Outcome, CpiError> {
+        let secrets = Self::secrets_of(params);
+        match self.call_unredacted(action, params, &secrets).await {
+            Ok(outcome) => Ok(secrets.redact_outcome(outcome)),
+            Err(e) => Err(secrets.redact_error(e)),
+        }
+    }
+
+    async fn call_unredacted(&self, action: &str, params: &Params, secrets: &Secrets) -> Result<Outcome, CpiError> {
         let request = self.request(action, params)?;
-        let (reply, execs) = self.invoke(action, &request, false).await?;
+        let (reply, execs) = self.invoke(action, &request, false, secrets).await?;
         Ok(Outcome {
             cpi: self.name.clone(),
             action: action.to_string(),
@@ -302,23 +316,25 @@ impl ComponentCpi {
     /// The dry run: the plugin runs with every exec recorded and answered by an empty success,
     /// so the plan lists what it would run if each program succeeded.
     pub async fn plan(&self, action: &str, params: &Params) -> Result<Plan, CpiError> {
-        let request = self.request(action, params)?;
-        let (_, execs) = self.invoke(action, &request, true).await?;
+        let secrets = Self::secrets_of(params);
+        let request = self.request(action, params).map_err(|e| secrets.redact_error(e))?;
+        let (_, execs) = self.invoke(action, &request, true, &secrets).await.map_err(|e| secrets.redact_error(e))?;
         Ok(Plan {
             cpi: self.name.clone(),
             action: action.to_string(),
             steps: execs
                 .into_iter()
-                .map(|e| PlannedStep {
-                    name: "exec".into(),
-                    stage: StepStage::Command,
-                    argv: e.argv,
-                    request: None,
-                    ignore_failure: false,
-                    timeout: self.sandbox.limits.exec_timeout,
+                .map(|e| {
+                    let mut step =
+                        PlannedStep::new("exec", StepStage::Command, e.argv, self.sandbox.limits.exec_timeout);
+                    step.redact_with(&secrets);
+                    step
                 })
                 .collect(),
             ignored_params: ignored(action, params, self.world),
+            secrets,
+            // A component's plan shows what it would run; the component, not the plan, runs.
+            issuer: 0,
         })
     }
 
@@ -327,9 +343,10 @@ impl ComponentCpi {
         action: &str,
         request: &Request,
         dry_run: bool,
+        secrets: &Secrets,
     ) -> Result<(Reply, Vec<ExecRecord>), CpiError> {
         let limits = self.sandbox.limits;
-        let state = CallState::new(self.sandbox.clone(), action, dry_run)
+        let state = CallState::new(self.sandbox.clone(), action, dry_run, secrets.clone())
             .map_err(|e| CpiError::new(ErrorKind::Internal, action, format!("cannot prepare the sandbox: {e:#}")))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -461,7 +478,7 @@ async fn describe(
     sandbox: Arc<Sandbox>,
 ) -> Result<types::PluginInfo, CpiError> {
     let limits = sandbox.limits;
-    let state = CallState::new(sandbox, "describe", false)
+    let state = CallState::new(sandbox, "describe", false, Secrets::default())
         .map_err(|e| CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}")))?;
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);

@@ -12,4 +12,4 @@ pub mod sandbox;
 pub mod state;
 
 pub use component::{ComponentCpi, Description, LoadError, World};
-pub use engine::ComponentHost;
+pub use engine::{sha256_hex, ComponentHost};

@@ -26,6 +26,8 @@ pub struct AllowedExec {
     pub program: PathBuf,
     pub granted: Vec<ArgPattern>,
     pub requested: Vec<ArgPattern>,
+    /// The grant says `detach = true`.
+    pub detach: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +78,9 @@ pub fn covers(granted: &[ArgPattern], requested: &[ArgPattern]) -> bool {
             (ArgPattern::Rest, _) => return true,
             (_, None) | (_, Some(ArgPattern::Rest)) => return false,
             (ArgPattern::Any, Some(_)) => {}
+            (ArgPattern::Value, Some(ArgPattern::Value)) => {}
+            (ArgPattern::Value, Some(ArgPattern::Exact(b))) if crate::policy::is_value(b) => {}
+            (ArgPattern::Value, Some(_)) => return false,
             (ArgPattern::Exact(a), Some(ArgPattern::Exact(b))) if a == b => {}
             (ArgPattern::Exact(_), Some(_)) => return false,
         }
@@ -109,7 +114,12 @@ impl Sandbox {
                 .and_then(|r| grants.exec.iter().find(|g| &g.program == r && covers(&g.args, patterns)));
             match (grant, resolved) {
                 (Some(g), Some(r)) => {
-                    exec.push(AllowedExec { program: r, granted: g.args.clone(), requested: patterns.clone() })
+                    exec.push(AllowedExec {
+                    program: r,
+                    granted: g.args.clone(),
+                    requested: patterns.clone(),
+                    detach: g.detach,
+                })
                 }
                 _ => {
                     let shown: Vec<String> = patterns.iter().cloned().map(String::from).collect();
@@ -190,9 +200,10 @@ impl Sandbox {
         if candidates.is_empty() {
             return Err(format!("program `{program}` ({}) is not granted", resolved.display()));
         }
-        if !candidates.iter().any(|e| args_match(&e.granted, args) && args_match(&e.requested, args)) {
+        let Some(allowed) = candidates.iter().find(|e| args_match(&e.granted, args) && args_match(&e.requested, args))
+        else {
             return Err(format!("arguments {args:?} of `{program}` match no granted pattern"));
-        }
+        };
         if let Some((name, _)) = env.iter().find(|(name, _)| !self.env.iter().any(|(granted, _)| granted == name)) {
             return Err(format!("environment variable `{name}` is not granted"));
         }
@@ -210,7 +221,7 @@ impl Sandbox {
                 Some(resolved)
             }
         };
-        Ok(Authorized { program: resolved, cwd })
+        Ok(Authorized { program: resolved, cwd, detach: allowed.detach })
     }
 }
 
@@ -221,6 +232,8 @@ pub struct Authorized {
     pub program: PathBuf,
     /// The working directory, resolved, inside a granted directory.
     pub cwd: Option<PathBuf>,
+    /// The grant lets what this exec starts in its own session outlive a timeout.
+    pub detach: bool,
 }
 
 #[cfg(test)]
@@ -234,7 +247,12 @@ mod tests {
 
     fn grants() -> PluginGrants {
         PluginGrants {
-            exec: vec![ExecGrant { program_name: "sh".into(), program: "/bin/sh".into(), args: p(&["-c", "*"]) }],
+            exec: vec![ExecGrant {
+                program_name: "sh".into(),
+                program: "/bin/sh".into(),
+                args: p(&["-c", "*"]),
+                detach: false,
+            }],
             fs: vec![FsGrant { host: "/srv/state".into(), guest: "/state".into(), mode: FsMode::Ro }],
             env: vec!["GRANTED".into()],
             ..PluginGrants::none("demo")
@@ -257,6 +275,11 @@ mod tests {
         assert!(!covers(&p(&["state", "c1"]), &p(&["state", "*"])));
         assert!(!covers(&p(&["state", "*"]), &p(&["state", "**"])));
         assert!(!covers(&p(&["state"]), &p(&["state", "*"])));
+        assert!(covers(&p(&["state", "*"]), &p(&["state", "<value>"])));
+        assert!(covers(&p(&["state", "<value>"]), &p(&["state", "<value>"])));
+        assert!(covers(&p(&["state", "<value>"]), &p(&["state", "c1"])));
+        assert!(!covers(&p(&["state", "<value>"]), &p(&["state", "--all"])));
+        assert!(!covers(&p(&["state", "<value>"]), &p(&["state", "*"])), "`*` also admits options");
     }
 
     #[test]
@@ -314,7 +337,12 @@ mod tests {
         std::fs::create_dir_all(granted.join("vms")).expect("dirs");
         std::os::unix::fs::symlink("/etc", granted.join("escape")).expect("symlink");
         let grants = PluginGrants {
-            exec: vec![ExecGrant { program_name: "sh".into(), program: "/bin/sh".into(), args: p(&["-c", "*"]) }],
+            exec: vec![ExecGrant {
+                program_name: "sh".into(),
+                program: "/bin/sh".into(),
+                args: p(&["-c", "*"]),
+                detach: false,
+            }],
             fs: vec![FsGrant { host: granted.clone(), guest: "/state".into(), mode: FsMode::Rw }],
             ..PluginGrants::none("demo")
         };

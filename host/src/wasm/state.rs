@@ -31,6 +31,8 @@ pub struct CallState {
     action: String,
     /// In a dry run, execs are recorded and answered with an empty success instead of run.
     dry_run: bool,
+    /// Values the audit log must not show.
+    secrets: crate::secrets::Secrets,
     pub execs: Vec<ExecRecord>,
     /// The plugin's own stdout and stderr, bounded.
     pub stdout: MemoryOutputPipe,
@@ -38,7 +40,12 @@ pub struct CallState {
 }
 
 impl CallState {
-    pub fn new(sandbox: Arc<Sandbox>, action: &str, dry_run: bool) -> wasmtime::Result<CallState> {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        action: &str,
+        dry_run: bool,
+        secrets: crate::secrets::Secrets,
+    ) -> wasmtime::Result<CallState> {
         let limits = sandbox.limits;
         let stdout = MemoryOutputPipe::new(limits.output_bytes);
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
@@ -66,6 +73,7 @@ impl CallState {
             sandbox,
             action: action.to_string(),
             dry_run,
+            secrets,
             execs: Vec::new(),
             stdout,
             stderr,
@@ -73,15 +81,28 @@ impl CallState {
     }
 
     fn audit(&self, argv: &[String], decision: Decision, reason: Option<String>, run: Option<&ExecRecord>) {
+        self.audit_detached(argv, decision, reason, run, false);
+    }
+
+    fn audit_detached(
+        &self,
+        argv: &[String],
+        decision: Decision,
+        reason: Option<String>,
+        run: Option<&ExecRecord>,
+        detach: bool,
+    ) {
         let finished = run.map(|r| (r.exit_code, r.duration));
-        self.sandbox.audit.record(&AuditEntry::exec(
+        let mut entry = AuditEntry::exec(
             &self.sandbox.plugin,
             &self.action,
-            argv,
+            &self.secrets.redact_all(argv),
             decision,
-            reason,
+            reason.map(|r| self.secrets.redact(&r)),
             finished,
-        ));
+        );
+        entry.detach = detach;
+        self.sandbox.audit.record(&entry);
     }
 }
 
@@ -143,6 +164,7 @@ impl process::Host for CallState {
                 timed_out: false,
             }));
         }
+        let detach = authorized.detach;
         let timeout =
             cmd.timeout_ms.map_or(limits.exec_timeout, |ms| Duration::from_millis(ms.into())).min(limits.exec_timeout);
         let mut env = vec![("PATH".to_string(), self.sandbox.path.clone())];
@@ -157,7 +179,7 @@ impl process::Host for CallState {
             kill_grace: exec::DEFAULT_KILL_GRACE,
             output_limit: limits.output_bytes,
             stdin: cmd.stdin,
-            detach: false,
+            detach: authorized.detach,
         };
         match exec::run(&request).await {
             Ok(out) => {
@@ -167,7 +189,7 @@ impl process::Host for CallState {
                     timed_out: out.timed_out,
                     duration: out.duration,
                 };
-                self.audit(&argv, Decision::Allowed, None, Some(&record));
+                self.audit_detached(&argv, Decision::Allowed, None, Some(&record), detach);
                 self.execs.push(record);
                 Ok(Ok(process::Output {
                     exit_code: out.exit_code,

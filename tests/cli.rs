@@ -251,3 +251,197 @@ fn a_closed_stdout_ends_the_run_quietly() {
     assert_eq!(out.status.code(), Some(141), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The policy model end to end: what an entry binds, deny by default, environment, audit, secrets.
+// ---------------------------------------------------------------------------------------------
+
+/// A directory with a spec `probe.json` and a policy `policy.toml` (binding it as entry `probe`
+/// with `grants`, auditing to `audit.jsonl`).
+struct PolicyCase {
+    dir: tempfile::TempDir,
+}
+
+const PROBE_SPEC: &str = r#"{
+  "name": "probe",
+  "type": "container",
+  "validation": {
+    "required_commands": ["touch", "ls", "echo"],
+    "version_requirements": {"echo": {"range": ">=4.0.0", "command": "echo tool version 4.2.0"}}
+  },
+  "actions": {
+    "create_container": {"command": "touch {dir}/{token}",
+      "params": ["dir", {"name": "token", "secret": true}]},
+    "start_container": {"command": "ls {dir}/missing-{token}",
+      "params": ["dir", {"name": "token", "secret": true}]},
+    "logs": {"command": "ls {name}", "params": [{"name": "name", "allow_dash": true}], "output": "text"}
+  }
+}"#;
+
+impl PolicyCase {
+    fn new(grants: &str) -> PolicyCase {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("probe.json"), PROBE_SPEC).expect("spec");
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            format!("audit_log = \"audit.jsonl\"\n[plugins.probe]\nsource = \"probe.json\"\n{grants}"),
+        )
+        .expect("policy");
+        PolicyCase { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn omni(&self, args: &[&str]) -> Output {
+        let policy = self.path("policy.toml");
+        let mut all = vec!["--policy", policy.as_str()];
+        all.extend_from_slice(args);
+        omni(&all)
+    }
+
+    fn audit(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl")).unwrap_or_default()
+    }
+}
+
+#[test]
+fn a_renamed_copy_of_a_bound_spec_gets_nothing_and_the_error_says_how_to_bind_it() {
+    let case = PolicyCase::new("[[plugins.probe.exec]]\nprogram = \"ls\"\nargs = [\"**\"]\n");
+    // The same spec under another file name (its "name" still says probe): no grants follow it.
+    std::fs::copy(case.dir.path().join("probe.json"), case.dir.path().join("renamed.json")).expect("copy");
+    let out = case.omni(&["call", &case.path("renamed.json"), "logs", "name=x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("is not bound by the policy"), "{text}");
+    assert!(text.contains("resembles entry `probe`"), "{text}");
+    assert!(text.contains("[plugins.renamed]\nsource = "), "{text}");
+    assert!(text.contains("sha256 = \""), "{text}");
+    // The bound file, called by its entry's name, loads.
+    let out = case.omni(&["call", "probe", "logs", "name=/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn under_a_policy_a_spec_no_entry_binds_does_not_load_and_without_one_it_runs_unrestricted() {
+    let case = PolicyCase::new("");
+    let out = case.omni(&["call", "cpis/process.json", "list_containers"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not bound by the policy"), "{}", stderr(&out));
+
+    let out = omni(&["info", "cpis/process.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("unrestricted"), "info says plainly that a spec runs unrestricted:\n{text}");
+}
+
+#[test]
+fn a_pinned_sha256_refuses_a_changed_spec() {
+    let case = PolicyCase::new("sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n");
+    let out = case.omni(&["call", "probe", "logs", "name=/"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("pins 0000"), "{}", stderr(&out));
+}
+
+#[test]
+fn value_patterns_refuse_options_where_a_value_is_granted() {
+    let case = PolicyCase::new("[[plugins.probe.exec]]\nprogram = \"ls\"\nargs = [\"<value>\"]\n");
+    let out = case.omni(&["call", "probe", "logs", "name=/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for option in ["--help", "-la"] {
+        let out = case.omni(&["call", "probe", "logs", &format!("name={option}")]);
+        assert_eq!(out.status.code(), Some(1), "{option}: {}", stderr(&out));
+        assert!(stderr(&out).contains("error[denied]"), "{option}: {}", stderr(&out));
+    }
+    let audit = case.audit();
+    assert_eq!(audit.lines().filter(|l| l.contains("\"denied\"")).count(), 2, "{audit}");
+}
+
+#[test]
+fn hijacking_variables_are_refused_unless_granted_by_exact_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = |env: &str| {
+        format!(
+            r#"{{"name": "e", "type": "container", "validation": {{"required_commands": ["env"]}}, "env": {env},
+                "actions": {{"logs": {{"command": "env", "output": "text"}}}}}}"#
+        )
+    };
+    let write = |name: &str, env: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, spec(env)).expect("spec");
+        path.display().to_string()
+    };
+    let preload = write("preload.json", r#"{"set": {"LD_PRELOAD": "/tmp/evil.so"}}"#);
+    let out = omni(&["validate", &preload]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("preload.json:1:") && text.contains("`LD_PRELOAD`"), "{text}");
+    let function = write("function.json", r#"{"set": {"BASH_FUNC_true%%": "() { id; }"}}"#);
+    let text = String::from_utf8_lossy(&omni(&["validate", &function]).stdout).into_owned();
+    assert!(text.contains("not a valid environment variable name"), "{text}");
+    let inherit = write("inherit.json", r#"{"inherit": ["PYTHONSTARTUP"]}"#);
+    assert_eq!(omni(&["validate", &inherit]).status.code(), Some(1));
+
+    // Granted by exact name, it loads; other names must be granted too under a policy.
+    let policy = dir.path().join("policy.toml");
+    let grant = |env: &str| {
+        std::fs::write(&policy, format!("[plugins.p]\nsource = \"preload.json\"\nenv = {env}\n")).expect("policy");
+        omni(&["--policy", policy.to_str().expect("utf-8"), "call", &preload, "logs", "--dry-run"])
+    };
+    assert_eq!(grant("[\"LD_PRELOAD\"]").status.code(), Some(0));
+    let out = grant("[]");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`LD_PRELOAD`") && stderr(&out).contains("preload.json:1:"), "{}", stderr(&out));
+}
+
+#[test]
+fn version_commands_pass_the_gate_and_are_audited() {
+    let case = PolicyCase::new("[[plugins.probe.exec]]\nprogram = \"echo\"\nargs = [\"tool\", \"version\", \"4.2.0\"]\n");
+    // The probe lacks required actions, so validate fails; the requirement itself is what matters.
+    let requirement = |out: &Output| {
+        let report = json_of(out);
+        let all = report[0]["requirements"].as_array().cloned().unwrap_or_default();
+        all.into_iter().find(|r| r["requirement"].as_str().is_some_and(|t| t.starts_with("version"))).unwrap_or_default()
+    };
+    let out = case.omni(&["-o", "json", "validate", "--check-requirements", &case.path("probe.json")]);
+    assert_eq!(requirement(&out)["satisfied"], true, "{}", requirement(&out));
+    let audit = case.audit();
+    assert!(audit.contains("\"action\":\"validate\"") && audit.contains("\"allowed\""), "{audit}");
+
+    let ungranted = PolicyCase::new("");
+    let out = ungranted.omni(&["-o", "json", "validate", "--check-requirements", &ungranted.path("probe.json")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(requirement(&out)["satisfied"], false);
+    assert!(requirement(&out)["detail"].as_str().is_some_and(|d| d.contains("denied")), "{}", requirement(&out));
+    assert!(ungranted.audit().contains("\"denied\""), "{}", ungranted.audit());
+}
+
+#[test]
+fn a_secret_reaches_the_program_but_no_plan_error_json_output_or_audit_line() {
+    let case = PolicyCase::new(
+        "[[plugins.probe.exec]]\nprogram = \"touch\"\nargs = [\"*\"]\n[[plugins.probe.exec]]\nprogram = \"ls\"\nargs = [\"*\"]\n",
+    );
+    let secret = "hunter2-Z9q";
+    let work = tempfile::tempdir().expect("work dir");
+    let dir = format!("dir={}", work.path().display());
+    let token = format!("token={secret}");
+    let mut seen = String::new();
+    for args in [
+        vec!["-o", "json", "call", "probe", "create_container", &dir, &token, "--dry-run"],
+        vec!["call", "probe", "create_container", &dir, &token, "--dry-run"],
+        vec!["-o", "json", "call", "probe", "create_container", &dir, &token],
+        vec!["-o", "json", "call", "probe", "start_container", &dir, &token],
+        vec!["call", "probe", "start_container", &dir, &token],
+    ] {
+        let out = case.omni(&args);
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&stderr(&out));
+    }
+    assert!(work.path().join(secret).exists(), "the program received the secret");
+    assert!(seen.contains("***"), "{seen}");
+    assert!(seen.contains("missing-***"), "the failing ls's error is shown, redacted: {seen}");
+    assert!(!seen.contains(secret), "the secret leaked into the output:\n{seen}");
+    let audit = case.audit();
+    assert!(audit.contains("***") && !audit.contains(secret), "{audit}");
+}

@@ -328,7 +328,8 @@ fn the_cli_shows_the_request_and_sends_it_only_with_a_grant_leaving_tokens_out_o
     std::fs::write(
         &policy,
         format!(
-            "audit_log = \"audit.jsonl\"\n[[plugins.http_director.network]]\nhost = \"127.0.0.1\"\nport = {}\n",
+            "audit_log = \"audit.jsonl\"\n[plugins.api]\nsource = {:?}\n[[plugins.api.network]]\nhost = \"127.0.0.1\"\nport = {}\n",
+            spec,
             server.port
         ),
     )
@@ -358,7 +359,11 @@ fn policy_network_grants_name_bare_hosts() {
     let bad = Policy::parse(Path::new("p.toml"), "[[plugins.x.network]]\nhost = \"http://h/\"\n", "/bin");
     assert!(bad.is_err());
     let good =
-        Policy::parse(Path::new("p.toml"), "[[plugins.x.network]]\nhost = \"API.example.com\"\nport = 443\n", "/bin")
+        Policy::parse(
+            Path::new("p.toml"),
+            "[plugins.x]\nsource = \"x.json\"\n[[plugins.x.network]]\nhost = \"API.example.com\"\nport = 443\n",
+            "/bin",
+        )
             .expect("valid");
     assert_eq!(good.plugins["x"].network, vec![NetworkGrant { host: "api.example.com".into(), port: Some(443) }]);
 }

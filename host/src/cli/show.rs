@@ -248,6 +248,16 @@ fn component_info(cpi: &ComponentCpi, output: Output) -> Result<()> {
     Ok(())
 }
 
+/// What restricts a spec's processes, in one line.
+fn policy_line(cpi: &JsonCpi) -> String {
+    if cpi.gate().is_unrestricted() {
+        "none in force: this spec runs unrestricted (every program it renders may run; pass --policy to restrict it)"
+            .to_string()
+    } else {
+        format!("entry `{}`: only its exec, env and network grants", cpi.gate().plugin())
+    }
+}
+
 fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
     let spec = cpi.spec();
     let actions: Vec<Value> = spec
@@ -267,8 +277,10 @@ fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
                     "allow_dash": p.allow_dash,
                     "pattern": p.pattern.as_ref().map(|r| r.as_str().trim_start_matches("^(?:").trim_end_matches(")$").to_string()),
                     "fragment": p.fragment.as_ref().map(|f| f.source()),
+                    "secret": p.secret,
                 })).collect::<Vec<_>>(),
-                "hooks": command.hooks.iter().map(|h| json!({"name": h.name, "command": h.command.source(), "ignore_failure": h.ignore_failure})).collect::<Vec<_>>(),
+                "hooks": command.hooks.iter().map(|h| json!({"name": h.name, "command": h.command.source(), "ignore_failure": h.ignore_failure, "detach": h.detach})).collect::<Vec<_>>(),
+                "detach": command.detach,
                 "timeout_ms": command.timeout.map(|t| t.as_millis() as u64),
             }),
             ActionBody::Request(request) => json!({
@@ -299,6 +311,8 @@ fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
             .map(|v| json!({"tool": v.tool, "range": v.range.to_string(), "command": v.command.source()})).collect::<Vec<_>>(),
         "environment": cpi.env().iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
         "setup_commands": spec.setup_commands.iter().map(|t| t.source()).collect::<Vec<_>>(),
+        "policy": policy_line(cpi),
+        "unrestricted": cpi.gate().is_unrestricted(),
         "warnings": spec.warnings,
     });
     if output == Output::Json {
@@ -308,6 +322,7 @@ fn spec_info(cpi: &JsonCpi, output: Output) -> Result<()> {
     if let Some(d) = &spec.description {
         println!("  {d}");
     }
+    println!("policy: {}", policy_line(cpi));
     println!("requires: {}", spec.validation.required_commands.join(", "));
     for v in &spec.validation.version_requirements {
         println!("  {} {} (checked with `{}`)", v.tool, v.range, v.command.source());

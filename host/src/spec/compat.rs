@@ -23,6 +23,7 @@ use serde_json::{json, Map, Value};
 
 use super::json::{Json, Member, Node, Span};
 use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::secrets::looks_like_credential;
 use crate::template::{safe, Context, Mode, Template};
 
 /// The pattern a parameter gets when its value lands where text is read again.
@@ -321,15 +322,32 @@ impl Translator<'_> {
             self.with_patterns.push(format!("{name} ({})", inferred.join(", ")));
         }
         self.runnable += 1;
+        // Credentials are never shown: the original files have no way to say so, so the name decides.
+        let secrets: Vec<String> =
+            params.iter().chain(optional.keys()).filter(|p| looks_like_credential(p)).cloned().collect();
+        for secret in &secrets {
+            self.warn(
+                command_node.span,
+                format!("parameter `{secret}` of `{name}` is named like a credential, so it is treated as `\"secret\": true`"),
+                "its value is shown as *** in plans, errors, -o json and the audit log; the program still receives it",
+            );
+        }
         let with_pattern = |p: &str, decl: Value| -> Value {
-            if !inferred.iter().any(|i| i == p) {
+            let secret = secrets.iter().any(|s| s == p);
+            if !inferred.iter().any(|i| i == p) && !secret {
                 return decl;
             }
             let mut decl = match decl {
                 Value::Object(m) => m,
+                Value::String(fragment) => Map::from_iter([("fragment".to_string(), json!(fragment))]),
                 _ => Map::new(),
             };
-            decl.insert("pattern".into(), json!(inferred_pattern(p)));
+            if inferred.iter().any(|i| i == p) {
+                decl.insert("pattern".into(), json!(inferred_pattern(p)));
+            }
+            if secret {
+                decl.insert("secret".into(), json!(true));
+            }
             Value::Object(decl)
         };
         let required: Vec<Value> = params

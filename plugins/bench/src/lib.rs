@@ -45,7 +45,7 @@ impl Plugin for Bench {
             default_settings: vec![],
             capabilities: Capabilities {
                 exec: vec![
-                    ExecRequest { program: "true".into(), args: vec!["start".into(), "*".into()] },
+                    ExecRequest { program: "true".into(), args: vec!["start".into(), VALUE.into()] },
                     ExecRequest { program: "sleep".into(), args: vec!["1".into()] },
                 ],
                 dirs: vec![],

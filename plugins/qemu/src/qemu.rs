@@ -84,9 +84,9 @@ fn strings(list: &[&str]) -> Vec<String> {
 pub fn exec_requests() -> Vec<ExecRequest> {
     let request = |program: &str, args: Vec<String>| ExecRequest { program: program.into(), args };
     vec![
-        request("qemu-system-x86_64", launch_shape("*", "*", "*")),
-        request("qemu-img", overlay_shape("*")),
-        request("qemu-img", disk_shape("*")),
+        request("qemu-system-x86_64", launch_shape(VALUE, VALUE, VALUE)),
+        request("qemu-img", overlay_shape(VALUE)),
+        request("qemu-img", disk_shape(VALUE)),
         request("qemu-img", convert_shape(false)),
         request("qemu-img", convert_shape(true)),
         request("socat", qmp::socat_args()),
@@ -254,11 +254,11 @@ mod tests {
     #[test]
     fn shapes_fill_only_their_values() {
         let args = launch_shape("64", "1", "vm1");
-        let pattern = launch_shape("*", "*", "*");
+        let pattern = launch_shape(VALUE, VALUE, VALUE);
         assert_eq!(args.len(), pattern.len());
         let differing: Vec<(&String, &String)> = args.iter().zip(&pattern).filter(|(a, p)| a != p).collect();
         assert_eq!(differing.len(), 3, "{differing:?}");
-        assert!(differing.iter().all(|(_, p)| *p == "*"));
+        assert!(differing.iter().all(|(_, p)| *p == VALUE));
         assert_eq!(args.last().map(String::as_str), Some("-daemonize"));
         assert!(args.contains(&"unix:omni-qemu-qmp.sock,server=on,wait=off".to_string()));
         assert_eq!(disk_shape("16M")[4], "--");

@@ -24,14 +24,14 @@ pub fn exec_requests() -> Vec<ExecRequest> {
         args: args.iter().map(|a| a.to_string()).collect(),
     };
     vec![
-        runc(&["state", "*"]),
-        runc(&["kill", "*", "TERM"]),
-        runc(&["delete", "-f", "*"]),
-        runc(&["exec", "*", "**"]),
-        other("setsid", &["-w", "runc", "--root", RUNC_ROOT, "run", "-d", "-b", "*", "*"]),
-        other("ip", &["netns", "add", "*"]),
-        other("ip", &["netns", "delete", "*"]),
-        other("ip", &["-n", "*", "link", "set", "lo", "up"]),
+        runc(&["state", VALUE]),
+        runc(&["kill", VALUE, "TERM"]),
+        runc(&["delete", "-f", VALUE]),
+        runc(&["exec", VALUE, REST]),
+        other("setsid", &["-w", "runc", "--root", RUNC_ROOT, "run", "-d", "-b", VALUE, VALUE]),
+        other("ip", &["netns", "add", VALUE]),
+        other("ip", &["netns", "delete", VALUE]),
+        other("ip", &["-n", VALUE, "link", "set", "lo", "up"]),
     ]
 }
 

@@ -65,7 +65,7 @@ pub mod prelude {
     #[cfg(feature = "director")]
     pub use crate::bindings::exports::omni::cpi::director::Guest as DirectorCpi;
     pub use crate::bindings::exports::omni::cpi::plugin::Guest as Plugin;
-    pub use crate::{exec, log, run, unsupported, CpiResult, Level, OutputExt};
+    pub use crate::{exec, log, run, unsupported, CpiResult, Level, OutputExt, ANY, REST, VALUE};
     pub use crate::{
         ActionInfo, Capabilities, Command, ContainerInfo, ContainerSpec, ContainerState, CpiError, CpiKind, DirRequest,
         DiskInfo, DiskSpec, ErrorKind, ExecRequest, ExecResult, Output, ParamInfo, PluginInfo, VmInfo, VmSpec, VmState,
@@ -88,6 +88,15 @@ impl CpiError {
         CpiError { kind, message: message.to_string() }
     }
 }
+
+/// In an exec request's arguments: one value that is not an option (non-empty, not starting
+/// with `-`). Prefer it to `*` wherever a name, a path or a number goes: `validate` then suggests
+/// the same pattern to the operator, so `--all` or `--help` can never take the value's place.
+pub const VALUE: &str = "<value>";
+/// In an exec request's arguments: any one argument, options included.
+pub const ANY: &str = "*";
+/// In an exec request's arguments, last only: any number of remaining arguments.
+pub const REST: &str = "**";
 
 /// The error every unimplemented action returns.
 pub fn unsupported<T>(why: &str) -> CpiResult<T> {

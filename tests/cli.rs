@@ -445,3 +445,74 @@ fn a_secret_reaches_the_program_but_no_plan_error_json_output_or_audit_line() {
     let audit = case.audit();
     assert!(audit.contains("***") && !audit.contains(secret), "{audit}");
 }
+
+/// Processes whose command line contains `needle` (zombies excluded).
+fn living(needle: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+const BOUNDARY_SPEC: &str = r#"{
+  "name": "boundary", "type": "container",
+  "validation": {"required_commands": ["sh"]},
+  "actions": {
+    "logs": {"command": "sh -c 'ls /proc/$$/fd | tr \"\\n\" \" \"'", "output": "text"},
+    "stop_container": {"timeout": "400ms",
+      "command": "sh -c 'setsid sleep 313.1 & perl -e \"setpgrp(0,0); sleep 313.2\" & (setsid sleep 313.3 &); sleep 313.4'"}
+  }
+}"#;
+
+#[test]
+fn a_timed_out_call_leaves_no_descendant_even_one_that_left_the_group_or_session() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("boundary.json");
+    std::fs::write(&spec, BOUNDARY_SPEC).expect("spec");
+    let out = omni(&["call", spec.to_str().expect("utf-8"), "stop_container"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error[timeout]"), "{}", stderr(&out));
+    for needle in ["sleep 313.1", "sleep 313.2", "sleep 313.3", "sleep 313.4"] {
+        let mut left = living(needle);
+        for _ in 0..50 {
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            left = living(needle);
+        }
+        assert!(left.is_empty(), "`{needle}` ({left:?}) outlived the timed-out call");
+    }
+}
+
+#[test]
+fn a_process_the_cli_starts_gets_descriptors_0_1_2_only() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("boundary.json");
+    std::fs::write(&spec, BOUNDARY_SPEC).expect("spec");
+    let open = std::fs::File::open(&spec).expect("open");
+    let fd = open.as_raw_fd();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_omni-cpi"));
+    command.args(["call", spec.to_str().expect("utf-8"), "logs"]).current_dir(support::repo_root());
+    // SAFETY: dup2 onto a fixed number in the child before exec: what a careless caller leaves open.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(fd, 57) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().expect("omni-cpi runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().trim_matches('"'), "0 1 2", "descriptor 57 reached the program");
+}

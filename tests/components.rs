@@ -582,3 +582,31 @@ async fn the_qemu_component_cannot_run_qemu_img_beyond_its_grants() {
         "{denied:?}"
     );
 }
+
+/// A different file saved under the name of a granted plugin (`elsewhere/omni_cpi_adversary.wasm`,
+/// or the same bytes copied anywhere) gets none of the entry's grants: the entry binds its
+/// `source`, never a file name. The loader refuses it and says which entry it resembles.
+#[tokio::test]
+async fn a_squatting_copy_of_a_granted_component_does_not_load() {
+    let Some(f) = Fixture::new() else { return };
+    let policy = f.policy("");
+    let elsewhere = f.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    let squatter = elsewhere.join(f.wasm.file_name().expect("file name"));
+    std::fs::copy(&f.wasm, &squatter).expect("copy");
+    let renamed = elsewhere.join("adversary.wasm");
+    std::fs::copy(&f.wasm, &renamed).expect("copy");
+    let loader = omni_cpi::Loader::new(policy, Some(f.dir.path().join("cache"))).expect("loader");
+    for copy in [&squatter, &renamed] {
+        match loader.load(copy).await {
+            Err(omni_cpi::CpiLoadError::Unbound(unbound)) => {
+                assert_eq!(unbound.resembles.as_ref().map(|(name, _)| name.as_str()), Some("adversary"));
+                assert!(unbound.toml.contains("source = "), "{}", unbound.toml);
+            }
+            Err(other) => panic!("{}: wrong refusal: {other}", copy.display()),
+            Ok(_) => panic!("{} loaded with another file's grants", copy.display()),
+        }
+    }
+    assert!(f.audit_entries().is_empty(), "nothing ran");
+    assert!(loader.load(&f.wasm).await.is_ok(), "the bound file itself loads");
+}

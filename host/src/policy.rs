@@ -467,6 +467,44 @@ mod tests {
         assert!(!args_match(&patterns(&[]), &args(&["x"])));
     }
 
+    /// `*` admits an option where a value was meant; `<value>` does not.
+    #[test]
+    fn value_patterns_admit_one_value_and_no_option() {
+        assert!(args_match(&patterns(&["state", "*"]), &args(&["state", "--help"])));
+        assert!(args_match(&patterns(&["state", "<value>"]), &args(&["state", "c1"])));
+        assert!(args_match(&patterns(&["state", "<value>"]), &args(&["state", "/var/lib/x"])));
+        for option in ["--help", "--all", "-a", "-", ""] {
+            assert!(!args_match(&patterns(&["state", "<value>"]), &args(&["state", option])), "{option:?}");
+        }
+        assert!(!args_match(&patterns(&["state", "<value>"]), &args(&["state"])));
+    }
+
+    #[test]
+    fn an_entry_binds_a_file_and_grants_variables_by_exact_name() {
+        let path = Path::new("/etc/omni/p.toml");
+        let err = |text: &str| Policy::parse(path, text, "/usr/bin:/bin").expect_err("invalid").to_string();
+        assert!(err("[plugins.x]\nenv = []\n").contains("has no `source`"));
+        assert!(err("[plugins.x]\nsource = \"x.json\"\nenv = [\"LD_*\"]\n").contains("exact name"));
+        let policy = Policy::parse(path, "[plugins.x]\nsource = \"x.json\"\n", "/bin").expect("valid");
+        assert_eq!(policy.plugins["x"].source.as_deref(), Some(Path::new("/etc/omni/x.json")));
+        assert!(policy.is_enforced() && !Policy::default().is_enforced());
+        assert_eq!(policy.free_entry_name(Path::new("/a/x.json")), "x_2");
+        assert_eq!(policy.resembling(Path::new("/b/x.json"), None).map(|p| p.name.as_str()), Some("x"));
+        assert_eq!(policy.resembling(Path::new("/b/y.json"), Some("x")).map(|p| p.name.as_str()), Some("x"));
+        assert!(policy.resembling(Path::new("/b/y.json"), Some("z")).is_none());
+    }
+
+    #[test]
+    fn variables_that_run_other_code_are_recognised() {
+        for name in ["LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_FUNC_x", "BASH_ENV", "PYTHONPATH", "PERL5OPT", "NODE_OPTIONS", "PATH", "GLIBC_TUNABLES", "GIT_SSH_COMMAND"] {
+            assert!(hijacks_execution(name), "{name}");
+        }
+        for name in ["DOCKER_HOST", "AWS_ACCESS_KEY_ID", "LC_ALL", "HOME"] {
+            assert!(!hijacks_execution(name), "{name}");
+        }
+        assert!(!is_env_name("BASH_FUNC_true%%") && !is_env_name("1X") && is_env_name("_X1"));
+    }
+
     #[test]
     fn parses_grants_and_resolves_programs() {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -419,10 +419,11 @@ async fn endpoint_and_region_from_settings_credentials_from_the_environment() {
     ok(&eu, "delete_disk", json!({ "disk": disk })).await;
 
     // The same CPI without credentials in its environment: the CLI finds none anywhere.
-    let bare = Cpi::Json(JsonCpi::unrestricted(load_spec(&moto.endpoint(), "us-east-1")).with_host_env(|name| match name {
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => None,
-        other => host_env(other),
-    }));
+    let bare =
+        Cpi::Json(JsonCpi::unrestricted(load_spec(&moto.endpoint(), "us-east-1")).with_host_env(|name| match name {
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => None,
+            other => host_env(other),
+        }));
     let e = fails(&bare, "list_vms", json!({}), ErrorKind::Denied).await;
     assert!(e.message.contains("Unable to locate credentials"), "{}", e.message);
 }

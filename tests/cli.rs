@@ -397,12 +397,15 @@ fn hijacking_variables_are_refused_unless_granted_by_exact_name() {
 
 #[test]
 fn version_commands_pass_the_gate_and_are_audited() {
-    let case = PolicyCase::new("[[plugins.probe.exec]]\nprogram = \"echo\"\nargs = [\"tool\", \"version\", \"4.2.0\"]\n");
+    let case =
+        PolicyCase::new("[[plugins.probe.exec]]\nprogram = \"echo\"\nargs = [\"tool\", \"version\", \"4.2.0\"]\n");
     // The probe lacks required actions, so validate fails; the requirement itself is what matters.
     let requirement = |out: &Output| {
         let report = json_of(out);
         let all = report[0]["requirements"].as_array().cloned().unwrap_or_default();
-        all.into_iter().find(|r| r["requirement"].as_str().is_some_and(|t| t.starts_with("version"))).unwrap_or_default()
+        all.into_iter()
+            .find(|r| r["requirement"].as_str().is_some_and(|t| t.starts_with("version")))
+            .unwrap_or_default()
     };
     let out = case.omni(&["-o", "json", "validate", "--check-requirements", &case.path("probe.json")]);
     assert_eq!(requirement(&out)["satisfied"], true, "{}", requirement(&out));
@@ -514,5 +517,9 @@ fn a_process_the_cli_starts_gets_descriptors_0_1_2_only() {
     }
     let out = command.output().expect("omni-cpi runs");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().trim_matches('"'), "0 1 2", "descriptor 57 reached the program");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim().trim_matches('"'),
+        "0 1 2",
+        "descriptor 57 reached the program"
+    );
 }

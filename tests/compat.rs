@@ -119,7 +119,8 @@ async fn parse_rules_structure_real_qemu_img_output() {
     if !support::runtime_available("qemu-img", &["qemu-img", "--version"]) {
         return;
     }
-    let cpi = JsonCpi::unrestricted(spec::load_file_compat(&dir.join("v2/cpi-qemu.json"), Compat::OmniCloud).expect("loads"));
+    let cpi =
+        JsonCpi::unrestricted(spec::load_file_compat(&dir.join("v2/cpi-qemu.json"), Compat::OmniCloud).expect("loads"));
     let images = tempfile::tempdir().expect("image dir");
     let base = json!({"image_dir": images.path(), "disk_name": "d1", "disk_format": "qcow2"});
     let call = |action: &'static str, extra: Value| {

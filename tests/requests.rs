@@ -358,13 +358,12 @@ fn policy_network_grants_name_bare_hosts() {
     assert!(bad.is_err(), "the port goes in `port`");
     let bad = Policy::parse(Path::new("p.toml"), "[[plugins.x.network]]\nhost = \"http://h/\"\n", "/bin");
     assert!(bad.is_err());
-    let good =
-        Policy::parse(
-            Path::new("p.toml"),
-            "[plugins.x]\nsource = \"x.json\"\n[[plugins.x.network]]\nhost = \"API.example.com\"\nport = 443\n",
-            "/bin",
-        )
-            .expect("valid");
+    let good = Policy::parse(
+        Path::new("p.toml"),
+        "[plugins.x]\nsource = \"x.json\"\n[[plugins.x.network]]\nhost = \"API.example.com\"\nport = 443\n",
+        "/bin",
+    )
+    .expect("valid");
     assert_eq!(good.plugins["x"].network, vec![NetworkGrant { host: "api.example.com".into(), port: Some(443) }]);
 }
 

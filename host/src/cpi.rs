@@ -61,10 +61,7 @@ impl std::fmt::Display for Unbound {
         )?;
         if let Some((name, source)) = &self.resembles {
             let bound = source.as_ref().map_or("no file".to_string(), |s| s.display().to_string());
-            writeln!(
-                f,
-                "it resembles entry `{name}`, which binds {bound}; grants follow the file, never its name"
-            )?;
+            writeln!(f, "it resembles entry `{name}`, which binds {bound}; grants follow the file, never its name")?;
         }
         write!(
             f,
@@ -138,8 +135,7 @@ impl Loader {
         }
         if let Some(entry) = self.policy.plugin_for_source(path) {
             if let Some(pinned) = &entry.sha256 {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| LoadError::Read { path: path.to_path_buf(), source: e })?;
+                let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: path.to_path_buf(), source: e })?;
                 let actual = crate::wasm::sha256_hex(&bytes);
                 if &actual != pinned {
                     return Err(CpiLoadError::HashMismatch {

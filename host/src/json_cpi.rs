@@ -222,7 +222,8 @@ impl JsonCpi {
         };
 
         let hook_step = |hook: &crate::spec::Hook, stage: StepStage| -> Result<PlannedStep, CpiError> {
-            let mut step = PlannedStep::new(&hook.name, stage, render(&hook.command)?.into_argv(), timeout_of(hook.timeout));
+            let mut step =
+                PlannedStep::new(&hook.name, stage, render(&hook.command)?.into_argv(), timeout_of(hook.timeout));
             step.ignore_failure = hook.ignore_failure;
             step.detach = hook.detach;
             Ok(step)

@@ -179,11 +179,38 @@ pub fn is_value(arg: &str) -> bool {
 /// or inherit one only when the policy grants it by exact name.
 pub fn hijacks_execution(name: &str) -> bool {
     const EXACT: &[&str] = &[
-        "BASH_ENV", "ENV", "IFS", "PS4", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE",
-        "PATH", "RUBYOPT", "RUBYLIB", "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "HOSTALIASES",
-        "RESOLV_HOST_CONF", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "OPENSSL_CONF",
-        "OPENSSL_ENGINES", "TCLLIBPATH", "LESSOPEN", "LESSCLOSE", "EDITOR", "VISUAL", "PAGER", "SSH_ASKPASS",
-        "SUDO_ASKPASS", "BROWSER",
+        "BASH_ENV",
+        "ENV",
+        "IFS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "CDPATH",
+        "GLOBIGNORE",
+        "PATH",
+        "RUBYOPT",
+        "RUBYLIB",
+        "GCONV_PATH",
+        "GLIBC_TUNABLES",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RESOLV_HOST_CONF",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "OPENSSL_CONF",
+        "OPENSSL_ENGINES",
+        "TCLLIBPATH",
+        "LESSOPEN",
+        "LESSCLOSE",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "BROWSER",
     ];
     const PREFIXES: &[&str] = &["LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "PERL", "NODE_", "MALLOC_", "LUA_", "GIT_"];
     EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
@@ -433,7 +460,12 @@ impl Policy {
     pub fn free_entry_name(&self, file: &Path) -> String {
         let stem: String = file
             .file_stem()
-            .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect())
+            .map(|s| {
+                s.to_string_lossy()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+                    .collect()
+            })
             .filter(|s: &String| !s.is_empty())
             .unwrap_or_else(|| "cpi".to_string());
         if !self.plugins.contains_key(&stem) {
@@ -496,7 +528,18 @@ mod tests {
 
     #[test]
     fn variables_that_run_other_code_are_recognised() {
-        for name in ["LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_FUNC_x", "BASH_ENV", "PYTHONPATH", "PERL5OPT", "NODE_OPTIONS", "PATH", "GLIBC_TUNABLES", "GIT_SSH_COMMAND"] {
+        for name in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "BASH_FUNC_x",
+            "BASH_ENV",
+            "PYTHONPATH",
+            "PERL5OPT",
+            "NODE_OPTIONS",
+            "PATH",
+            "GLIBC_TUNABLES",
+            "GIT_SSH_COMMAND",
+        ] {
             assert!(hijacks_execution(name), "{name}");
         }
         for name in ["DOCKER_HOST", "AWS_ACCESS_KEY_ID", "LC_ALL", "HOME"] {

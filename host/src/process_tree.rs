@@ -110,10 +110,8 @@ mod tests {
 
     #[test]
     fn finds_children_and_grandchildren_but_not_the_root() {
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30 & sleep 30 & wait"])
-            .spawn()
-            .expect("spawn");
+        let mut child =
+            std::process::Command::new("sh").args(["-c", "sleep 30 & sleep 30 & wait"]).spawn().expect("spawn");
         let root = child.id() as i32;
         let mut found = Vec::new();
         for _ in 0..100 {

@@ -146,8 +146,19 @@ fn collect(value: &Value, out: &mut Vec<String>) {
 pub fn looks_like_credential(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     const WORDS: &[&str] = &[
-        "password", "passwd", "passphrase", "secret", "token", "apikey", "api_key", "api-key", "access_key",
-        "accesskey", "private_key", "privatekey", "credential",
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "api-key",
+        "access_key",
+        "accesskey",
+        "private_key",
+        "privatekey",
+        "credential",
     ];
     WORDS.iter().any(|w| name.contains(w)) || name == "pass" || name == "pw" || name.ends_with("_pass")
 }

@@ -1364,8 +1364,7 @@ impl Decoder<'_> {
                         .and_then(|m| self.bool(&m.value, "`ignore_failure`"))
                         .unwrap_or(false);
                     let timeout = first(fields, "timeout").and_then(|m| self.duration(&m.value, "`timeout`"));
-                    let detach =
-                        first(fields, "detach").and_then(|m| self.bool(&m.value, "`detach`")).unwrap_or(false);
+                    let detach = first(fields, "detach").and_then(|m| self.bool(&m.value, "`detach`")).unwrap_or(false);
                     (&command.value, ignore, timeout, detach)
                 }
                 _ => {

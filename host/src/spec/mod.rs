@@ -350,7 +350,11 @@ pub fn load_file_compat(path: &Path, mode: compat::Compat) -> Result<Spec, Diagn
 }
 
 /// [`load_file_compat`] admitting the variables the policy grants by exact name.
-pub fn load_file_compat_granting(path: &Path, mode: compat::Compat, granted_env: &[String]) -> Result<Spec, Diagnostics> {
+pub fn load_file_compat_granting(
+    path: &Path,
+    mode: compat::Compat,
+    granted_env: &[String],
+) -> Result<Spec, Diagnostics> {
     let translation = translate_file(path, mode)?;
     let label = PathBuf::from(format!("{} (translated by --compat omnicloud)", path.display()));
     match load::load_str_granting(label, translation.native, granted_env) {

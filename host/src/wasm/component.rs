@@ -23,11 +23,11 @@ use super::engine::{sha256_hex, ComponentHost, EPOCH_TICK};
 use super::sandbox::{MissingGrants, Requests, Sandbox};
 use super::state::{CallState, ExecRecord};
 use crate::audit::AuditLog;
-use crate::secrets::{looks_like_credential, Secrets};
 use crate::error::{CpiError, ErrorKind};
 use crate::json_cpi::Params;
 use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
 use crate::policy::{ArgPattern, Limits, PluginGrants};
+use crate::secrets::{looks_like_credential, Secrets};
 use crate::spec::CpiKind;
 
 /// The interface version this host implements; components must export the same major (for

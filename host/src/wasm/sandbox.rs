@@ -113,14 +113,12 @@ impl Sandbox {
                 .as_ref()
                 .and_then(|r| grants.exec.iter().find(|g| &g.program == r && covers(&g.args, patterns)));
             match (grant, resolved) {
-                (Some(g), Some(r)) => {
-                    exec.push(AllowedExec {
+                (Some(g), Some(r)) => exec.push(AllowedExec {
                     program: r,
                     granted: g.args.clone(),
                     requested: patterns.clone(),
                     detach: g.detach,
-                })
-                }
+                }),
                 _ => {
                     let shown: Vec<String> = patterns.iter().cloned().map(String::from).collect();
                     missing.push(format!("exec `{program}` with arguments {shown:?}"));

@@ -128,20 +128,44 @@ pub fn validation(reports: &[ValidationReport], output: Output) -> Result<()> {
 pub fn list(entries: &[(PathBuf, Result<Spec, Diagnostics>)], policy: &Policy, output: Output) -> Result<()> {
     let plugins: Vec<(&String, Option<&PathBuf>)> =
         policy.plugins.iter().map(|(n, g)| (n, g.source.as_ref())).collect();
+    // Under a policy, the entry binding each file (grants follow files); None: it does not load.
+    let binding = |file: &PathBuf| policy.plugin_for_source(file).map(|p| p.name.clone());
+    let form = |source: Option<&PathBuf>| {
+        if source.is_some_and(|s| omni_cpi::cpi::is_wasm(s)) {
+            "component"
+        } else {
+            "spec"
+        }
+    };
     if output == Output::Json {
         let mut items: Vec<Value> = entries
             .iter()
-            .map(|(file, loaded)| match loaded {
-                Ok(spec) => json!({"file": file, "name": spec.name, "kind": spec.kind, "actions": spec.actions.len(), "loads": true}),
-                Err(d) => json!({"file": file, "loads": false, "errors": d.0.iter().filter(|x| x.is_error()).count()}),
+            .map(|(file, loaded)| {
+                let mut item = match loaded {
+                    Ok(spec) => json!({"file": file, "name": spec.name, "kind": spec.kind, "actions": spec.actions.len(), "loads": true}),
+                    Err(d) => json!({"file": file, "loads": false, "errors": d.0.iter().filter(|x| x.is_error()).count()}),
+                };
+                if policy.is_enforced() {
+                    item["entry"] = json!(binding(file));
+                    if binding(file).is_none() {
+                        item["loads"] = json!(false);
+                    }
+                }
+                item
             })
             .collect();
-        items.extend(plugins.iter().map(|(name, source)| json!({"file": source, "name": name, "kind": "component"})));
+        items
+            .extend(plugins.iter().map(|(name, source)| json!({"file": source, "entry": name, "form": form(*source)})));
         return print_json(&items);
     }
     for (file, loaded) in entries {
+        let bound = match (policy.is_enforced(), binding(file)) {
+            (false, _) => String::new(),
+            (true, Some(entry)) => format!("  [policy entry `{entry}`]"),
+            (true, None) => "  [no policy entry binds it: does not load under this policy]".to_string(),
+        };
         match loaded {
-            Ok(spec) => println!("{:28} {}", file.display(), summary(spec)),
+            Ok(spec) => println!("{:28} {}{bound}", file.display(), summary(spec)),
             Err(d) => println!(
                 "{:28} does not load: {} errors (run `omni-cpi validate {}`)",
                 file.display(),
@@ -152,8 +176,9 @@ pub fn list(entries: &[(PathBuf, Result<Spec, Diagnostics>)], policy: &Policy, o
     }
     for (name, source) in plugins {
         println!(
-            "{:28} plugin `{name}` from the policy",
-            source.map_or("(no source)".to_string(), |s| s.display().to_string())
+            "{:28} policy entry `{name}` ({})",
+            source.map_or("(no source)".to_string(), |s| s.display().to_string()),
+            form(source)
         );
     }
     Ok(())

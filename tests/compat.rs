@@ -191,3 +191,26 @@ fn most_of_the_corpus_stays_runnable() {
     assert_eq!(total, 953);
     assert!(runnable * 100 >= total * 85, "{runnable} of {total} runnable");
 }
+
+/// The original files cannot mark a credential; every parameter named like one is treated as
+/// `"secret": true`, with a warning, so a TrueNAS password never reaches a plan or a log.
+#[test]
+fn parameters_named_like_credentials_become_secrets_with_a_warning() {
+    let Some(dir) = corpus() else { return };
+    let file = dir.join("v2/cpi-truenas.json");
+    let loaded = spec::load_file_compat(&file, Compat::OmniCloud).expect("loads");
+    let secret_params: Vec<(String, String)> = loaded
+        .actions
+        .iter()
+        .flat_map(|a| a.body.params().iter().filter(|p| p.secret).map(|p| (a.name.clone(), p.name.clone())))
+        .collect();
+    assert!(secret_params.iter().any(|(_, p)| p == "password"), "{secret_params:?}");
+    assert!(secret_params.iter().all(|(_, p)| omni_cpi::secrets::looks_like_credential(p)), "{secret_params:?}");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("`password`") && w.message.contains("named like a credential")),
+        "a located warning says so"
+    );
+}

@@ -65,7 +65,7 @@ impl std::fmt::Display for Unbound {
         }
         write!(
             f,
-            "after checking what it asks for (omni-cpi validate {}), bind it with:\n\n{}",
+            "to grant it anything, first see what it asks for (omni-cpi validate {} without a policy), then bind it:\n\n{}",
             self.path.display(),
             self.toml
         )
@@ -134,18 +134,8 @@ impl Loader {
             return Ok(None);
         }
         if let Some(entry) = self.policy.plugin_for_source(path) {
-            if let Some(pinned) = &entry.sha256 {
-                let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: path.to_path_buf(), source: e })?;
-                let actual = crate::wasm::sha256_hex(&bytes);
-                if &actual != pinned {
-                    return Err(CpiLoadError::HashMismatch {
-                        path: path.to_path_buf(),
-                        entry: entry.name.clone(),
-                        actual,
-                        pinned: pinned.clone(),
-                    });
-                }
-            }
+            // A pin is checked on the bytes that are then loaded (a component in
+            // `ComponentCpi::load`, a spec in `load_spec`), so the file cannot change in between.
             return Ok(Some(entry));
         }
         Err(CpiLoadError::Unbound(self.unbound(path)))
@@ -167,9 +157,21 @@ impl Loader {
     /// A JSON spec behind its entry's grants, or unrestricted when no policy is in force.
     fn load_spec(&self, path: &Path, entry: Option<&PluginGrants>) -> Result<JsonCpi, CpiLoadError> {
         let granted_env = entry.map_or(&[][..], |e| e.env.as_slice());
+        let text = crate::spec::read_text(path).map_err(CpiLoadError::Spec)?;
+        if let Some(PluginGrants { sha256: Some(pinned), name, .. }) = entry {
+            let actual = crate::wasm::sha256_hex(text.as_bytes());
+            if &actual != pinned {
+                return Err(CpiLoadError::HashMismatch {
+                    path: path.to_path_buf(),
+                    entry: name.clone(),
+                    actual,
+                    pinned: pinned.clone(),
+                });
+            }
+        }
         let spec = match self.compat {
-            Some(mode) => crate::spec::load_file_compat_granting(path, mode, granted_env),
-            None => crate::spec::load_file_granting(path, granted_env),
+            Some(mode) => crate::spec::load_str_compat_granting(path, text, mode, granted_env),
+            None => crate::spec::load_str_granting(path, text, granted_env),
         }
         .map_err(CpiLoadError::Spec)?;
         let gate = match entry {

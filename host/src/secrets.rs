@@ -39,7 +39,9 @@ impl Secrets {
             let encoded = crate::request::encode(&text);
             let escaped = serde_json::to_string(&text).unwrap_or_default();
             let escaped = escaped.trim_matches('"').to_string();
-            forms.extend([text, encoded, escaped]);
+            // Error messages quote values with Rust's `{:?}`.
+            let debug = format!("{text:?}").trim_matches('"').to_string();
+            forms.extend([text, encoded, escaped, debug]);
         }
         forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         forms.dedup();

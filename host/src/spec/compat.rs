@@ -114,6 +114,20 @@ fn placeholders(template: &str) -> Vec<String> {
 }
 
 impl Translator<'_> {
+    /// The parameters among `params` named like credentials, each announced by a warning: the
+    /// original files cannot mark a secret, so the name decides (`"secret": true`).
+    fn credential_params(&mut self, action: &str, span: super::json::Span, params: &[String]) -> Vec<String> {
+        let secrets: Vec<String> = params.iter().filter(|p| looks_like_credential(p)).cloned().collect();
+        for secret in &secrets {
+            self.warn(
+                span,
+                format!("parameter `{secret}` of `{action}` is named like a credential, so it is treated as `\"secret\": true`"),
+                "its value is shown as *** in plans, errors, -o json and the audit log; the program still receives it",
+            );
+        }
+        secrets
+    }
+
     fn warn(&mut self, node_span: super::json::Span, message: String, help: &str) {
         self.warnings.push(Diagnostic::warning(message).at(self.source.locate(node_span)).help(help));
     }
@@ -322,16 +336,8 @@ impl Translator<'_> {
             self.with_patterns.push(format!("{name} ({})", inferred.join(", ")));
         }
         self.runnable += 1;
-        // Credentials are never shown: the original files have no way to say so, so the name decides.
-        let secrets: Vec<String> =
-            params.iter().chain(optional.keys()).filter(|p| looks_like_credential(p)).cloned().collect();
-        for secret in &secrets {
-            self.warn(
-                command_node.span,
-                format!("parameter `{secret}` of `{name}` is named like a credential, so it is treated as `\"secret\": true`"),
-                "its value is shown as *** in plans, errors, -o json and the audit log; the program still receives it",
-            );
-        }
+        let all_params: Vec<String> = params.iter().chain(optional.keys()).cloned().collect();
+        let secrets = self.credential_params(name, command_node.span, &all_params);
         let with_pattern = |p: &str, decl: Value| -> Value {
             let secret = secrets.iter().any(|s| s == p);
             if !inferred.iter().any(|i| i == p) && !secret {
@@ -626,11 +632,20 @@ impl Translator<'_> {
                 "they are accepted as optional parameters; the original filled them from any caller parameter",
             );
         }
+        let all_params: Vec<String> = params.iter().chain(&undeclared).cloned().collect();
+        let secrets = self.credential_params(name, endpoint.span, &all_params);
+        let declare = |p: &String| {
+            if secrets.contains(p) {
+                json!({"name": p, "secret": true})
+            } else {
+                json!(p)
+            }
+        };
         let mut action = Map::new();
         action.insert("request".into(), Value::Object(request));
-        action.insert("params".into(), json!(params));
+        action.insert("params".into(), Value::Array(params.iter().map(declare).collect()));
         if !undeclared.is_empty() {
-            action.insert("optional_params".into(), json!(undeclared));
+            action.insert("optional_params".into(), Value::Array(undeclared.iter().map(declare).collect()));
         }
         if let Some(output) = self.parse_rules(name, node) {
             action.insert("output".into(), output);

@@ -92,6 +92,12 @@ pub fn load_file(path: &Path) -> Result<Spec, Diagnostics> {
 /// Reads and loads a spec file whose `env` may also name the variables in `granted_env` (the
 /// exact names the operator's policy entry grants), hijacking ones included.
 pub fn load_file_granting(path: &Path, granted_env: &[String]) -> Result<Spec, Diagnostics> {
+    load_str_granting(path, read_text(path)?, granted_env)
+}
+
+/// A spec file's text: at most [`MAX_SPEC_BYTES`], UTF-8. Read once: callers that check the
+/// bytes (a policy's sha256 pin) load the same text they checked.
+pub fn read_text(path: &Path) -> Result<String, Diagnostics> {
     let fail = |message: String| Err(Diagnostics(vec![Diagnostic::error(message)]));
     let size = match fs::metadata(path) {
         Ok(meta) => meta.len(),
@@ -105,7 +111,10 @@ pub fn load_file_granting(path: &Path, granted_env: &[String]) -> Result<Spec, D
         Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
     };
     match String::from_utf8(bytes) {
-        Ok(text) => load_str_granting(path, text, granted_env),
+        Ok(text) if text.len() as u64 <= MAX_SPEC_BYTES => Ok(text),
+        Ok(text) => {
+            fail(format!("{} is {} bytes; a spec may be at most {MAX_SPEC_BYTES} bytes", path.display(), text.len()))
+        }
         Err(e) => {
             fail(format!("{} is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))
         }

@@ -20,7 +20,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::error::ErrorKind;
 use crate::template::Template;
 
-pub use load::{load_file, load_file_granting, load_str, load_str_granting, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
+pub use load::{load_file, load_file_granting, load_str, load_str_granting, read_text, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
 
 /// The JSON Schema of the format, printed by `omni-cpi schema` for editors.
 pub const SCHEMA: &str = include_str!("cpi.schema.json");
@@ -325,9 +325,11 @@ pub struct EnvPolicy {
 
 /// Reads a file in a compatibility format and translates it into the native format.
 fn translate_file(path: &Path, mode: compat::Compat) -> Result<compat::Translation, Diagnostics> {
+    translate_text(path, load::read_text(path)?, mode)
+}
+
+fn translate_text(path: &Path, text: String, mode: compat::Compat) -> Result<compat::Translation, Diagnostics> {
     let compat::Compat::OmniCloud = mode;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostics(vec![Diagnostic::error(format!("cannot read {}: {e}", path.display()))]))?;
     let source = crate::diagnostic::SourceFile::new(path, text);
     let root = json::parse(source.text()).map_err(|e| {
         Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message))
@@ -355,7 +357,17 @@ pub fn load_file_compat_granting(
     mode: compat::Compat,
     granted_env: &[String],
 ) -> Result<Spec, Diagnostics> {
-    let translation = translate_file(path, mode)?;
+    load_str_compat_granting(path, load::read_text(path)?, mode, granted_env)
+}
+
+/// [`load_file_compat_granting`] on text already read from `path`.
+pub fn load_str_compat_granting(
+    path: &Path,
+    text: String,
+    mode: compat::Compat,
+    granted_env: &[String],
+) -> Result<Spec, Diagnostics> {
+    let translation = translate_text(path, text, mode)?;
     let label = PathBuf::from(format!("{} (translated by --compat omnicloud)", path.display()));
     match load::load_str_granting(label, translation.native, granted_env) {
         Ok(mut spec) => {

@@ -485,7 +485,7 @@ async fn the_password_never_reaches_an_argv_and_its_absence_is_denied() {
     let policy = dir.path().join("policy.toml");
     std::fs::write(
         &policy,
-        "audit_log = \"audit.jsonl\"\n\n[plugins.baremetal_ipmi_cpi]\nexec = [{ program = \"sh\", args = [\"**\"] }]\n",
+        "audit_log = \"audit.jsonl\"\n\n[plugins.baremetal]\nsource = \"baremetal.json\"\nenv = [\"IPMI_PASSWORD\", \"LC_ALL\"]\nexec = [{ program = \"sh\", args = [\"**\"] }]\n",
     )
     .expect("policy");
     let (spec_arg, policy_arg) = (spec_path.to_string_lossy().into_owned(), policy.to_string_lossy().into_owned());

@@ -136,7 +136,7 @@ fn http_request(omni: &Omni<'_>) -> Result<()> {
         "headers": {"Authorization": "Bearer {token}"},
         "body": {"name": "{name}", "disks": "{disks}"}
       },
-      "params": ["project", "name", "token"],
+      "params": ["project", "name", {"name": "token", "secret": true}],
       "optional_params": ["zone", {"name": "disks", "type": "list"}]
     }
   }
@@ -150,13 +150,17 @@ fn http_request(omni: &Omni<'_>) -> Result<()> {
     omni.expect(&dry, 0)?;
     let real: Vec<&str> = call.iter().chain(&extra).copied().collect();
     omni.expect(&real, 1)?;
-    println!("(denied before sending: grant the host with --allow-host 127.0.0.1:9 or a policy `network` entry)");
+    println!("(denied before sending: grant the host with --allow-host 127.0.0.1:9 or a policy `network` entry;");
+    println!(
+        " `token` is declared \"secret\": true, so the plan and the error show *** and only the request carries it)"
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
 /// Builds the plugins, grants the adversary exactly what it requests, and shows a granted exec,
-/// a denied one (in the audit log too) and a runaway loop stopped by its time limit.
+/// a denied one (in the audit log too), a runaway loop stopped by its time limit, and a copy of
+/// the plugin saved elsewhere refused (grants follow the file, not its name).
 fn components(omni: &Omni<'_>, root: &Path) -> Result<()> {
     crate::build_plugins(root)?;
     let dir = std::env::temp_dir().join(format!("omni-cpi-demo-{}", std::process::id()));
@@ -213,6 +217,11 @@ timeout_ms = 1000
     run(&["call", "adversary", "exec", "name=x", r#"cmd:=["read","/sandbox/../../etc/passwd"]"#], 1)?;
     run(&["call", "adversary", "exec", "name=x", r#"cmd:=["loop"]"#], 1)?;
     run(&["call", "adversary", "list_containers"], 0)?;
+    // Grants follow the file, not its name: the same bytes saved elsewhere get nothing.
+    let squatter = dir.join("elsewhere/omni_cpi_adversary.wasm");
+    std::fs::create_dir_all(dir.join("elsewhere"))?;
+    std::fs::copy(&wasm, &squatter)?;
+    run(&["call", &squatter.display().to_string(), "list_containers"], 2)?;
     println!("\naudit log {}:", dir.join("audit.jsonl").display());
     print!("{}", std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default());
     std::fs::remove_dir_all(&dir)?;

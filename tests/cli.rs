@@ -266,7 +266,7 @@ const PROBE_SPEC: &str = r#"{
   "name": "probe",
   "type": "container",
   "validation": {
-    "required_commands": ["touch", "ls", "echo"],
+    "required_commands": ["touch", "ls", "echo", "tee"],
     "version_requirements": {"echo": {"range": ">=4.0.0", "command": "echo tool version 4.2.0"}}
   },
   "actions": {
@@ -274,7 +274,9 @@ const PROBE_SPEC: &str = r#"{
       "params": ["dir", {"name": "token", "secret": true}]},
     "start_container": {"command": "ls {dir}/missing-{token}",
       "params": ["dir", {"name": "token", "secret": true}]},
-    "logs": {"command": "ls {name}", "params": [{"name": "name", "allow_dash": true}], "output": "text"}
+    "logs": {"command": "ls {name}", "params": [{"name": "name", "allow_dash": true}], "output": "text"},
+    "inspect_container": {"command": "tee {dir}/received", "stdin": "{token}\n",
+      "params": ["dir", {"name": "token", "secret": true}], "output": "text"}
   }
 }"#;
 
@@ -423,7 +425,8 @@ fn version_commands_pass_the_gate_and_are_audited() {
 #[test]
 fn a_secret_reaches_the_program_but_no_plan_error_json_output_or_audit_line() {
     let case = PolicyCase::new(
-        "[[plugins.probe.exec]]\nprogram = \"touch\"\nargs = [\"*\"]\n[[plugins.probe.exec]]\nprogram = \"ls\"\nargs = [\"*\"]\n",
+        "[[plugins.probe.exec]]\nprogram = \"touch\"\nargs = [\"*\"]\n[[plugins.probe.exec]]\nprogram = \"ls\"\nargs = [\"*\"]\n\
+         [[plugins.probe.exec]]\nprogram = \"tee\"\nargs = [\"*\"]\n",
     );
     let secret = "hunter2-Z9q";
     let work = tempfile::tempdir().expect("work dir");
@@ -436,12 +439,19 @@ fn a_secret_reaches_the_program_but_no_plan_error_json_output_or_audit_line() {
         vec!["-o", "json", "call", "probe", "create_container", &dir, &token],
         vec!["-o", "json", "call", "probe", "start_container", &dir, &token],
         vec!["call", "probe", "start_container", &dir, &token],
+        // Through standard input: in no argv at all, and echoed back by tee (redacted too).
+        vec!["-o", "json", "call", "probe", "inspect_container", &dir, &token, "--dry-run"],
+        vec!["call", "probe", "inspect_container", &dir, &token, "--dry-run"],
+        vec!["-o", "json", "call", "probe", "inspect_container", &dir, &token],
     ] {
         let out = case.omni(&args);
         seen.push_str(&String::from_utf8_lossy(&out.stdout));
         seen.push_str(&stderr(&out));
     }
     assert!(work.path().join(secret).exists(), "the program received the secret");
+    let received = std::fs::read_to_string(work.path().join("received")).expect("tee wrote its stdin");
+    assert_eq!(received, format!("{secret}\n"), "stdin carried the secret");
+    assert!(seen.contains("\"stdin\": \"***\\n\""), "the plan shows stdin redacted: {seen}");
     assert!(seen.contains("***"), "{seen}");
     assert!(seen.contains("missing-***"), "the failing ls's error is shown, redacted: {seen}");
     assert!(!seen.contains(secret), "the secret leaked into the output:\n{seen}");

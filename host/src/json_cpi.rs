@@ -245,6 +245,11 @@ impl JsonCpi {
         }
         let mut command_step = PlannedStep::new("command", StepStage::Command, command.into_argv(), timeout_of(None));
         command_step.detach = action.detach;
+        if let Some(stdin) = &action.stdin {
+            command_step.stdin = stdin.render_plain(&bindings).map_err(|e| {
+                CpiError::for_param(ErrorKind::InvalidArgument, action_name, &e.param, format!("stdin: {}", e.message))
+            })?;
+        }
         steps.push(command_step);
         for hook in action.post_hooks() {
             steps.push(hook_step(hook, StepStage::Post)?);
@@ -600,6 +605,7 @@ impl JsonCpi {
             shown_argv: step.argv(),
             timeout: step.timeout,
             detach: step.detach,
+            stdin: step.stdin.as_deref(),
             kill_grace: options.kill_grace,
             output_limit: options.output_limit,
         };
@@ -638,7 +644,7 @@ impl JsonCpi {
             timeout: process.timeout,
             kill_grace: process.kill_grace,
             output_limit: process.output_limit,
-            stdin: None,
+            stdin: process.stdin.map(|s| s.as_bytes().to_vec()),
             detach: process.detach || granted_detach,
         };
         let result = exec::run(&request).await;
@@ -781,6 +787,8 @@ pub(crate) struct GatedProcess<'a> {
     pub shown_argv: &'a [String],
     pub timeout: Duration,
     pub detach: bool,
+    /// Standard input (never recorded anywhere).
+    pub stdin: Option<&'a str>,
     pub kill_grace: Duration,
     pub output_limit: usize,
 }
@@ -1016,6 +1024,35 @@ mod tests {
         let cpi = JsonCpi::unrestricted(spec::load_str("t.json", text.into()).expect("loads"));
         let out = cpi.call("logs", &Params::new(), &CallOptions::default()).await.expect("runs");
         assert_eq!(out.result, Some(json!("/tmp")));
+    }
+
+    /// A plan runs only on the CPI that rendered it: another CPI (even of the same spec, under
+    /// other grants) refuses it, so no argv reaches a gate that did not render it.
+    #[tokio::test]
+    async fn a_plan_runs_only_on_the_cpi_that_made_it() {
+        let actions = r#"{"logs": {"command": "echo {name}", "params": ["name"], "output": "text"}}"#;
+        let (one, other) = (cpi(actions), cpi(actions));
+        let plan = one.plan("logs", &params(json!({"name": "x"})), &CallOptions::default()).expect("plans");
+        let err = other.execute(&plan, &CallOptions::default()).await.expect_err("foreign plan");
+        assert!(err.message.contains("made by another CPI"), "{}", err.message);
+        let clone = one.clone();
+        assert!(clone.execute(&plan, &CallOptions::default()).await.is_ok(), "a clone is the same CPI");
+    }
+
+    /// A secret parameter's value is in the argv that runs but in no view of the plan, its Debug
+    /// or its JSON, nor in the outcome.
+    #[tokio::test]
+    async fn secrets_are_redacted_in_every_view_of_a_plan_and_outcome() {
+        let cpi = cpi(r#"{"logs": {"command": "echo token={token}", "output": "text",
+                           "params": [{"name": "token", "secret": true}]}}"#);
+        let plan = cpi.plan("logs", &params(json!({"token": "s3cr3t"})), &CallOptions::default()).expect("plans");
+        assert_eq!(plan.steps[0].argv, ["echo", "token=s3cr3t"], "what runs");
+        assert_eq!(plan.steps()[0].argv(), ["echo", "token=***"]);
+        assert!(!format!("{plan:?}").contains("s3cr3t"));
+        assert!(!serde_json::to_string(&plan).expect("json").contains("s3cr3t"));
+        let outcome = cpi.execute(&plan, &CallOptions::default()).await.expect("runs");
+        assert_eq!(outcome.result, Some(json!("token=***")));
+        assert!(!serde_json::to_string(&outcome).expect("json").contains("s3cr3t"));
     }
 
     #[tokio::test]

@@ -37,8 +37,18 @@ pub struct PlannedStep {
     pub(crate) timeout: Duration,
     /// What `argv` may outlive a timeout in its own session (`detach` on the hook, or a grant's).
     pub(crate) detach: bool,
-    /// `argv` and `request` with secrets replaced, when a secret appears in them.
-    pub(crate) shown: Option<(Vec<String>, Option<crate::request::HttpRequest>)>,
+    /// Written to the process's standard input (the action's `stdin`).
+    pub(crate) stdin: Option<String>,
+    /// `argv`, `request` and `stdin` with secrets replaced, when a secret appears in them.
+    pub(crate) shown: Option<Shown>,
+}
+
+/// A step as it may be shown.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Shown {
+    argv: Vec<String>,
+    request: Option<crate::request::HttpRequest>,
+    stdin: Option<String>,
 }
 
 impl PlannedStep {
@@ -51,6 +61,7 @@ impl PlannedStep {
             ignore_failure: false,
             timeout,
             detach: false,
+            stdin: None,
             shown: None,
         }
     }
@@ -65,14 +76,22 @@ impl PlannedStep {
 
     /// The argv, secrets shown as `***`.
     pub fn argv(&self) -> &[String] {
-        self.shown.as_ref().map_or(&self.argv, |(argv, _)| argv)
+        self.shown.as_ref().map_or(&self.argv, |shown| &shown.argv)
     }
 
     /// The HTTP request, secrets shown as `***`.
     pub fn request(&self) -> Option<&crate::request::HttpRequest> {
         match &self.shown {
-            Some((_, shown)) => shown.as_ref(),
+            Some(shown) => shown.request.as_ref(),
             None => self.request.as_ref(),
+        }
+    }
+
+    /// What the process reads on standard input, secrets shown as `***`.
+    pub fn stdin(&self) -> Option<&str> {
+        match &self.shown {
+            Some(shown) => shown.stdin.as_deref(),
+            None => self.stdin.as_deref(),
         }
     }
 
@@ -95,10 +114,13 @@ impl PlannedStep {
         }
         let argv_leaks = self.argv.iter().any(|a| secrets.appears_in(a));
         let request_leaks = self.request.as_ref().is_some_and(|r| secrets.appears_in_request(r));
-        if argv_leaks || request_leaks {
-            let argv = self.argv.iter().map(|a| secrets.redact(a)).collect();
-            let request = self.request.as_ref().map(|r| secrets.redact_request(r));
-            self.shown = Some((argv, request));
+        let stdin_leaks = self.stdin.as_deref().is_some_and(|s| secrets.appears_in(s));
+        if argv_leaks || request_leaks || stdin_leaks {
+            self.shown = Some(Shown {
+                argv: secrets.redact_all(&self.argv),
+                request: self.request.as_ref().map(|r| secrets.redact_request(r)),
+                stdin: self.stdin.as_deref().map(|s| secrets.redact(s)),
+            });
         }
     }
 }
@@ -113,6 +135,7 @@ impl std::fmt::Debug for PlannedStep {
             .field("ignore_failure", &self.ignore_failure)
             .field("timeout", &self.timeout)
             .field("detach", &self.detach)
+            .field("stdin", &self.stdin())
             .finish()
     }
 }
@@ -120,7 +143,7 @@ impl std::fmt::Debug for PlannedStep {
 impl Serialize for PlannedStep {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut out = s.serialize_struct("PlannedStep", 7)?;
+        let mut out = s.serialize_struct("PlannedStep", 8)?;
         out.serialize_field("name", &self.name)?;
         out.serialize_field("stage", &self.stage)?;
         out.serialize_field("argv", self.argv())?;
@@ -131,6 +154,9 @@ impl Serialize for PlannedStep {
         out.serialize_field("timeout_ms", &(self.timeout.as_millis() as u64))?;
         if self.detach {
             out.serialize_field("detach", &true)?;
+        }
+        if let Some(stdin) = self.stdin() {
+            out.serialize_field("stdin", stdin)?;
         }
         out.end()
     }

@@ -114,6 +114,12 @@ impl Text {
         })
     }
 
+    /// The text with each value as it is (for a process's standard input, which no program
+    /// parses as a template); `Ok(None)` when a value is absent.
+    pub fn render_plain(&self, bindings: &dyn Bindings) -> Result<Option<String>, RenderError> {
+        self.render(bindings, &|_, value| Ok(value.to_string()))
+    }
+
     /// The text is exactly one placeholder.
     fn sole_placeholder(&self) -> Option<&str> {
         match self.pieces.as_slice() {

@@ -53,6 +53,7 @@ pub async fn check(cpi: &JsonCpi) -> Vec<RequirementCheck> {
                     shown_argv: &argv,
                     timeout: VERSION_TIMEOUT,
                     detach: false,
+                    stdin: None,
                     kill_grace: exec::DEFAULT_KILL_GRACE,
                     output_limit: 64 * 1024,
                 };

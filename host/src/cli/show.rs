@@ -429,6 +429,9 @@ pub fn plan(plan: &Plan, output: Output) -> Result<()> {
             }
             None => println!("  [{}] {}  ({})", step.name(), shell_line(step.argv()), notes.join(", ")),
         }
+        if let Some(stdin) = step.stdin() {
+            println!("    stdin: {stdin:?}");
+        }
     }
     if !plan.ignored_params().is_empty() {
         println!("ignored parameters (not declared by the action): {}", plan.ignored_params().join(", "));

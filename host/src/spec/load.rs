@@ -55,6 +55,7 @@ const ACTION_KEYS: &[&str] = &[
     "rollback",
     "unsupported",
     "detach",
+    "stdin",
 ];
 const HOOK_KEYS: &[&str] = &["command", "ignore_failure", "timeout", "description", "detach"];
 const PARAM_KEYS: &[&str] = &["name", "type", "allow_dash", "pattern", "description", "fragment", "secret"];
@@ -1130,8 +1131,19 @@ impl Decoder<'_> {
         let success_when =
             first(fields, "success_when").map(|m| self.success_conditions(&m.value, &what)).unwrap_or_default();
         let detach = first(fields, "detach").and_then(|m| self.bool(&m.value, "`detach`")).unwrap_or(false);
+        let stdin = match first(fields, "stdin") {
+            None => None,
+            Some(m) => {
+                let text = request::Text::parse(self.string(&m.value, "`stdin`")?);
+                for placeholder in text.placeholders() {
+                    let span = self.span_in_string(&m.value, placeholder.offset, placeholder.name.len() + 2);
+                    self.check_declared(placeholder.name, span, &format!("the stdin of {what}"), &scope);
+                }
+                Some(text)
+            }
+        };
         let command = command?;
-        self.warn_unused_params(&params, &command, &hooks, fields, name);
+        self.warn_unused_params(&params, &command, &hooks, stdin.as_ref(), fields, name);
         Some(Action {
             name: name.to_string(),
             description,
@@ -1141,6 +1153,7 @@ impl Decoder<'_> {
                 hooks,
                 timeout,
                 detach,
+                stdin,
                 success_exit_codes,
                 output,
                 errors,
@@ -1393,12 +1406,14 @@ impl Decoder<'_> {
         params: &[ParamDecl],
         command: &Template,
         hooks: &[Hook],
+        stdin: Option<&request::Text>,
         fields: &[Member],
         action: &str,
     ) {
         let used = |name: &str| {
             let in_template = |t: &Template| t.placeholders().iter().any(|p| p.name == name);
             in_template(command)
+                || stdin.is_some_and(|t| t.placeholders().any(|p| p.name == name))
                 || hooks.iter().any(|h| in_template(&h.command))
                 || params.iter().any(|p| p.fragment.as_ref().is_some_and(in_template))
         };

@@ -132,6 +132,9 @@ pub struct CommandAction {
     pub timeout: Option<Duration>,
     /// The command may start what outlives a timeout in its own session.
     pub detach: bool,
+    /// Text written to the command's standard input (a way to hand a program a secret outside
+    /// its argv, e.g. `podman login --password-stdin`).
+    pub stdin: Option<crate::request::Text>,
     pub success_exit_codes: ExitCodes,
     pub output: OutputFormat,
     pub errors: Vec<ErrorRule>,

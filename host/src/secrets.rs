@@ -5,7 +5,9 @@
 //!
 //! A value is looked for as written and in the forms the request renderer gives it (percent
 //! encoded in a URL, JSON-escaped in a body), so a token does not survive redaction by being
-//! encoded.
+//! encoded. A value shorter than [`SHORT`] characters is replaced only where it stands alone
+//! (not next to a letter or digit): a one-letter "secret" must not turn `tank/data` into
+//! `tan***/data`.
 
 use serde_json::Value;
 
@@ -15,6 +17,9 @@ use crate::request::HttpRequest;
 
 /// What replaces a secret.
 pub const MASK: &str = "***";
+
+/// Secrets shorter than this are replaced only where they stand alone.
+pub const SHORT: usize = 4;
 
 /// The secret values of one call, in every form they may take, longest first (so a secret that
 /// contains another is replaced whole).
@@ -53,19 +58,26 @@ impl Secrets {
     }
 
     pub fn appears_in(&self, text: &str) -> bool {
-        self.0.iter().any(|s| text.contains(s.as_str()))
+        self.0.iter().any(|s| !occurrences(text, s).is_empty())
     }
 
     /// `text` with every secret replaced by [`MASK`].
     pub fn redact(&self, text: &str) -> String {
-        if !self.appears_in(text) {
-            return text.to_string();
-        }
         let mut out = text.to_string();
         for secret in &self.0 {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
+            let found = occurrences(&out, secret);
+            if found.is_empty() {
+                continue;
             }
+            let mut replaced = String::with_capacity(out.len());
+            let mut last = 0;
+            for start in found {
+                replaced.push_str(&out[last..start]);
+                replaced.push_str(MASK);
+                last = start + secret.len();
+            }
+            replaced.push_str(&out[last..]);
+            out = replaced;
         }
         out
     }
@@ -133,6 +145,28 @@ impl Secrets {
     }
 }
 
+/// Where `secret` occurs in `text`, without overlaps; a short secret only where it stands alone.
+fn occurrences(text: &str, secret: &str) -> Vec<usize> {
+    let alone = |start: usize| {
+        let before = text[..start].chars().next_back();
+        let after = text[start + secret.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    };
+    let short = secret.chars().count() < SHORT;
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(secret) {
+        let start = from + at;
+        if !short || alone(start) {
+            found.push(start);
+            from = start + secret.len();
+        } else {
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    found
+}
+
 fn collect(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => out.push(s.clone()),
@@ -179,6 +213,15 @@ mod tests {
         assert_eq!(secrets.redact("abc ab 1234"), "*** *** ***");
         assert_eq!(secrets.redact_value(&json!({"out": ["abc"]})), json!({"out": ["***"]}));
         assert!(!format!("{secrets:?}").contains("s3cr"));
+    }
+
+    #[test]
+    fn short_secrets_are_replaced_only_where_they_stand_alone() {
+        let secrets = Secrets::of([&json!("k"), &json!("42")]);
+        assert_eq!(secrets.redact("tank/data"), "tank/data");
+        assert_eq!(secrets.redact("Bearer k"), "Bearer ***");
+        assert_eq!(secrets.redact("--key=k --n=42 x421"), "--key=*** --n=*** x421");
+        assert_eq!(secrets.redact("k"), "***");
     }
 
     #[test]

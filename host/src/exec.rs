@@ -23,14 +23,12 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 
 /// How long a timed-out group gets between SIGTERM and SIGKILL.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
@@ -125,37 +123,22 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     let program = resolve_program(name, path)
         .ok_or_else(|| ExecError::NotFound { program: name.clone(), path: path.to_string() })?;
 
-    let mut command = Command::new(&program);
-    command
-        .arg0(name)
-        .args(&request.argv[1..])
-        .env_clear()
-        .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&request.cwd)
-        .stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let descriptor_limit = open_descriptor_limit();
-    // SAFETY: the closure runs in the child between fork and exec, so it may only make
-    // async-signal-safe calls: prctl, close_range and fcntl are system calls that allocate nothing.
-    unsafe {
-        command.pre_exec(move || {
-            // Orphans below this process are re-parented to it, so its tree stays whole.
-            if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            close_inherited_descriptors(descriptor_limit);
-            Ok(())
-        });
-    }
-    let io_error = |source| ExecError::Io { program: name.clone(), source };
-    let mut child = command.spawn().map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => ExecError::NotFound { program: name.clone(), path: path.to_string() },
+    let mut child = crate::spawn::spawn(&crate::spawn::Spawn {
+        program: &program,
+        argv: &request.argv,
+        env: &request.env,
+        cwd: &request.cwd,
+        stdin: request.stdin.is_some(),
+    })
+    .map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound if source.to_string().contains("executing") => {
+            ExecError::NotFound { program: name.clone(), path: path.to_string() }
+        }
         _ => ExecError::Spawn { program: name.clone(), source },
     })?;
-    let group = child.id().map(|id| Pid::from_raw(id as i32));
+    let io_error = |source| ExecError::Io { program: name.clone(), source };
+    // Until the leader is reaped (below, last), its pid names this group and no other.
+    let group = Some(Pid::from_raw(child.id()));
 
     let stdout = Stream::spawn(child.stdout.take(), request.output_limit);
     let stderr = Stream::spawn(child.stderr.take(), request.output_limit);
@@ -166,20 +149,19 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         });
     }
 
-    let leader = LeaderExit::watch(&child);
     let deadline = tokio::time::Instant::from_std(started + request.timeout);
-    let timed_out = tokio::time::timeout_at(deadline, exited(&leader, &mut child)).await.is_err();
+    let timed_out = tokio::time::timeout_at(deadline, child.exited()).await.is_err();
     if timed_out {
-        // The leader has not exited, or is an unreaped zombie: its pid is still its own and
-        // names this group. First every descendant wherever it went, then the group.
-        if let (Some(leader_pid), Some(_), false) = (group, &leader, request.detach) {
-            crate::process_tree::end_descendants(leader_pid.as_raw(), request.kill_grace).await;
+        // First every descendant wherever it went (unless the step is declared `detach`),
+        // then the group: SIGTERM, the grace period, SIGKILL.
+        if !request.detach {
+            crate::process_tree::end_descendants(child.id(), request.kill_grace).await;
             signal_group(group, Signal::SIGKILL);
         }
         signal_group(group, Signal::SIGTERM);
-        if tokio::time::timeout(request.kill_grace, exited(&leader, &mut child)).await.is_err() {
+        if tokio::time::timeout(request.kill_grace, child.exited()).await.is_err() {
             signal_group(group, Signal::SIGKILL);
-            exited(&leader, &mut child).await.map_err(io_error)?;
+            child.exited().await.map_err(io_error)?;
         }
     }
 
@@ -193,12 +175,9 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     })
     .await
     .is_ok();
-    if leader.is_some() {
-        signal_group(group, Signal::SIGKILL);
-    }
-    // Without a pidfd the leader is already reaped and its pid may belong to a stranger: the
-    // group is left alone then. With one, only now may the pid go back to the kernel.
-    let status = child.wait().await.map_err(io_error)?;
+    signal_group(group, Signal::SIGKILL);
+    // Only now may the pid go back to the kernel.
+    let status = child.reap().map_err(io_error)?;
     if !drained {
         let _ = tokio::time::timeout(DRAIN_GRACE, async {
             stdout.finished().await;
@@ -219,59 +198,6 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         duration: started.elapsed(),
         timed_out,
     })
-}
-
-/// The highest descriptor number a process may hold, read before forking (the fallback of
-/// [`close_inherited_descriptors`] needs it and must not allocate in the child).
-fn open_descriptor_limit() -> i32 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes only the struct it is given.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    if ok {
-        i32::try_from(limit.rlim_cur).unwrap_or(i32::MAX)
-    } else {
-        1 << 20
-    }
-}
-
-/// Marks every descriptor above 2 close-on-exec (in the child, before exec). `close_range` with
-/// `CLOSE_RANGE_CLOEXEC` (Linux 5.11) does it in one call; older kernels get a loop. Closing
-/// instead of marking would also close the pipe through which the standard library reports a
-/// failed exec.
-fn close_inherited_descriptors(limit: i32) {
-    // SAFETY: system calls on descriptor numbers only; a number that is not open is an error
-    // that is ignored.
-    unsafe {
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) == 0 {
-            return;
-        }
-        for fd in 3..limit {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-}
-
-/// A pidfd on the group leader: readable once the leader has exited, while it stays unreaped.
-struct LeaderExit(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
-
-impl LeaderExit {
-    /// None when the kernel has no pidfds (Linux before 5.3) or the leader is already reaped.
-    fn watch(child: &tokio::process::Child) -> Option<Self> {
-        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()?).ok()?)?;
-        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
-        // SAFETY: an OwnedFd is open until dropped and always returns the same raw fd, and the
-        // AsyncFd owns it for its whole life, which is what registration requires.
-        unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok().map(Self)
-    }
-}
-
-/// Resolves when the leader has exited. With a pidfd the leader is left unreaped (readiness is
-/// never cleared: an exit is final, so later calls return at once); without one, this reaps it.
-async fn exited(leader: &Option<LeaderExit>, child: &mut tokio::process::Child) -> io::Result<()> {
-    match leader {
-        Some(LeaderExit(pidfd)) => pidfd.readable().await.map(drop),
-        None => child.wait().await.map(drop),
-    }
 }
 
 fn signal_group(group: Option<Pid>, signal: Signal) {

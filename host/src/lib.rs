@@ -15,6 +15,7 @@ pub mod request;
 pub mod requirements;
 pub mod rules;
 pub mod secrets;
+pub mod spawn;
 pub mod spec;
 pub(crate) mod suggest;
 pub mod template;

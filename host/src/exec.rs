@@ -386,6 +386,19 @@ mod tests {
         }
     }
 
+    /// A call cancelled while its process runs (its future dropped, as a component's call
+    /// timeout does) ends every descendant too, wherever it went.
+    #[tokio::test]
+    async fn a_cancelled_call_ends_every_descendant() {
+        let req = request("setsid sleep 314.1 & (setsid sleep 314.2 &); sleep 314.3");
+        let cancelled = tokio::time::timeout(Duration::from_millis(300), run(&req)).await;
+        assert!(cancelled.is_err(), "still running when cancelled");
+        for sleeper in ["sleep 314.1", "sleep 314.2", "sleep 314.3"] {
+            let left = wait_until_gone(sleeper).await;
+            assert!(left.is_empty(), "`{sleeper}` ({left:?}) outlived the cancelled call");
+        }
+    }
+
     /// A request marked `detach` keeps today's group-only kill: what it put in its own session
     /// survives the timeout, deliberately.
     #[tokio::test]

@@ -104,6 +104,21 @@ pub async fn end_descendants(leader: i32, grace: Duration) -> usize {
     killed
 }
 
+/// [`end_descendants`] without the grace period, for a thread that may block: the call was
+/// cancelled, so nothing waits for a graceful end.
+pub fn kill_descendants_now(leader: i32) {
+    let _ = kill(Pid::from_raw(leader), Signal::SIGSTOP);
+    for _ in 0..MAX_KILL_ROUNDS {
+        let left = living_descendants(leader);
+        if left.is_empty() {
+            break;
+        }
+        signal_all(&left, Signal::SIGSTOP);
+        signal_all(&left, Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -344,19 +344,24 @@ impl Child {
 }
 
 impl Drop for Child {
-    /// A call dropped while its process runs (cancelled): the group goes, and the leader is
-    /// reaped off this thread so no zombie stays behind.
+    /// A call dropped while its process runs (cancelled, e.g. a component's call timeout): on a
+    /// thread of its own, every descendant goes as at a timeout, then the group, and the leader is
+    /// reaped so no zombie stays behind.
     fn drop(&mut self) {
         if self.reaped {
             return;
         }
         let pid = self.pid;
-        // SAFETY: the leader is unreaped, so its pid still names it and its group.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-            libc::kill(pid, libc::SIGKILL);
-        }
-        std::thread::spawn(move || wait_blocking(pid));
+        std::thread::spawn(move || {
+            // The leader is unreaped until the end, so its pid still names it and its group.
+            crate::process_tree::kill_descendants_now(pid);
+            // SAFETY: plain signals to our own unreaped child and its group.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+            wait_blocking(pid)
+        });
     }
 }
 

@@ -130,11 +130,13 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         cwd: &request.cwd,
         stdin: request.stdin.is_some(),
     })
-    .map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound if source.to_string().contains("executing") => {
+    .map_err(|error| match error {
+        crate::spawn::SpawnError { step: Some(crate::spawn::Step::Execute), source }
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
             ExecError::NotFound { program: name.clone(), path: path.to_string() }
         }
-        _ => ExecError::Spawn { program: name.clone(), source },
+        other => ExecError::Spawn { program: name.clone(), source: io::Error::other(other.to_string()) },
     })?;
     let io_error = |source| ExecError::Io { program: name.clone(), source };
     // Until the leader is reaped (below, last), its pid names this group and no other.

@@ -51,10 +51,26 @@ pub struct Child {
     reaped: bool,
 }
 
-/// Which step of the child's set-up failed, reported with its errno through the error pipe.
-#[derive(Debug, Clone, Copy)]
+/// Why a process did not start: the step of the child's set-up that failed (reported with its
+/// errno through the error pipe), or the host's own preparation (`step: None`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}", step.map_or(String::new(), |s| format!("{} failed: ", s.describe())))]
+pub struct SpawnError {
+    pub step: Option<Step>,
+    #[source]
+    pub source: io::Error,
+}
+
+impl From<io::Error> for SpawnError {
+    fn from(source: io::Error) -> Self {
+        SpawnError { step: None, source }
+    }
+}
+
+/// A step of the child's set-up, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-enum Step {
+pub enum Step {
     Signals = 1,
     Group,
     Subreaper,
@@ -64,14 +80,25 @@ enum Step {
 }
 
 impl Step {
-    fn describe(code: u32) -> &'static str {
+    fn from_code(code: u32) -> Step {
         match code {
-            1 => "resetting signals",
-            2 => "creating its process group",
-            3 => "becoming a child subreaper",
-            4 => "connecting stdin/stdout/stderr",
-            5 => "entering its working directory",
-            _ => "executing the program",
+            1 => Step::Signals,
+            2 => Step::Group,
+            3 => Step::Subreaper,
+            4 => Step::Stdio,
+            5 => Step::Directory,
+            _ => Step::Execute,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::Signals => "resetting signals",
+            Step::Group => "creating its process group",
+            Step::Subreaper => "becoming a child subreaper",
+            Step::Stdio => "connecting stdin/stdout/stderr",
+            Step::Directory => "entering its working directory",
+            Step::Execute => "executing the program",
         }
     }
 }
@@ -103,7 +130,7 @@ fn c_string(bytes: &[u8]) -> io::Result<CString> {
 }
 
 /// Starts the process. Must be called inside a tokio runtime (the pipes register with it).
-pub fn spawn(request: &Spawn<'_>) -> io::Result<Child> {
+pub fn spawn(request: &Spawn<'_>) -> Result<Child, SpawnError> {
     // Everything the child needs, allocated now: it must not allocate.
     let program = c_string(request.program.as_os_str().as_bytes())?;
     let argv: Vec<CString> = request.argv.iter().map(|a| c_string(a.as_bytes())).collect::<io::Result<_>>()?;
@@ -147,8 +174,7 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<Child> {
         let step = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
         let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
         wait_blocking(pid);
-        let error = io::Error::from_raw_os_error(errno);
-        return Err(io::Error::new(error.kind(), format!("{} failed: {error}", Step::describe(step))));
+        return Err(SpawnError { step: Some(Step::from_code(step)), source: io::Error::from_raw_os_error(errno) });
     }
 
     let pidfd = match rustix::process::Pid::from_raw(pid)
@@ -160,19 +186,22 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<Child> {
             // SAFETY: plain signal and wait calls on our own unreaped child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             wait_blocking(pid);
-            return Err(io::Error::new(e.kind(), format!("pidfd_open (Linux 5.3 or later is needed): {e}")));
+            return Err(io::Error::new(e.kind(), format!("pidfd_open (Linux 5.3 or later is needed): {e}")).into());
         }
     };
-    let mut child = Child {
-        pid,
-        // SAFETY: an OwnedFd is open until dropped and always returns the same raw fd, and the
-        // AsyncFd owns it for its whole life, which is what registration requires.
-        pidfd: unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }?,
-        stdin: None,
-        stdout: None,
-        stderr: None,
-        reaped: false,
+    // SAFETY: an OwnedFd is open until dropped and always returns the same raw fd, and the
+    // AsyncFd owns it for its whole life, which is what registration requires.
+    let pidfd = match unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) } {
+        Ok(registered) => registered,
+        Err(e) => {
+            // SAFETY: plain signal and wait calls on our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            wait_blocking(pid);
+            return Err(io::Error::from(e).into());
+        }
     };
+    // From here on, dropping `child` ends the process and reaps it.
+    let mut child = Child { pid, pidfd, stdin: None, stdout: None, stderr: None, reaped: false };
     child.stdout = Some(pipe::Receiver::from_owned_fd(stdout_host)?);
     child.stderr = Some(pipe::Receiver::from_owned_fd(stderr_host)?);
     if let Some(write) = stdin_host {
@@ -370,7 +399,7 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
-    fn spawn_sh(script: &str, cwd: &str) -> io::Result<Child> {
+    fn spawn_sh(script: &str, cwd: &str) -> Result<Child, SpawnError> {
         let argv: Vec<String> = vec!["sh".into(), "-c".into(), script.into()];
         spawn(&Spawn {
             program: Path::new("/bin/sh"),
@@ -398,6 +427,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_set_up_is_an_error_naming_the_step() {
         let err = spawn_sh("true", "/no/such/dir").err().expect("fails");
+        assert_eq!(err.step, Some(Step::Directory), "{err}");
         assert!(err.to_string().contains("working directory"), "{err}");
         let argv = vec!["x".to_string()];
         let err = spawn(&Spawn {
@@ -409,7 +439,7 @@ mod tests {
         })
         .err()
         .expect("fails");
-        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert_eq!((err.step, err.source.kind()), (Some(Step::Execute), io::ErrorKind::NotFound), "{err}");
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! WebAssembly component CPIs in the sandbox: the plugin cases of ../shared/design/SECURITY.md,
+//! WebAssembly component CPIs in the sandbox: the plugin cases of the threat model (plugins/README.md),
 //! one test each. Every misbehaviour must come back as the right typed error within its limit, and
 //! a well-behaved call to the same plugin right after must still work.
 //!

@@ -1,4 +1,4 @@
-//! The parameter cases of `../shared/design/SECURITY.md`, end to end: a value goes through a real
+//! The parameter cases of the threat model (cpis/REFERENCE.md, "Templates"), end to end: a value goes through a real
 //! spec into a real process, which reports the exact argv it received (NUL-separated).
 
 mod support;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod conformance;
 pub mod cpi;
 pub mod diagnostic;
+pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod json_cpi;

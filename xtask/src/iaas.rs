@@ -1,4 +1,4 @@
-//! Installs the IaaS stand-ins the director tests use (see ../shared/design/RUNTIMES-IAAS.md):
+//! Installs the IaaS stand-ins the director tests use (the list is in README, "Set-up"):
 //! `govc` + `vcsim` (vSphere), built from Debian's govmomi source package because no registry
 //! ships the binaries; and a Python virtual environment with moto's EC2 emulator and the `aws`
 //! CLI. Idempotent: it only does what is missing.

@@ -1,4 +1,4 @@
-//! Installs and prepares the real runtimes the tests use (see ../shared/design/RUNTIMES.md):
+//! Installs and prepares the real runtimes the tests use (the list is in README, "Set-up"):
 //! podman (with runc, cgroupfs and a local busybox image, since no registry is reachable), the
 //! docker CLI (talks to podman's Docker-compatible socket, started by the tests themselves), and
 //! LXC with its busybox template. Idempotent: it only does what is missing.
@@ -35,7 +35,7 @@ const FILES: &[(&str, &str)] = &[
 
 /// podman's defaults fail here (crun cannot use hybrid cgroups; the default ulimits exceed the
 /// hard limit), so the tests' podman uses runc, cgroupfs and lower limits.
-const CONTAINERS_CONF: &str = r#"# Written by `cargo xtask test` for omni-cpi's tests (see shared/design/RUNTIMES.md).
+const CONTAINERS_CONF: &str = r#"# Written by `cargo xtask test` for omni-cpi's tests (see xtask/src/runtimes.rs).
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
 [engine]

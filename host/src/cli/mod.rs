@@ -82,7 +82,7 @@ enum Command {
         /// Print the plan (every hook and the command as argv arrays) without running anything.
         #[arg(long)]
         dry_run: bool,
-        /// Override the spec's timeout for every step ("30s", "500ms", or seconds).
+        /// Override the spec's timeout for every step ("500ms", "30s", "2m", "1h", or seconds).
         #[arg(long, value_parser = parse_timeout)]
         timeout: Option<Duration>,
     },
@@ -148,23 +148,9 @@ enum KindArg {
     Director,
 }
 
+/// `--timeout`: the same durations a spec's `timeout` accepts.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let (number, scale) = match text.strip_suffix("ms") {
-        Some(n) => (n, 0.001),
-        None => match text.strip_suffix('s') {
-            Some(n) => (n, 1.0),
-            None => match text.strip_suffix('m') {
-                Some(n) => (n, 60.0),
-                None => (text, 1.0),
-            },
-        },
-    };
-    number
-        .parse::<f64>()
-        .ok()
-        .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("`{text}` is not a duration; write 30s, 500ms, 2m or a number of seconds"))
+    omni_cpi::duration::parse_positive(text)
 }
 
 fn parse_network_grant(text: &str) -> Result<omni_cpi::request::NetworkGrant, String> {
@@ -387,6 +373,7 @@ mod tests {
         assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_timeout("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_timeout("1h"), Ok(Duration::from_secs(3600)), "as in a spec");
         assert!(parse_timeout("0").is_err());
         assert!(parse_timeout("soon").is_err());
     }

@@ -1,4 +1,4 @@
-//! The conformance kit: does a CPI honour the contract? (`../shared/design/CONFORMANCE.md`)
+//! The conformance kit: does a CPI honour the contract? (the checks: `omni-cpi conformance --list`)
 //!
 //! Checks have stable IDs and MUST/SHOULD levels; they run through the same [`Cpi`] API for JSON
 //! specs and components. Every resource a run creates carries a run-unique prefix and is recorded,

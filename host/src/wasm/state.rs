@@ -203,9 +203,10 @@ impl process::Host for CallState {
             }
             Err(e) => {
                 self.audit(&argv, Decision::Allowed, Some(format!("could not start: {e}")), None);
+                // The same kinds a JSON spec's step gets for the same failure.
                 let kind = match e {
                     exec::ExecError::NotFound { .. } => types::ErrorKind::Unavailable,
-                    _ => types::ErrorKind::Internal,
+                    _ => types::ErrorKind::Failed,
                 };
                 Ok(Err(cpi_error(kind, e.to_string())))
             }

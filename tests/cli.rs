@@ -534,3 +534,64 @@ fn a_process_the_cli_starts_gets_descriptors_0_1_2_only() {
         "descriptor 57 reached the program"
     );
 }
+
+/// The seed's own form: parameters declared by bare name. Those the catalogue of standard actions
+/// knows as lists or maps take that shape, so `--ports {ports}` repeats the flag per item and
+/// `--env {env}` gives one `KEY=value` per entry; a string is refused where a list is meant.
+#[test]
+fn a_seed_format_spec_renders_bare_name_lists_and_maps_as_the_catalogue_says() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("seed.json");
+    std::fs::write(
+        &spec,
+        r#"{"name": "seed_cpi", "type": "container", "validation": {"required_commands": ["echo"]},
+            "actions": {
+              "create_container": {"command": "echo create --name {name} --ports {ports} --env {env} {image}",
+                                   "params": ["name", "image", "ports", "env"]},
+              "exec": {"command": "echo attach -n {name} -- {cmd}", "params": ["name", "cmd"]}}}"#,
+    )
+    .expect("spec");
+    let spec = spec.to_str().expect("utf-8");
+    let plan = |args: &[&str]| {
+        let mut all = vec!["-o", "json", "call", spec];
+        all.extend_from_slice(args);
+        all.push("--dry-run");
+        omni(&all)
+    };
+    let out = plan(&[
+        "create_container",
+        "name=web",
+        "image=busybox",
+        r#"ports:=["8080:80","8443:443"]"#,
+        r#"env:={"A":"1","B":"two words"}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        json_of(&out)["steps"][0]["argv"],
+        serde_json::json!([
+            "echo",
+            "create",
+            "--name",
+            "web",
+            "--ports",
+            "8080:80",
+            "--ports",
+            "8443:443",
+            "--env",
+            "A=1",
+            "--env",
+            "B=two words",
+            "busybox"
+        ])
+    );
+    let out = plan(&["exec", "name=web", r#"cmd:=["ls","-la","/"]"#]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        json_of(&out)["steps"][0]["argv"],
+        serde_json::json!(["echo", "attach", "-n", "web", "--", "ls", "-la", "/"])
+    );
+    let out = plan(&["create_container", "name=web", "image=busybox", "ports=8080:80"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(said.contains("`ports` must be a list"), "{said}");
+}

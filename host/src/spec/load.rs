@@ -134,7 +134,7 @@ pub fn load_str_granting(path: impl Into<PathBuf>, text: String, granted_env: &[
         let span = Span::new(e.offset, e.offset + 1);
         Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message)).at(source.locate(span))])
     })?;
-    let mut decoder = Decoder { source: &source, errors: Vec::new(), warnings: Vec::new(), granted_env };
+    let mut decoder = Decoder { source: &source, errors: Vec::new(), warnings: Vec::new(), granted_env, kind: None };
     let spec = decoder.spec(&root);
     match spec {
         Some(spec) if decoder.errors.is_empty() => Ok(Spec { warnings: decoder.warnings, ..spec }),
@@ -187,6 +187,9 @@ struct Decoder<'s> {
     warnings: Vec<Diagnostic>,
     /// Variable names the operator's policy grants this spec by exact name.
     granted_env: &'s [String],
+    /// The spec's kind, once decoded: bare-name parameters of standard actions take their shape
+    /// from the catalogue ([`kinds::standard_params`]).
+    kind: Option<CpiKind>,
 }
 
 impl Decoder<'_> {
@@ -304,6 +307,17 @@ impl Decoder<'_> {
             .iter()
             .filter_map(|item| self.non_empty_string(item, &format!("each item of {what}")).map(str::to_string))
             .collect()
+    }
+
+    /// The type a parameter declared by bare name takes: the catalogue's list or map for a
+    /// standard action's list or map parameter (the seed's `"params": ["name", "ports", "env"]`),
+    /// else a string.
+    fn standard_type(&self, action: &str, param: &str) -> ParamType {
+        match self.kind.and_then(|kind| kinds::standard_shape(kind, action, param)) {
+            Some(kinds::Shape::List) => ParamType::List,
+            Some(kinds::Shape::Map) => ParamType::Map,
+            Some(kinds::Shape::Scalar) | None => ParamType::String,
+        }
     }
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
@@ -469,6 +483,7 @@ impl Decoder<'_> {
 
         let name = name_member.and_then(|m| self.non_empty_string(&m.value, "`name`")).map(str::to_string);
         let kind = type_member.and_then(|m| self.kind(&m.value));
+        self.kind = kind;
         let optional_string = |d: &mut Self, key: &str| {
             first(members, key).and_then(|m| d.string(&m.value, &format!("`{key}`")).map(str::to_string))
         };
@@ -966,10 +981,12 @@ impl Decoder<'_> {
             // (decoded with the other templates, once the action's parameters are known).
             (Json::String(_), Some((name, span))) => {
                 decl.name = name.to_string();
+                decl.ty = self.standard_type(action, name);
                 name_span = span;
             }
             (Json::String(name), None) => {
                 decl.name = name.clone();
+                decl.ty = self.standard_type(action, name);
                 name_span = node.span;
             }
             (Json::Object(_), _) => {

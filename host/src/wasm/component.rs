@@ -73,6 +73,35 @@ pub struct Description {
     pub requests: Requests,
 }
 
+impl Description {
+    /// Every parameter `describe()` lists must be one the host passes for that action (the
+    /// catalogue's names: `info` shows them and callers use them); otherwise a call would fail
+    /// with a name nobody can pass, or be reported as ignoring one.
+    fn check_parameter_names(&self) -> Result<(), String> {
+        for action in self.actions.iter().filter(|a| a.unsupported.is_none()) {
+            let standard = crate::spec::kinds::standard_params(self.kind, &action.name);
+            if standard.is_empty() {
+                continue;
+            }
+            for (name, _, _) in &action.params {
+                if standard.iter().any(|p| p.name == name) {
+                    continue;
+                }
+                let names: Vec<&str> = standard.iter().map(|p| p.name).collect();
+                let near = crate::suggest::closest(name, names.iter().copied())
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "action `{}` describes parameter `{name}`, which the host never passes{near} (the host passes {})",
+                    action.name,
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionDescription {
     pub name: String,
@@ -203,6 +232,9 @@ impl Inspected {
                 path,
                 message: format!("describe() says kind {:?}, but the component implements {world:?}", description.kind),
             });
+        }
+        if let Err(message) = description.check_parameter_names() {
+            return Err(LoadError::Describe { path, message });
         }
         Ok(Inspected { sha256, world, pre, description })
     }
@@ -560,7 +592,7 @@ impl Description {
 
 #[cfg(test)]
 mod tests {
-    use super::panic_message;
+    use super::{panic_message, ActionDescription, CpiKind, Description, Requests};
 
     #[test]
     fn extracts_rust_panic_messages() {
@@ -568,5 +600,30 @@ mod tests {
         assert_eq!(panic_message(stderr), "boom: it broke (at src/lib.rs:108:20)");
         assert_eq!(panic_message("abort\n"), "abort");
         assert_eq!(panic_message(""), "no message");
+    }
+
+    fn description(action: &str, params: &[&str]) -> Description {
+        Description {
+            name: "p".into(),
+            kind: CpiKind::Container,
+            version: "1".into(),
+            actions: vec![ActionDescription {
+                name: action.into(),
+                params: params.iter().map(|p| (p.to_string(), true, String::new())).collect(),
+                unsupported: None,
+            }],
+            default_settings: vec![],
+            requests: Requests { exec: vec![], dirs: vec![], env: vec![] },
+        }
+    }
+
+    /// A name the host never passes is a load error naming the one it does.
+    #[test]
+    fn describe_must_use_the_parameter_names_the_host_passes() {
+        assert!(description("stop_container", &["name", "stop_timeout"]).check_parameter_names().is_ok());
+        let err = description("stop_container", &["name", "timeout_secs"]).check_parameter_names().expect_err("name");
+        assert!(err.contains("`timeout_secs`") && err.contains("`stop_timeout`"), "{err}");
+        let err = description("exec", &["name", "command"]).check_parameter_names().expect_err("exec's is cmd");
+        assert!(err.contains("`cmd`"), "{err}");
     }
 }

@@ -595,3 +595,26 @@ fn a_seed_format_spec_renders_bare_name_lists_and_maps_as_the_catalogue_says() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(said.contains("`ports` must be a list"), "{said}");
 }
+
+/// plugins/README.md's table of parameter names is the catalogue's, row for row.
+#[test]
+fn the_plugin_guide_lists_the_catalogue_parameter_names() {
+    use omni_cpi::spec::{kinds, CpiKind};
+    let guide = std::fs::read_to_string(support::repo_root().join("plugins/README.md")).expect("guide");
+    let table = guide.split("## Parameter names").nth(1).expect("section").split("\n## ").next().expect("table");
+    let mut rows = 0;
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let names =
+            |cell: &str| -> Vec<String> { cell.split('`').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>() };
+        let params = names(cells[2]);
+        for action in names(cells[1]) {
+            let kind =
+                if kinds::DIRECTOR_ACTIONS.contains(&action.as_str()) { CpiKind::Director } else { CpiKind::Container };
+            let standard: Vec<&str> = kinds::standard_params(kind, &action).iter().map(|p| p.name).collect();
+            assert_eq!(params, standard, "plugins/README.md row of `{action}`");
+            rows += 1;
+        }
+    }
+    assert!(rows >= 28, "only {rows} actions in the table");
+}

@@ -395,6 +395,17 @@ fn hijacking_variables_are_refused_unless_granted_by_exact_name() {
     let out = grant("[]");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("`LD_PRELOAD`") && stderr(&out).contains("preload.json:1:"), "{}", stderr(&out));
+
+    // Under a policy an ordinary name must be granted too, by name.
+    let inherit = write("docker.json", r#"{"inherit": ["DOCKER_HOST"]}"#);
+    let bind = |env: &str| {
+        std::fs::write(&policy, format!("[plugins.d]\nsource = \"docker.json\"\nenv = {env}\n")).expect("policy");
+        omni(&["--policy", policy.to_str().expect("utf-8"), "call", &inherit, "logs", "--dry-run"])
+    };
+    let out = bind("[]");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`DOCKER_HOST`, which the policy entry `d` does not grant"), "{}", stderr(&out));
+    assert_eq!(bind("[\"DOCKER_HOST\"]").status.code(), Some(0));
 }
 
 #[test]
@@ -617,4 +628,47 @@ fn the_plugin_guide_lists_the_catalogue_parameter_names() {
         }
     }
     assert!(rows >= 28, "only {rows} actions in the table");
+}
+
+/// `"detach": true` is the one way to let a process outlive a timeout: only the step's group is
+/// killed, what it started in its own session survives, and the audit line says `detach`.
+#[test]
+fn a_detached_step_keeps_its_own_session_at_a_timeout_and_the_audit_log_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("detached.json"),
+        r#"{"name": "detached", "type": "container", "validation": {"required_commands": ["sh"]},
+            "actions": {"start_container": {"timeout": "400ms", "detach": true,
+              "command": "sh -c 'setsid sleep 315.1 & sleep 315.2'"}}}"#,
+    )
+    .expect("spec");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "audit_log = \"audit.jsonl\"\n[plugins.detached]\nsource = \"detached.json\"\n\
+         [[plugins.detached.exec]]\nprogram = \"sh\"\nargs = [\"**\"]\n",
+    )
+    .expect("policy");
+    let policy = policy.to_str().expect("utf-8");
+    let out = omni(&["--policy", policy, "-o", "json", "call", "detached", "start_container", "--dry-run"]);
+    assert_eq!(json_of(&out)["steps"][0]["detach"], true, "the plan says so");
+    let out = omni(&["--policy", policy, "call", "detached", "start_container"]);
+    assert!(stderr(&out).contains("error[timeout]"), "{}", stderr(&out));
+    let mut group_left = living("sleep 315.2");
+    for _ in 0..50 {
+        if group_left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        group_left = living("sleep 315.2");
+    }
+    let survivors = living("sleep 315.1");
+    for pid in &survivors {
+        // SAFETY: a plain signal to a process this test started.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert!(group_left.is_empty(), "the group is killed: {group_left:?}");
+    assert_eq!(survivors.len(), 1, "what the detached step started in its own session survives");
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");
+    assert!(audit.contains("\"detach\":true"), "{audit}");
 }

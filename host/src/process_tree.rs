@@ -76,32 +76,25 @@ fn signal_all(pids: &[i32], signal: Signal) {
 }
 
 /// Ends every descendant of `leader`, which must be alive or an unreaped zombie (so its pid is
-/// still its own). Returns how many descendants had to be killed with SIGKILL.
-pub async fn end_descendants(leader: i32, grace: Duration) -> usize {
+/// still its own): SIGTERM, up to `grace` to exit, then SIGKILL.
+pub async fn end_descendants(leader: i32, grace: Duration) {
     // Stopped, the leader cannot exit and hand its orphans to init.
     let _ = kill(Pid::from_raw(leader), Signal::SIGSTOP);
     let descendants = living_descendants(leader);
     if descendants.is_empty() {
-        return 0;
+        return;
     }
     signal_all(&descendants, Signal::SIGTERM);
     let deadline = tokio::time::Instant::now() + grace;
     while tokio::time::Instant::now() < deadline && !living_descendants(leader).is_empty() {
         tokio::time::sleep(POLL).await;
     }
-    let mut killed = 0;
     for _ in 0..MAX_KILL_ROUNDS {
-        let left = living_descendants(leader);
-        if left.is_empty() {
+        if !kill_round(leader) {
             break;
         }
-        // Stop first, then kill: a stopped process cannot fork a child we have not seen.
-        signal_all(&left, Signal::SIGSTOP);
-        signal_all(&left, Signal::SIGKILL);
-        killed += left.len();
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    killed
 }
 
 /// [`end_descendants`] without the grace period, for a thread that may block: the call was
@@ -109,14 +102,20 @@ pub async fn end_descendants(leader: i32, grace: Duration) -> usize {
 pub fn kill_descendants_now(leader: i32) {
     let _ = kill(Pid::from_raw(leader), Signal::SIGSTOP);
     for _ in 0..MAX_KILL_ROUNDS {
-        let left = living_descendants(leader);
-        if left.is_empty() {
+        if !kill_round(leader) {
             break;
         }
-        signal_all(&left, Signal::SIGSTOP);
-        signal_all(&left, Signal::SIGKILL);
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Kills the descendants `leader` has now; false when there were none left. Stop first, then
+/// kill: a stopped process cannot fork a child we have not seen.
+fn kill_round(leader: i32) -> bool {
+    let left = living_descendants(leader);
+    signal_all(&left, Signal::SIGSTOP);
+    signal_all(&left, Signal::SIGKILL);
+    !left.is_empty()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use omni_cpi::conformance::{self, catalogue, Options, Verdict};
-use omni_cpi::spec::{self, CpiKind};
+use omni_cpi::json::spec::{self, CpiKind};
 use omni_cpi::{CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
 use serde_json::{json, Value};
 
@@ -137,7 +137,7 @@ fn load_spec(endpoint: &str, region: &str) -> spec::Spec {
 }
 
 fn aws_cpi(endpoint: &str, region: &str) -> Cpi {
-    Cpi::Json(JsonCpi::unrestricted(load_spec(endpoint, region)).with_host_env(host_env))
+    Cpi::from(JsonCpi::unrestricted(load_spec(endpoint, region)).with_host_env(host_env))
 }
 
 fn object(value: Value) -> Params {
@@ -420,7 +420,7 @@ async fn endpoint_and_region_from_settings_credentials_from_the_environment() {
 
     // The same CPI without credentials in its environment: the CLI finds none anywhere.
     let bare =
-        Cpi::Json(JsonCpi::unrestricted(load_spec(&moto.endpoint(), "us-east-1")).with_host_env(|name| match name {
+        Cpi::from(JsonCpi::unrestricted(load_spec(&moto.endpoint(), "us-east-1")).with_host_env(|name| match name {
             "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => None,
             other => host_env(other),
         }));

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use omni_cpi::conformance::{self, Options, Verdict};
-use omni_cpi::{spec, CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
+use omni_cpi::{json::spec, CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
 use serde_json::{json, Value};
 
 const USER: &str = "admin";
@@ -340,7 +340,7 @@ async fn conformance_kit_passes_against_ipmi_sim() {
     }
     let bmc = Bmc::start(Chassis::Full, &unique_password());
     let state = tempfile::tempdir().expect("state dir");
-    let cpi = Cpi::Json(baremetal(state.path(), &[("node1", bmc.entry())], Some(&bmc.password)));
+    let cpi = Cpi::from(baremetal(state.path(), &[("node1", bmc.entry())], Some(&bmc.password)));
 
     let started = Instant::now();
     let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));

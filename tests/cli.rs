@@ -170,7 +170,7 @@ fn schema_reference_and_loader_agree_on_every_key() {
         schema.pointer(pointer).and_then(Value::as_object).map(|o| o.keys().cloned().collect()).unwrap_or_default()
     };
     let loader = |object: &str| -> BTreeSet<String> {
-        omni_cpi::spec::KEYS_BY_OBJECT
+        omni_cpi::json::spec::KEYS_BY_OBJECT
             .iter()
             .find(|(name, _)| *name == object)
             .map(|(_, keys)| keys.iter().map(|k| k.to_string()).collect())
@@ -188,7 +188,7 @@ fn schema_reference_and_loader_agree_on_every_key() {
     assert_eq!(props("/$defs/request/properties"), loader("request"));
 
     let reference = std::fs::read_to_string(support::repo_root().join("cpis/REFERENCE.md")).expect("reference");
-    for (object, keys) in omni_cpi::spec::KEYS_BY_OBJECT {
+    for (object, keys) in omni_cpi::json::spec::KEYS_BY_OBJECT {
         for key in *keys {
             assert!(reference.contains(&format!("`{key}`")), "cpis/REFERENCE.md does not document `{key}` ({object})");
         }
@@ -610,7 +610,7 @@ fn a_seed_format_spec_renders_bare_name_lists_and_maps_as_the_catalogue_says() {
 /// plugins/README.md's table of parameter names is the catalogue's, row for row.
 #[test]
 fn the_plugin_guide_lists_the_catalogue_parameter_names() {
-    use omni_cpi::spec::{kinds, CpiKind};
+    use omni_cpi::contract::catalogue::{self, CpiKind};
     let guide = std::fs::read_to_string(support::repo_root().join("plugins/README.md")).expect("guide");
     let table = guide.split("## Parameter names").nth(1).expect("section").split("\n## ").next().expect("table");
     let mut rows = 0;
@@ -620,9 +620,12 @@ fn the_plugin_guide_lists_the_catalogue_parameter_names() {
             |cell: &str| -> Vec<String> { cell.split('`').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>() };
         let params = names(cells[2]);
         for action in names(cells[1]) {
-            let kind =
-                if kinds::DIRECTOR_ACTIONS.contains(&action.as_str()) { CpiKind::Director } else { CpiKind::Container };
-            let standard: Vec<&str> = kinds::standard_params(kind, &action).iter().map(|p| p.name).collect();
+            let kind = if catalogue::known_actions(CpiKind::Director).any(|a| a == action) {
+                CpiKind::Director
+            } else {
+                CpiKind::Container
+            };
+            let standard: Vec<&str> = catalogue::standard_params(kind, &action).iter().map(|p| p.name).collect();
             assert_eq!(params, standard, "plugins/README.md row of `{action}`");
             rows += 1;
         }

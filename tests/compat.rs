@@ -6,7 +6,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use omni_cpi::spec::{self, compat::Compat};
+use omni_cpi::json::spec::{self, compat::Compat};
 use omni_cpi::{CallOptions, JsonCpi, Params};
 use serde_json::{json, Value};
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use omni_cpi::audit::AuditLog;
 use omni_cpi::policy::Policy;
 use omni_cpi::wasm::{ComponentCpi, ComponentHost, LoadError};
-use omni_cpi::{ErrorKind, Params};
+use omni_cpi::{CallOptions, ErrorKind, Params};
 use serde_json::{json, Value};
 
 /// The adversary with exactly what it requests granted, inside temporary directories.
@@ -108,12 +108,12 @@ fn params(v: Value) -> Params {
 }
 
 async fn behave(cpi: &ComponentCpi, cmd: &[&str]) -> Result<omni_cpi::Outcome, omni_cpi::CpiError> {
-    cpi.call("exec", &params(json!({"name": "x", "cmd": cmd}))).await
+    cpi.call("exec", &params(json!({"name": "x", "cmd": cmd})), &CallOptions::default()).await
 }
 
 /// The plugin still answers correctly after whatever the test did to it.
 async fn still_works(cpi: &ComponentCpi) {
-    let outcome = cpi.call("list_containers", &Params::new()).await.expect("a well-behaved call still works");
+    let outcome = cpi.call("list_containers", &Params::new(), &CallOptions::default()).await.expect("a well-behaved call still works");
     assert_eq!(outcome.result, Some(json!(["still-working"])));
 }
 
@@ -475,10 +475,10 @@ async fn a_director_component_serves_the_director_interface() {
         .await
         .expect("the director loads");
     assert_eq!(cpi.world, omni_cpi::wasm::World::DirectorCpi);
-    assert_eq!(cpi.kind(), omni_cpi::spec::CpiKind::Director);
+    assert_eq!(cpi.kind(), omni_cpi::json::spec::CpiKind::Director);
     let call = |action: &'static str, p: Value| {
         let cpi = &cpi;
-        async move { cpi.call(action, &params(p)).await }
+        async move { cpi.call(action, &params(p), &CallOptions::default()).await }
     };
     let created =
         call("create_vm", json!({"name": "vm-1", "image": "debian", "cpus": 2, "metadata": {"role": "worker"}}))
@@ -551,12 +551,12 @@ async fn the_qemu_component_cannot_run_qemu_img_beyond_its_grants() {
 
     let cpi = load(relocated).await.expect("the QEMU component loads with its state granted elsewhere");
     let disk = support::unique_name("disk");
-    let err = cpi.call("create_disk", &params(json!({"name": disk, "size_mb": 16}))).await.expect_err("denied");
+    let err = cpi.call("create_disk", &params(json!({"name": disk, "size_mb": 16})), &CallOptions::default()).await.expect_err("denied");
     assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
     assert!(err.message.contains("outside the granted directories"), "{}", err.message);
     let vm = support::unique_name("vm");
     let err = cpi
-        .call("create_vm", &params(json!({"name": vm, "image": "empty", "cpus": 1, "memory_mb": 64})))
+        .call("create_vm", &params(json!({"name": vm, "image": "empty", "cpus": 1, "memory_mb": 64})), &CallOptions::default())
         .await
         .expect_err("denied");
     assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
@@ -565,9 +565,9 @@ async fn the_qemu_component_cannot_run_qemu_img_beyond_its_grants() {
         assert!(!elsewhere.join(&created).exists(), "{created} was left in the granted directory");
         assert!(!Path::new("/var/lib/omni-cpi/qemu-component").join(&created).exists(), "{created} was created");
     }
-    let has = cpi.call("has_disk", &params(json!({ "disk": disk }))).await.expect("has_disk");
+    let has = cpi.call("has_disk", &params(json!({ "disk": disk })), &CallOptions::default()).await.expect("has_disk");
     assert_eq!(has.result, Some(json!(false)));
-    let listed = cpi.call("list_vms", &Params::new()).await.expect("list_vms");
+    let listed = cpi.call("list_vms", &Params::new(), &CallOptions::default()).await.expect("list_vms");
     assert_eq!(listed.result, Some(json!([])));
     let denied: Vec<Value> = std::fs::read_to_string(&audit)
         .expect("audit log")

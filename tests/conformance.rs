@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use omni_cpi::conformance::{self, statics, Options, Report, Verdict};
-use omni_cpi::{spec, Cpi, JsonCpi};
+use omni_cpi::{json::spec, Cpi, JsonCpi};
 use serde_json::json;
 
 async fn kit(cpi: &Cpi) -> Report {
@@ -47,7 +47,7 @@ fn failed_ids(report: &Report) -> BTreeSet<&'static str> {
 fn process_cpi(path: &Path, state: &Path) -> Cpi {
     let mut loaded = spec::load_file(path).unwrap_or_else(|e| panic!("{} loads:\n{e}", path.display()));
     loaded.default_settings.insert("state_dir".into(), json!(state));
-    Cpi::Json(JsonCpi::unrestricted(loaded))
+    Cpi::from(JsonCpi::unrestricted(loaded))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +64,7 @@ async fn podman_cpi_is_conformant() {
     ) {
         return;
     }
-    let cpi = Cpi::Json(JsonCpi::load_unrestricted(&support::cpi_path("podman")).expect("loads"));
+    let cpi = Cpi::from(JsonCpi::load_unrestricted(&support::cpi_path("podman")).expect("loads"));
     assert_fully_conformant(&kit(&cpi).await);
 }
 
@@ -80,7 +80,7 @@ async fn docker_cpi_is_conformant_against_podmans_socket() {
     let service = support::PodmanService::start();
     let docker_host = service.docker_host();
     let loaded = spec::load_file(&support::cpi_path("docker")).expect("loads");
-    let cpi = Cpi::Json(JsonCpi::unrestricted(loaded).with_host_env(move |var| {
+    let cpi = Cpi::from(JsonCpi::unrestricted(loaded).with_host_env(move |var| {
         if var == "DOCKER_HOST" {
             Some(docker_host.clone())
         } else {
@@ -99,7 +99,7 @@ async fn lxc_cpi_is_conformant() {
     let volumes = tempfile::tempdir().expect("volume root");
     let mut loaded = spec::load_file(&support::cpi_path("lxc")).expect("loads");
     loaded.default_settings.insert("volume_root".into(), json!(volumes.path()));
-    assert_fully_conformant(&kit(&Cpi::Json(JsonCpi::unrestricted(loaded))).await);
+    assert_fully_conformant(&kit(&Cpi::from(JsonCpi::unrestricted(loaded))).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +123,7 @@ async fn qemu_cpi_is_conformant() {
     if !support::qemu_available() {
         return;
     }
-    let cpi = Cpi::Json(JsonCpi::load_unrestricted(&support::cpi_path("qemu")).expect("loads"));
+    let cpi = Cpi::from(JsonCpi::load_unrestricted(&support::cpi_path("qemu")).expect("loads"));
     let report = kit(&cpi).await;
     assert_fully_conformant(&report);
     assert_eq!(report.count(|v| matches!(v, Verdict::Skipped { .. })), 0, "QEMU supports every director check");

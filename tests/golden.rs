@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use omni_cpi::diagnostic::Diagnostics;
-use omni_cpi::spec::{self, kinds, ActionBody};
+use omni_cpi::json::spec::{self, ActionBody};
 use omni_cpi::{CallOptions, JsonCpi, Params};
 use serde_json::json;
 
@@ -31,7 +31,7 @@ fn validation_text(display_name: &str, text: String) -> String {
         Err(diagnostics) => diagnostics.to_string(),
         Ok(loaded) => {
             let mut all = loaded.warnings.clone();
-            all.extend(kinds::check_required_actions(&loaded));
+            all.extend(spec::check_required_actions(&loaded));
             Diagnostics(all).to_string()
         }
     }

@@ -5,8 +5,8 @@
 
 mod support;
 
-use omni_cpi::spec::{self, compat::Compat};
-use omni_cpi::template::{Binding, Bindings, Mode, Template};
+use omni_cpi::json::spec::{self, compat::Compat};
+use omni_cpi::json::template::{Binding, Bindings, Mode, Template};
 use omni_cpi::{CallOptions, ErrorKind, JsonCpi, Params};
 use proptest::prelude::*;
 use serde_json::{json, Value};

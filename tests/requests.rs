@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use omni_cpi::policy::Policy;
-use omni_cpi::request::NetworkGrant;
+use omni_cpi::json::http::NetworkGrant;
 use omni_cpi::{CallOptions, Cpi, ErrorKind, Loader, Params};
 use serde_json::{json, Value};
 
@@ -379,7 +379,7 @@ async fn omnicloud_endpoint_actions_run_with_values_escaped() {
     };
     let server = TestServer::start(|_| (200, vec![], "{\"id\": \"tank/data\"}".into()));
     let mut loader = Loader::new(Policy::default(), None).expect("loader");
-    loader.compat = Some(omni_cpi::spec::compat::Compat::OmniCloud);
+    loader.compat = Some(omni_cpi::json::spec::compat::Compat::OmniCloud);
     loader.allowed_hosts = grant(&server);
     let cpi = loader.load(&file).await.unwrap_or_else(|e| panic!("loads: {e}"));
     let hostile = "pool\",\"topology\":{},\"x\":\"";

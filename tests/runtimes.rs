@@ -7,7 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use omni_cpi::{spec, CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
+use omni_cpi::{json::spec, CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
 use serde_json::{json, Value};
 use support::unique_name;
 
@@ -304,7 +304,7 @@ fn podman_image_ready() -> bool {
 fn oci_runtime(label: &'static str, cpi: JsonCpi) -> Runtime {
     Runtime {
         label,
-        cpi: Cpi::Json(cpi),
+        cpi: Cpi::from(cpi),
         image: IMAGE,
         common: json!({"stop_timeout": 0}),
         state_of: oci_state,
@@ -434,7 +434,7 @@ fn process_runtime(state_dir: &std::path::Path) -> Runtime {
     cpi_spec.default_settings.insert("state_dir".into(), json!(state_dir));
     Runtime {
         label: "process",
-        cpi: Cpi::Json(JsonCpi::unrestricted(cpi_spec).with_host_env(host_env)),
+        cpi: Cpi::from(JsonCpi::unrestricted(cpi_spec).with_host_env(host_env)),
         image: "none",
         common: json!({"stop_timeout": 0}),
         state_of: |outcome| outcome.result.as_ref().and_then(|r| r["state"].as_str()).unwrap_or_default().to_string(),
@@ -512,7 +512,7 @@ async fn lxc_lifecycle_and_volumes() {
     lxc.default_settings.insert("volume_root".into(), json!(volume_root.path()));
     let rt = Runtime {
         label: "lxc",
-        cpi: Cpi::Json(JsonCpi::unrestricted(lxc).with_host_env(host_env)),
+        cpi: Cpi::from(JsonCpi::unrestricted(lxc).with_host_env(host_env)),
         image: "busybox",
         common: json!({}),
         state_of: |outcome| {

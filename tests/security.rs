@@ -3,7 +3,7 @@
 
 mod support;
 
-use omni_cpi::{spec, CallOptions, ErrorKind, JsonCpi, Params};
+use omni_cpi::{json::spec, CallOptions, ErrorKind, JsonCpi, Params};
 use serde_json::{json, Value};
 
 /// `show` prints each argument it got after the fixed ones, each NUL-terminated; `show_shell` does the

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use omni_cpi::conformance::{self, Options, Report, Verdict};
-use omni_cpi::{spec, CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
+use omni_cpi::{json::spec, CallOptions, Cpi, CpiError, ErrorKind, JsonCpi, Outcome, Params};
 use serde_json::{json, Value};
 
 const USER: &str = "omni";
@@ -98,7 +98,7 @@ fn vsphere_available() -> bool {
 fn vsphere_cpi(env: BTreeMap<&'static str, String>) -> Cpi {
     let path: PathBuf = support::cpi_path("vsphere");
     let loaded = spec::load_file(&path).unwrap_or_else(|e| panic!("cpis/vsphere.json loads:\n{e}"));
-    Cpi::Json(JsonCpi::unrestricted(loaded).with_host_env(move |var| {
+    Cpi::from(JsonCpi::unrestricted(loaded).with_host_env(move |var| {
         if var == "PATH" {
             std::env::var(var).ok()
         } else {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use omni_cpi::policy::Policy;
-use omni_cpi::{spec, CallOptions, Cpi, JsonCpi, Loader, Params};
+use omni_cpi::{json::spec, CallOptions, Cpi, JsonCpi, Loader, Params};
 use serde_json::{json, Value};
 
 /// The JSON action every comparison uses: `true start NAME`, the argv of the component's exec.
@@ -129,7 +129,8 @@ fn main() {
     std::fs::write(&spec_path, SPEC).expect("write spec");
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let json_cpi = Cpi::Json(JsonCpi::unrestricted(spec::load_str("bench_json.json", SPEC.to_string()).expect("spec")));
+    let json_only = JsonCpi::unrestricted(spec::load_str("bench_json.json", SPEC.to_string()).expect("spec"));
+    let json_cpi = Cpi::from(json_only.clone());
     let cache = work.path().join("cache");
     let policy = Policy::load(&policy_path).expect("bench policy");
     let loader = Loader::new(policy, Some(cache.clone())).expect("loader");
@@ -255,7 +256,7 @@ fn main() {
 
     // (5) dry-run throughput on one core.
     eprintln!("(5) dry-run throughput ...");
-    let JsonCpiRef(json_only) = JsonCpiRef::of(&json_cpi);
+    let json_only = &json_only;
     let plans_per_second = |mut plan: Box<dyn FnMut()>| {
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut count = 0u64;
@@ -391,18 +392,6 @@ fn main() {
     let out = repo_root().join("BENCHMARKS.md");
     std::fs::write(&out, &report).expect("write BENCHMARKS.md");
     eprintln!("wrote {}", out.display());
-}
-
-/// Borrows the JSON CPI inside a `Cpi` (the dry run of a JSON spec is synchronous).
-struct JsonCpiRef<'a>(&'a JsonCpi);
-
-impl<'a> JsonCpiRef<'a> {
-    fn of(cpi: &'a Cpi) -> JsonCpiRef<'a> {
-        match cpi {
-            Cpi::Json(json) => JsonCpiRef(json),
-            Cpi::Component(_) => panic!("a JSON CPI"),
-        }
-    }
 }
 
 fn rss_kib() -> u64 {

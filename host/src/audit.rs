@@ -72,7 +72,7 @@ impl AuditEntry {
     pub fn request(
         plugin: &str,
         action: &str,
-        request: &crate::request::HttpRequest,
+        request: &crate::json::http::HttpRequest,
         decision: Decision,
         reason: Option<String>,
         finished: Option<(u16, std::time::Duration)>,

@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::resolve_program;
-pub use crate::request::NetworkGrant;
+use crate::process::exec::resolve_program;
+pub use crate::json::http::NetworkGrant;
 
 /// Where the policy file comes from when no `--policy` flag is given.
 pub const POLICY_ENV: &str = "OMNI_CPI_POLICY";
@@ -98,7 +98,7 @@ pub struct ExecGrant {
     pub program_name: String,
     pub program: PathBuf,
     pub args: Vec<ArgPattern>,
-    /// What this exec starts in its own session may outlive a timeout (see [`crate::exec`]).
+    /// What this exec starts in its own session may outlive a timeout (see [`crate::process::exec`]).
     pub detach: bool,
 }
 

@@ -11,9 +11,9 @@
 
 use serde_json::Value;
 
-use crate::error::CpiError;
-use crate::plan::Outcome;
-use crate::request::HttpRequest;
+use crate::contract::error::CpiError;
+use crate::contract::plan::Outcome;
+use crate::json::http::HttpRequest;
 
 /// What replaces a secret.
 pub const MASK: &str = "***";
@@ -41,7 +41,7 @@ impl Secrets {
         }
         let mut forms = Vec::new();
         for text in texts.into_iter().filter(|t| !t.is_empty()) {
-            let encoded = crate::request::encode(&text);
+            let encoded = crate::json::http::encode(&text);
             let escaped = serde_json::to_string(&text).unwrap_or_default();
             let escaped = escaped.trim_matches('"').to_string();
             // Error messages quote values with Rust's `{:?}`.

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use arbitrary::{Arbitrary, Unstructured};
 use omni_cpi::diagnostic::{Diagnostic, SourceFile};
-use omni_cpi::spec::{self, compat, json};
-use omni_cpi::template::{Binding, Bindings, Mode, Template};
+use omni_cpi::json::spec::{self, compat, json};
+use omni_cpi::json::template::{Binding, Bindings, Mode, Template};
 use serde_json::Value;
 
 /// A target's checks: they take the raw input and panic when something is wrong.
@@ -47,7 +47,7 @@ pub fn spec_load(data: &[u8]) {
     match spec::load_str("fuzz.json", text.to_string()) {
         Ok(spec) => {
             render_all(&spec.warnings);
-            render_all(&spec::kinds::check_required_actions(&spec));
+            render_all(&spec::check_required_actions(&spec));
         }
         Err(diagnostics) => {
             assert!(diagnostics.has_errors(), "load_str refused the spec without an error: {diagnostics}");

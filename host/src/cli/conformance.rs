@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use omni_cpi::conformance::{self, report, statics, Options};
-use omni_cpi::spec::CpiKind;
+use omni_cpi::json::spec::CpiKind;
 use omni_cpi::{CallOptions, ErrorKind, Loader};
 
 use super::{params, ConformanceArgs, KindArg, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};

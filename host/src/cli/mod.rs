@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use omni_cpi::diagnostic::{Diagnostic, Diagnostics};
 use omni_cpi::policy::{Policy, POLICY_ENV};
 use omni_cpi::wasm::ComponentHost;
-use omni_cpi::{requirements, spec, CallOptions, Checked, Cpi, CpiLoadError, Loader};
+use omni_cpi::json::spec;
+use omni_cpi::{CallOptions, Cpi, CpiLoadError, Loader};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -40,7 +41,7 @@ pub struct Args {
     /// Lets the request actions of JSON specs reach HOST (any port) or HOST:PORT, on top of the
     /// policy's network grants. Repeatable. Without a grant no request is sent.
     #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]", value_parser = parse_network_grant)]
-    allow_host: Vec<omni_cpi::request::NetworkGrant>,
+    allow_host: Vec<omni_cpi::json::http::NetworkGrant>,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
     #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -150,11 +151,11 @@ enum KindArg {
 
 /// `--timeout`: the same durations a spec's `timeout` accepts.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    omni_cpi::duration::parse_positive(text)
+    omni_cpi::contract::duration::parse_positive(text)
 }
 
-fn parse_network_grant(text: &str) -> Result<omni_cpi::request::NetworkGrant, String> {
-    omni_cpi::request::NetworkGrant::parse(text)
+fn parse_network_grant(text: &str) -> Result<omni_cpi::json::http::NetworkGrant, String> {
+    omni_cpi::json::http::NetworkGrant::parse(text)
 }
 
 fn loader(args: &Args) -> Result<Loader> {
@@ -164,7 +165,7 @@ fn loader(args: &Args) -> Result<Loader> {
     };
     let cache_dir = args.cache_dir.clone().or_else(ComponentHost::default_cache_dir);
     let mut loader = Loader::new(policy, cache_dir).context("cannot open the audit log named by the policy")?;
-    loader.compat = args.compat.map(|CompatArg::Omnicloud| omni_cpi::spec::compat::Compat::OmniCloud);
+    loader.compat = args.compat.map(|CompatArg::Omnicloud| omni_cpi::json::spec::compat::Compat::OmniCloud);
     loader.allowed_hosts = args.allow_host.clone();
     Ok(loader)
 }
@@ -180,7 +181,7 @@ pub async fn run(args: Args) -> Result<u8> {
             show::info(&cpi, args.output)?;
             Ok(EXIT_OK)
         }
-        Command::List { dir } => list(&loader, dir.as_deref().unwrap_or(&args.cpi_dir), args.output),
+        Command::List { dir } => list(&loader, dir.as_deref().unwrap_or(&args.cpi_dir), args.output).await,
         Command::Call { cpi, action, params, params_file, dry_run, timeout } => {
             let cpi = load_cpi(&loader, cpi, &args.cpi_dir, args.output).await?;
             let params = params::collect(params, params_file.as_deref())?;
@@ -194,11 +195,7 @@ pub async fn run(args: Args) -> Result<u8> {
                 }
             };
             if *dry_run {
-                let plan = match checked {
-                    Checked::Plan(plan) => Ok(plan),
-                    Checked::Ready => cpi.plan(action, &params, &options).await,
-                };
-                return match plan {
+                return match cpi.plan_checked(checked, action, &params, &options).await {
                     Ok(plan) => {
                         show::plan(&plan, args.output)?;
                         Ok(EXIT_OK)
@@ -221,12 +218,12 @@ pub async fn run(args: Args) -> Result<u8> {
             }
         }
         Command::Schema => {
-            println!("{}", omni_cpi::spec::SCHEMA.trim_end());
+            println!("{}", omni_cpi::json::spec::SCHEMA.trim_end());
             Ok(EXIT_OK)
         }
         Command::Conformance(c) => conformance::run(&loader, c, &args.cpi_dir, args.output).await,
         Command::Convert { file, out } => {
-            let mode = loader.compat.unwrap_or(omni_cpi::spec::compat::Compat::OmniCloud);
+            let mode = loader.compat.unwrap_or(omni_cpi::json::spec::compat::Compat::OmniCloud);
             match spec::convert_file(file, mode) {
                 Err(diagnostics) => {
                     show::diagnostics(file, &diagnostics, args.output)?;
@@ -324,29 +321,13 @@ async fn validate(loader: &Loader, paths: &[PathBuf], check_requirements: bool, 
     for path in paths {
         let files = if path.is_dir() { cpi_files(path)? } else { vec![path.clone()] };
         for file in files {
-            let report = if omni_cpi::cpi::is_wasm(&file) {
-                match loader.load(&file).await {
-                    Ok(cpi) => show::ValidationReport::loaded(file, &cpi, Diagnostics(Vec::new()), Vec::new()),
-                    Err(e) => show::ValidationReport::failed(file, Diagnostics(vec![Diagnostic::error(e.to_string())])),
-                }
-            } else {
-                // The file as the policy sees it: its entry's grants, or refused when none binds it.
-                match loader.load(&file).await {
-                    Err(CpiLoadError::Spec(diagnostics)) => show::ValidationReport::failed(file, diagnostics),
-                    Err(e) => show::ValidationReport::failed(file, Diagnostics(vec![Diagnostic::error(e.to_string())])),
-                    Ok(cpi) => {
-                        let mut diagnostics = Vec::new();
-                        if let Cpi::Json(json) = &cpi {
-                            diagnostics.extend(json.spec().warnings.iter().cloned());
-                            diagnostics.extend(spec::kinds::check_required_actions(json.spec()));
-                        }
-                        // Version commands run through the same gate and audit log as actions.
-                        let checks = match &cpi {
-                            Cpi::Json(json) if check_requirements => requirements::check(json).await,
-                            _ => Vec::new(),
-                        };
-                        show::ValidationReport::loaded(file, &cpi, Diagnostics(diagnostics), checks)
-                    }
+            // The file as the policy sees it: its entry's grants, or refused when none binds it.
+            let report = match loader.load(&file).await {
+                Err(CpiLoadError::Spec(diagnostics)) => show::ValidationReport::failed(file, diagnostics),
+                Err(e) => show::ValidationReport::failed(file, Diagnostics(vec![Diagnostic::error(e.to_string())])),
+                Ok(cpi) => {
+                    let checks = if check_requirements { cpi.check_requirements().await } else { Vec::new() };
+                    show::ValidationReport::loaded(file, &cpi, Diagnostics(cpi.diagnostics()), checks)
                 }
             };
             reports.push(report);
@@ -357,10 +338,22 @@ async fn validate(loader: &Loader, paths: &[PathBuf], check_requirements: bool, 
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
-fn list(loader: &Loader, dir: &Path, output: Output) -> Result<u8> {
-    let entries: Vec<(PathBuf, Result<spec::Spec, Diagnostics>)> =
-        spec_files(dir)?.into_iter().map(|p| (p.clone(), spec::load_file(&p))).collect();
-    show::list(&entries, &loader.policy, output)?;
+/// Every CPI in `dir` and every policy entry's file, each loaded as `call` would load it.
+async fn list(loader: &Loader, dir: &Path, output: Output) -> Result<u8> {
+    let mut files = cpi_files(dir)?;
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    for source in loader.policy.plugins.values().filter_map(|p| p.source.clone()) {
+        if !files.iter().any(|f| canonical(f) == canonical(&source)) {
+            files.push(source);
+        }
+    }
+    let mut listed = Vec::new();
+    for file in files {
+        let entry = loader.policy.plugin_for_source(&file).map(|p| p.name.clone());
+        let loaded = loader.load(&file).await;
+        listed.push(show::Listed { file, entry, loaded });
+    }
+    show::list(&listed, loader.policy.is_enforced(), output)?;
     Ok(EXIT_OK)
 }
 

@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 
 use super::{names, Ctx, Failure, Resource};
 use crate::cpi::Cpi;
-use crate::error::ErrorKind;
-use crate::json_cpi::CallOptions;
-use crate::plan::Outcome;
-use crate::spec::{ActionBody, CpiKind};
+use crate::contract::error::ErrorKind;
+use crate::contract::options::CallOptions;
+use crate::contract::plan::Outcome;
+use crate::contract::catalogue::CpiKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -71,18 +71,7 @@ pub fn catalogue() -> &'static [CheckInfo] {
 
 /// Why the CPI cannot do `action` (absent, or declared unsupported), if it cannot.
 fn action_unsupported(cpi: &Cpi, action: &str) -> Option<String> {
-    match cpi {
-        Cpi::Json(json) => match json.spec().action(action).map(|a| &a.body) {
-            None => Some("the CPI has no such action".to_string()),
-            Some(ActionBody::Unsupported { reason }) => Some(reason.clone()),
-            Some(ActionBody::Command(_) | ActionBody::Request(_)) => None,
-        },
-        // An action the component does not describe is as absent as one a spec does not define.
-        Cpi::Component(component) => match component.description.actions.iter().find(|a| a.name == action) {
-            None => Some("the CPI has no such action".to_string()),
-            Some(described) => described.unsupported.clone(),
-        },
-    }
+    cpi.support(action).reason()
 }
 
 /// The reason to skip `check` if the CPI lacks or declares unsupported an action it needs.

@@ -15,10 +15,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cpi::Cpi;
-use crate::error::{CpiError, ErrorKind};
-use crate::json_cpi::{CallOptions, Params};
-use crate::plan::Outcome;
-use crate::spec::CpiKind;
+use crate::contract::error::{CpiError, ErrorKind};
+use crate::contract::options::CallOptions;
+use crate::contract::params::Params;
+use crate::contract::plan::Outcome;
+use crate::json::spec::CpiKind;
 
 pub use checks::{catalogue, CheckInfo, Level};
 
@@ -42,35 +43,10 @@ impl Default for Options {
     }
 }
 
-/// The kit's defaults for this CPI, by the name it gives itself (a component's policy name may
-/// differ from its plugin name).
+/// The parameters the kit passes to every call of this CPI: what the CPI declares for it
+/// ([`Cpi::conformance_params`]); `--param` overrides them.
 pub fn defaults_for(cpi: &Cpi) -> Params {
-    match cpi {
-        Cpi::Json(json) => default_params(&json.spec().name),
-        Cpi::Component(component) => default_params(&component.description.name),
-    }
-}
-
-/// The parameters the kit uses for a runtime it knows (RUNTIMES.md); `--param` overrides them.
-pub fn default_params(cpi_name: &str) -> Params {
-    let value = match cpi_name {
-        "podman_cpi" | "docker_cpi" => json!({"image": "localhost/busybox:latest", "stop_timeout": 0}),
-        "lxc_cpi" => json!({"image": "busybox"}),
-        "runc_cpi" => json!({"image": "busybox", "stop_timeout": 0}),
-        "process_cpi" => json!({"image": "none", "stop_timeout": 0}),
-        "testdirector" => json!({"image": "debian"}),
-        "qemu_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
-        // moto's EC2 emulator ships this Amazon Linux AMI in every region (tests/aws.rs).
-        "aws_ec2_cpi" => json!({"image": "ami-760aaa0f"}),
-        "qemu_wasm_cpi" => json!({"image": "empty", "cpus": 1, "memory_mb": 64}),
-        "vsphere_cpi" => json!({"image": "DC0_H0_VM0", "cpus": 1, "memory_mb": 64}),
-        "baremetal_ipmi_cpi" => json!({"image": "pxe"}),
-        _ => json!({}),
-    };
-    match value {
-        Value::Object(map) => map,
-        _ => Params::new(),
-    }
+    cpi.conformance_params()
 }
 
 /// One call the kit made, for failure reports: the action, its parameters, and what ran.

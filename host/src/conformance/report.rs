@@ -43,7 +43,7 @@ fn shell_words(argv: &[String]) -> String {
             if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c)) {
                 a.clone()
             } else {
-                crate::template::shell_quote(a)
+                crate::json::template::shell_quote(a)
             }
         })
         .collect::<Vec<_>>()
@@ -162,7 +162,7 @@ pub fn junit(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::conformance::{Failure, Level};
-    use crate::spec::CpiKind;
+    use crate::json::spec::CpiKind;
     use std::time::Duration;
 
     fn report() -> Report {

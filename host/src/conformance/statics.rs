@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{CheckResult, Failure, Level, Verdict};
 use crate::cpi::is_wasm;
-use crate::spec::{self, kinds, ActionBody, CpiKind};
+use crate::contract::catalogue;
+use crate::json::spec::{self, ActionBody, CpiKind};
 use crate::wasm::{ComponentCpi, ComponentHost};
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,7 +55,7 @@ fn result(check: (&'static str, Level, &'static str), problems: Vec<String>, sta
 }
 
 fn missing_actions(kind: CpiKind, present: impl Fn(&str) -> bool) -> Vec<String> {
-    kinds::required_actions(kind).iter().filter(|a| !present(a)).map(|a| format!("`{a}` is missing")).collect()
+    catalogue::required_actions(kind).filter(|a| !present(a)).map(|a| format!("`{a}` is missing")).collect()
 }
 
 /// Checks one spec file or component.

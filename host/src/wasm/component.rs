@@ -18,21 +18,25 @@ use wasmtime::Store;
 use super::bindings::container::ContainerCpiPre;
 use super::bindings::director::DirectorCpiPre;
 use super::bindings::types;
-use super::dispatch::{self, Reply, Request};
+use super::dispatch::{self, Reply, WitCall};
 use super::engine::{sha256_hex, ComponentHost, EPOCH_TICK};
 use super::sandbox::{MissingGrants, Requests, Sandbox};
-use super::state::{CallState, ExecRecord};
+use super::state::{CallState, ExecRecord, MemoryLimitExceeded};
 use crate::audit::AuditLog;
-use crate::error::{CpiError, ErrorKind};
-use crate::json_cpi::Params;
-use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
+use crate::contract::catalogue::{self, CpiKind};
+use crate::contract::error::{CpiError, ErrorKind};
+use crate::contract::options::CallOptions;
+use crate::contract::params::{self, Params};
+use crate::contract::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
 use crate::policy::{ArgPattern, Limits, PluginGrants};
 use crate::secrets::{looks_like_credential, Secrets};
-use crate::spec::CpiKind;
 
 /// The interface version this host implements; components must export the same major (for
 /// 0.x, the same minor) version.
 pub const INTERFACE_VERSION: semver::Version = semver::Version::new(0, 1, 0);
+
+/// Default settings named `conformance.PARAM` are the plugin's conformance parameters.
+pub const CONFORMANCE_SETTING_PREFIX: &str = "conformance.";
 
 /// Largest component file accepted.
 pub const MAX_COMPONENT_BYTES: u64 = 128 << 20;
@@ -79,7 +83,7 @@ impl Description {
     /// with a name nobody can pass, or be reported as ignoring one.
     fn check_parameter_names(&self) -> Result<(), String> {
         for action in self.actions.iter().filter(|a| a.unsupported.is_none()) {
-            let standard = crate::spec::kinds::standard_params(self.kind, &action.name);
+            let standard = crate::contract::catalogue::standard_params(self.kind, &action.name);
             if standard.is_empty() {
                 continue;
             }
@@ -276,6 +280,21 @@ impl ComponentCpi {
         self.description.kind
     }
 
+    /// What the conformance kit should pass to every call. WIT 0.1's `describe()` has no field for
+    /// it, so a plugin lists them among its default settings as `conformance.PARAM` (the value is
+    /// JSON if it parses as JSON, else text: `conformance.image = "busybox"`).
+    pub fn conformance_params(&self) -> Params {
+        self.description
+            .default_settings
+            .iter()
+            .filter_map(|(key, value)| {
+                let name = key.strip_prefix(CONFORMANCE_SETTING_PREFIX)?;
+                let parsed = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+                Some((name.to_string(), parsed))
+            })
+            .collect()
+    }
+
     pub fn limits(&self) -> Limits {
         self.sandbox.limits
     }
@@ -284,12 +303,35 @@ impl ComponentCpi {
         &self.sandbox
     }
 
-    /// Checks a call's parameters without running anything.
-    pub fn check(&self, action: &str, params: &Params) -> Result<(), CpiError> {
-        self.request(action, params).map(|_| ())
+    /// Checks a call's parameters and options without running anything.
+    pub fn check(&self, action: &str, params: &Params, options: &CallOptions) -> Result<(), CpiError> {
+        self.call_limits(action, options)?;
+        self.wit_call(action, params).map(|_| ())
     }
 
-    fn request(&self, action: &str, params: &Params) -> Result<Request, CpiError> {
+    /// The limits of one call: the operator's, with `--timeout` shortening the call and every
+    /// exec in it. A caller may shorten what the operator granted, never lengthen it.
+    fn call_limits(&self, action: &str, options: &CallOptions) -> Result<Limits, CpiError> {
+        let mut limits = self.sandbox.limits;
+        if let Some(timeout) = options.timeout {
+            if timeout > limits.call_timeout {
+                return Err(CpiError::new(
+                    ErrorKind::InvalidArgument,
+                    action,
+                    format!(
+                        "a timeout of {timeout:?} is longer than the {:?} the policy allows plugin `{}` per call; \
+                         pass at most that, or raise `limits.call_timeout` in its policy entry",
+                        limits.call_timeout, self.name
+                    ),
+                ));
+            }
+            limits.call_timeout = timeout;
+            limits.exec_timeout = limits.exec_timeout.min(timeout);
+        }
+        Ok(limits)
+    }
+
+    fn wit_call(&self, action: &str, params: &Params) -> Result<WitCall, CpiError> {
         if let Some(reason) =
             self.description.actions.iter().find(|a| a.name == action).and_then(|a| a.unsupported.clone())
         {
@@ -299,7 +341,7 @@ impl ComponentCpi {
                 format!("plugin `{}` declares this action unsupported: {reason}", self.name),
             ));
         }
-        Request::parse(self.world == World::DirectorCpi, action, params)
+        WitCall::parse(self.kind(), action, params)
     }
 
     /// The values of parameters named like credentials (WIT 0.1's `describe` has no secret flag).
@@ -307,18 +349,30 @@ impl ComponentCpi {
         Secrets::of(params.iter().filter(|(name, _)| looks_like_credential(name)).map(|(_, v)| v))
     }
 
+    /// Parameters a caller passed that the action does not take.
+    fn ignored(&self, action: &str, params: &Params) -> Vec<String> {
+        params::ignored(catalogue::standard_params(self.kind(), action).iter().map(|p| p.name), params)
+    }
+
     /// Runs an action.
-    pub async fn call(&self, action: &str, params: &Params) -> Result<Outcome, CpiError> {
+    pub async fn call(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Outcome, CpiError> {
         let secrets = Self::secrets_of(params);
-        match self.call_unredacted(action, params, &secrets).await {
+        match self.call_unredacted(action, params, options, &secrets).await {
             Ok(outcome) => Ok(secrets.redact_outcome(outcome)),
             Err(e) => Err(secrets.redact_error(e)),
         }
     }
 
-    async fn call_unredacted(&self, action: &str, params: &Params, secrets: &Secrets) -> Result<Outcome, CpiError> {
-        let request = self.request(action, params)?;
-        let (reply, execs) = self.invoke(action, &request, false, secrets).await?;
+    async fn call_unredacted(
+        &self,
+        action: &str,
+        params: &Params,
+        options: &CallOptions,
+        secrets: &Secrets,
+    ) -> Result<Outcome, CpiError> {
+        let limits = self.call_limits(action, options)?;
+        let call = self.wit_call(action, params)?;
+        let (reply, execs) = self.invoke(action, &call, limits, false, secrets).await?;
         Ok(Outcome {
             cpi: self.name.clone(),
             action: action.to_string(),
@@ -341,29 +395,30 @@ impl ComponentCpi {
                     duration: e.duration,
                 })
                 .collect(),
-            ignored_params: ignored(action, params, self.world),
+            ignored_params: self.ignored(action, params),
         })
     }
 
     /// The dry run: the plugin runs with every exec recorded and answered by an empty success,
     /// so the plan lists what it would run if each program succeeded.
-    pub async fn plan(&self, action: &str, params: &Params) -> Result<Plan, CpiError> {
+    pub async fn plan(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Plan, CpiError> {
         let secrets = Self::secrets_of(params);
-        let request = self.request(action, params).map_err(|e| secrets.redact_error(e))?;
-        let (_, execs) = self.invoke(action, &request, true, &secrets).await.map_err(|e| secrets.redact_error(e))?;
+        let limits = self.call_limits(action, options)?;
+        let call = self.wit_call(action, params).map_err(|e| secrets.redact_error(e))?;
+        let (_, execs) =
+            self.invoke(action, &call, limits, true, &secrets).await.map_err(|e| secrets.redact_error(e))?;
         Ok(Plan {
             cpi: self.name.clone(),
             action: action.to_string(),
             steps: execs
                 .into_iter()
                 .map(|e| {
-                    let mut step =
-                        PlannedStep::new("exec", StepStage::Command, e.argv, self.sandbox.limits.exec_timeout);
+                    let mut step = PlannedStep::new("exec", StepStage::Command, e.argv, limits.exec_timeout);
                     step.redact_with(&secrets);
                     step
                 })
                 .collect(),
-            ignored_params: ignored(action, params, self.world),
+            ignored_params: self.ignored(action, params),
             secrets,
             // A component's plan shows what it would run; the component, not the plan, runs.
             issuer: 0,
@@ -373,12 +428,18 @@ impl ComponentCpi {
     async fn invoke(
         &self,
         action: &str,
-        request: &Request,
+        call: &WitCall,
+        limits: Limits,
         dry_run: bool,
         secrets: &Secrets,
     ) -> Result<(Reply, Vec<ExecRecord>), CpiError> {
-        let limits = self.sandbox.limits;
-        let state = CallState::new(self.sandbox.clone(), action, dry_run, secrets.clone())
+        // The sandbox as granted, with this call's (possibly shortened) limits.
+        let sandbox = if limits == self.sandbox.limits {
+            self.sandbox.clone()
+        } else {
+            Arc::new(Sandbox { limits, ..(*self.sandbox).clone() })
+        };
+        let state = CallState::new(sandbox, action, dry_run, secrets.clone())
             .map_err(|e| CpiError::new(ErrorKind::Internal, action, format!("cannot prepare the sandbox: {e:#}")))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -389,11 +450,11 @@ impl ComponentCpi {
             match &self.pre {
                 WorldPre::Container(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
-                    dispatch::call_container(&instance, &mut store, request).await
+                    dispatch::call_container(&instance, &mut store, call).await
                 }
                 WorldPre::Director(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
-                    dispatch::call_director(&instance, &mut store, request).await
+                    dispatch::call_director(&instance, &mut store, call).await
                 }
             }
         };
@@ -420,7 +481,7 @@ impl ComponentCpi {
                     format!("printed more than {} bytes to stdout or stderr", limits.output_bytes),
                 ));
             }
-            Ok(Err(trap)) => return Err(self.trap_error(action, trap, &plugin_stderr)),
+            Ok(Err(trap)) => return Err(self.trap_error(action, limits, trap, &plugin_stderr)),
             Ok(Ok(Err(e))) => return Err(CpiError::new(dispatch::error_kind(e.kind), action, e.message)),
             Ok(Ok(Ok(reply))) => reply,
         };
@@ -439,9 +500,14 @@ impl ComponentCpi {
     }
 
     /// Turns a trap (or a host-side failure) into a typed error that says which limit was hit.
-    fn trap_error(&self, action: &str, error: wasmtime::Error, plugin_stderr: &str) -> CpiError {
-        let limits = self.sandbox.limits;
-        let text = format!("{error:?}");
+    fn trap_error(&self, action: &str, limits: Limits, error: wasmtime::Error, plugin_stderr: &str) -> CpiError {
+        if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+            return self.limit_error(
+                action,
+                ErrorKind::Internal,
+                format!("exceeded its memory limit of {} MiB", limits.memory_bytes >> 20),
+            );
+        }
         if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
             match trap {
                 wasmtime::Trap::Interrupt => {
@@ -467,20 +533,6 @@ impl ComponentCpi {
                 }
                 _ => {}
             }
-        }
-        if text.contains("forcing trap when growing memory") {
-            return self.limit_error(
-                action,
-                ErrorKind::Internal,
-                format!("exceeded its memory limit of {} MiB", limits.memory_bytes >> 20),
-            );
-        }
-        if text.contains("write beyond capacity") {
-            return self.limit_error(
-                action,
-                ErrorKind::Internal,
-                format!("printed more than {} bytes to stdout or stderr", limits.output_bytes),
-            );
         }
         self.limit_error(action, ErrorKind::Internal, format!("failed: {error:#}"))
     }
@@ -531,30 +583,6 @@ async fn describe(
         Ok(Err(e)) => Err(CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}"))),
         Err(_) => Err(CpiError::new(ErrorKind::Timeout, "describe", "describe() did not return in time".to_string())),
     }
-}
-
-/// Parameters a caller passed that the action does not take.
-fn ignored(action: &str, params: &Params, world: World) -> Vec<String> {
-    let used: &[&str] = match action {
-        "create_container" => &["name", "image", "command", "env", "ports", "volumes", "network"],
-        "stop_container" | "restart_container" => &["name", "stop_timeout"],
-        "exec" => &["name", "cmd"],
-        "attach_volume" => &["name", "container", "target"],
-        "connect_network" | "disconnect_network" => &["network", "container"],
-        "list_containers" | "list_vms" => &[],
-        "create_vm" => &["name", "image", "cpus", "memory_mb", "metadata"],
-        "set_vm_metadata" => &["vm", "metadata"],
-        "create_disk" => &["name", "size_mb"],
-        "delete_disk" | "has_disk" => &["disk"],
-        "attach_disk" | "detach_disk" => &["vm", "disk"],
-        "list_disks" => &["vm"],
-        "snapshot_disk" => &["disk", "snapshot"],
-        _ if world == World::DirectorCpi => &["vm"],
-        _ => &["name"],
-    };
-    let mut ignored: Vec<String> = params.keys().filter(|k| !used.contains(&k.as_str())).cloned().collect();
-    ignored.sort();
-    ignored
 }
 
 impl Description {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::audit::AuditLog;
-use crate::exec::resolve_program;
+use crate::process::exec::resolve_program;
 use crate::policy::{args_match, ArgPattern, FsMode, Limits, PluginGrants};
 
 /// A capability request from a plugin's `describe`, in host terms.

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{log, process, types};
 use super::sandbox::Sandbox;
 use crate::audit::{AuditEntry, Decision};
-use crate::exec::{self, ExecRequest};
+use crate::process::exec::{self, ExecRequest};
 
 /// One exec the plugin made during a call (for the outcome's steps and dry-run plans).
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct ExecRecord {
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: CallLimiter,
     sandbox: Arc<Sandbox>,
     action: String,
     /// In a dry run, execs are recorded and answered with an empty success instead of run.
@@ -37,6 +37,48 @@ pub struct CallState {
     /// The plugin's own stdout and stderr, bounded.
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
+}
+
+/// A growth the limiter refused: the trap it raises carries this, so the host reports the memory
+/// limit by type rather than by wasmtime's message text.
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin asked for {desired} bytes of memory; its limit is {limit}")]
+pub struct MemoryLimitExceeded {
+    pub desired: usize,
+    pub limit: usize,
+}
+
+/// The store's resource limiter: linear memory up to the plugin's limit (all memories together is
+/// what `memory_bytes` means; components here have one or few), a few instances, tables and
+/// memories, and a trap rather than a failed `memory.grow` when the limit is hit (a guest that
+/// ignored the failure would run on with a wrong picture of its memory).
+pub struct CallLimiter {
+    memory_bytes: usize,
+}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            return Err(MemoryLimitExceeded { desired, limit: self.memory_bytes }.into());
+        }
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
 }
 
 impl CallState {
@@ -63,13 +105,7 @@ impl CallState {
         Ok(CallState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(16)
-                .tables(16)
-                .memories(4)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: CallLimiter { memory_bytes: limits.memory_bytes },
             sandbox,
             action: action.to_string(),
             dry_run,

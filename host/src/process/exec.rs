@@ -6,7 +6,7 @@
 //! had open (without close-on-exec) is marked close-on-exec in the child before it executes.
 //!
 //! Every process an action starts belongs to the group of the command's first process, which is
-//! also made a child subreaper (see [`crate::process_tree`]). When the deadline passes, every
+//! also made a child subreaper (see [`crate::process::tree`]). When the deadline passes, every
 //! descendant of the first process is ended, whatever group or session it moved to (SIGTERM, a
 //! grace period, SIGKILL), then the first process itself; a request marked `detach` limits this to
 //! the process group, so what it started in its own session survives. When the command exits on
@@ -123,7 +123,7 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     let program = resolve_program(name, path)
         .ok_or_else(|| ExecError::NotFound { program: name.clone(), path: path.to_string() })?;
 
-    let mut child = crate::spawn::spawn(&crate::spawn::Spawn {
+    let mut child = crate::process::spawn::spawn(&crate::process::spawn::Spawn {
         program: &program,
         argv: &request.argv,
         env: &request.env,
@@ -131,7 +131,7 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         stdin: request.stdin.is_some(),
     })
     .map_err(|error| match error {
-        crate::spawn::SpawnError { step: Some(crate::spawn::Step::Execute), source }
+        crate::process::spawn::SpawnError { step: Some(crate::process::spawn::Step::Execute), source }
             if source.kind() == io::ErrorKind::NotFound =>
         {
             ExecError::NotFound { program: name.clone(), path: path.to_string() }
@@ -157,7 +157,7 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
         // First every descendant wherever it went (unless the step is declared `detach`),
         // then the group: SIGTERM, the grace period, SIGKILL.
         if !request.detach {
-            crate::process_tree::end_descendants(child.id(), request.kill_grace).await;
+            crate::process::tree::end_descendants(child.id(), request.kill_grace).await;
             signal_group(group, Signal::SIGKILL);
         }
         signal_group(group, Signal::SIGTERM);

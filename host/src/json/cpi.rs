@@ -3,7 +3,7 @@
 //! A call takes three steps, each cheap because loading already did the parsing:
 //! 1. check the caller's parameters against the action's declarations (required, type, pattern);
 //! 2. render every hook and the command into argv arrays: the [`Plan`] (what `--dry-run` shows);
-//! 3. run the steps in order through [`crate::exec`], then map the result to an [`Outcome`] or a
+//! 3. run the steps in order through [`crate::process::exec`], then map the result to an [`Outcome`] or a
 //!    typed [`CpiError`] using the spec's error rules.
 
 use std::path::Path;
@@ -13,18 +13,17 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::diagnostic::Diagnostics;
-use crate::error::{CpiError, ErrorKind, FailedStep};
-use crate::exec::{self, ExecOutput, ExecRequest};
-use crate::output;
-use crate::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
-use crate::request::HttpRequest;
+use crate::contract::error::{CpiError, ErrorKind, FailedStep};
+pub use crate::contract::options::CallOptions;
+pub use crate::contract::params::Params;
+use crate::process::exec::{self, ExecOutput, ExecRequest};
+use crate::json::output;
+use crate::contract::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
+use crate::json::http::HttpRequest;
 use crate::secrets::Secrets;
-use crate::spec::{self, ActionBody, CommandAction, ErrorRule, ParamDecl, RequestAction, Spec};
+use crate::json::spec::{self, ActionBody, CommandAction, ErrorRule, ParamDecl, RequestAction, Spec};
 use crate::suggest;
-use crate::template::{Binding, Bindings, Template};
-
-/// Parameters of a call, by name.
-pub type Params = serde_json::Map<String, Value>;
+use crate::json::template::{Binding, Bindings, Template};
 
 /// Timeout of an action whose spec sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,21 +31,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How much of stderr an error report keeps (its end, where runtimes put the reason).
 const STDERR_TAIL: usize = 2048;
-
-/// Per-call settings chosen by the caller, not the spec.
-#[derive(Debug, Clone)]
-pub struct CallOptions {
-    /// Overrides the spec's timeouts for every step.
-    pub timeout: Option<Duration>,
-    pub kill_grace: Duration,
-    pub output_limit: usize,
-}
-
-impl Default for CallOptions {
-    fn default() -> Self {
-        CallOptions { timeout: None, kill_grace: exec::DEFAULT_KILL_GRACE, output_limit: exec::DEFAULT_OUTPUT_LIMIT }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct JsonCpi {
@@ -68,7 +52,7 @@ pub struct ExecGate {
     /// `None` only through [`ExecGate::allow_all`].
     grants: Option<Vec<crate::policy::ExecGrant>>,
     /// Hosts request actions may reach. There is no default: without a grant, nothing is sent.
-    network: Vec<crate::request::NetworkGrant>,
+    network: Vec<crate::json::http::NetworkGrant>,
     audit: crate::audit::AuditLog,
 }
 
@@ -89,7 +73,7 @@ impl ExecGate {
     }
 
     /// Also lets request actions reach these hosts (the CLI's `--allow-host`).
-    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = crate::request::NetworkGrant>) -> ExecGate {
+    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = crate::json::http::NetworkGrant>) -> ExecGate {
         self.network.extend(hosts);
         self
     }
@@ -221,7 +205,7 @@ impl JsonCpi {
             options.timeout.or(own).or(action.timeout).or(self.spec.timeout).unwrap_or(DEFAULT_TIMEOUT)
         };
 
-        let hook_step = |hook: &crate::spec::Hook, stage: StepStage| -> Result<PlannedStep, CpiError> {
+        let hook_step = |hook: &crate::json::spec::Hook, stage: StepStage| -> Result<PlannedStep, CpiError> {
             let mut step =
                 PlannedStep::new(&hook.name, stage, render(&hook.command)?.into_argv(), timeout_of(hook.timeout));
             step.ignore_failure = hook.ignore_failure;
@@ -299,57 +283,8 @@ impl JsonCpi {
     }
 
     fn check_params(&self, action_name: &str, declared: &[ParamDecl], params: &Params) -> Result<(), CpiError> {
-        for decl in declared {
-            let given = params.get(&decl.name).filter(|v| !v.is_null());
-            let Some(value) = given else {
-                if decl.required && !self.spec.default_settings.contains_key(&decl.name) {
-                    return Err(CpiError::for_param(
-                        ErrorKind::InvalidArgument,
-                        action_name,
-                        &decl.name,
-                        format!("missing required parameter `{}`", decl.name),
-                    ));
-                }
-                continue;
-            };
-            if !decl.ty.accepts(value) {
-                return Err(CpiError::for_param(
-                    ErrorKind::InvalidArgument,
-                    action_name,
-                    &decl.name,
-                    format!(
-                        "parameter `{}` must be a {} ({}), got {}",
-                        decl.name,
-                        decl.ty.as_str(),
-                        match decl.ty {
-                            spec::ParamType::String => "a string, number or boolean",
-                            spec::ParamType::List => "an array of strings",
-                            spec::ParamType::Map => "an object of strings",
-                        },
-                        describe(value)
-                    ),
-                ));
-            }
-            if let Some(pattern) = &decl.pattern {
-                // A map's keys become text too (`KEY=value`), so they are held to the pattern.
-                let items: Vec<String> = match value {
-                    Value::Array(items) => items.iter().map(scalar_text).collect(),
-                    Value::Object(map) => map.iter().flat_map(|(k, v)| [k.clone(), scalar_text(v)]).collect(),
-                    other => vec![scalar_text(other)],
-                };
-                if let Some(bad) = items.iter().find(|item| !pattern.is_match(item)) {
-                    let shown = pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
-                    let bad = if decl.secret { crate::secrets::MASK.to_string() } else { format!("{bad:?}") };
-                    return Err(CpiError::for_param(
-                        ErrorKind::InvalidArgument,
-                        action_name,
-                        &decl.name,
-                        format!("parameter `{}`: value {bad} does not match the pattern `{shown}`", decl.name),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        let defaults = &self.spec.default_settings;
+        crate::contract::params::check(action_name, declared.iter().map(|d| d.rule(defaults)), params)
     }
 
     /// Plans and runs an action.
@@ -461,20 +396,20 @@ impl JsonCpi {
                 stderr: tail(body, STDERR_TAIL),
             })
         };
-        if let Err(reason) = crate::request::check_grants(&request.url, &self.gate.network, &self.gate.plugin) {
+        if let Err(reason) = crate::json::http::check_grants(&request.url, &self.gate.network, &self.gate.plugin) {
             self.audit_request(&plan.action, shown, crate::audit::Decision::Denied, Some(reason.clone()), None);
             let mut err = CpiError::new(ErrorKind::Denied, &plan.action, format!("request: {reason}"));
             err.failed_step = Some(failed_step(None, ""));
             return Err(err);
         }
-        let response = match crate::request::send(request, step.timeout, options.output_limit).await {
+        let response = match crate::json::http::send(request, step.timeout, options.output_limit).await {
             Ok(response) => response,
             Err(e) => {
                 self.audit_request(&plan.action, shown, crate::audit::Decision::Allowed, Some(e.to_string()), None);
                 let kind = match e {
-                    crate::request::SendError::Timeout(_) => ErrorKind::Timeout,
-                    crate::request::SendError::Unreachable { .. } => ErrorKind::Unavailable,
-                    crate::request::SendError::Failed(_) => ErrorKind::Failed,
+                    crate::json::http::SendError::Timeout(_) => ErrorKind::Timeout,
+                    crate::json::http::SendError::Unreachable { .. } => ErrorKind::Unavailable,
+                    crate::json::http::SendError::Failed(_) => ErrorKind::Failed,
                 };
                 let mut err = CpiError::new(kind, &plan.action, format!("{} {}: {e}", shown.method, shown.url));
                 err.failed_step = Some(failed_step(None, ""));
@@ -793,24 +728,6 @@ pub(crate) struct GatedProcess<'a> {
     pub output_limit: usize,
 }
 
-fn scalar_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// The environment of a spec's processes: `PATH`, the inherited names that are set on the host,
 /// then the fixed values. Nothing else from the host leaks through.
 fn process_env(spec: &Spec, host: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
@@ -830,9 +747,7 @@ fn process_env(spec: &Spec, host: impl Fn(&str) -> Option<String>) -> Vec<(Strin
 
 /// Parameters the caller passed that the action does not declare, sorted.
 fn ignored(declared: &[ParamDecl], params: &Params) -> Vec<String> {
-    let mut ignored: Vec<String> = params.keys().filter(|k| !declared.iter().any(|d| &d.name == *k)).cloned().collect();
-    ignored.sort();
-    ignored
+    crate::contract::params::ignored(declared.iter().map(|d| d.name.as_str()), params)
 }
 
 /// Resolves placeholders for one call: a declared parameter the caller gave, else a default

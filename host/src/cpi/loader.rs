@@ -1,31 +1,14 @@
-//! One API over both forms of CPI: a JSON spec or a WebAssembly component. Callers (the CLI, the
-//! conformance kit, embedders) plan and call actions without knowing which form they hold.
+//! Loading a CPI of either form under the operator's policy: which entry binds the file, its pin,
+//! and the grants it runs with.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
+use super::Cpi;
 use crate::audit::AuditLog;
 use crate::diagnostic::Diagnostics;
-use crate::error::CpiError;
-use crate::json_cpi::{CallOptions, ExecGate, JsonCpi, Params};
-use crate::plan::{Outcome, Plan};
+use crate::json::{ExecGate, JsonCpi};
 use crate::policy::{PluginGrants, Policy};
-use crate::spec::CpiKind;
 use crate::wasm::{ComponentCpi, ComponentHost, LoadError};
-
-/// A call that passed [`Cpi::check`].
-pub enum Checked {
-    /// A JSON spec's rendered plan.
-    Plan(Plan),
-    /// A component call whose parameters are valid.
-    Ready,
-}
-
-#[derive(Clone)]
-pub enum Cpi {
-    Json(JsonCpi),
-    Component(Arc<ComponentCpi>),
-}
 
 /// Why a CPI could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +63,10 @@ pub struct Loader {
     host: std::sync::OnceLock<Result<ComponentHost, String>>,
     cache_dir: Option<std::path::PathBuf>,
     /// Load JSON files through this compatibility translation (`--compat`).
-    pub compat: Option<crate::spec::compat::Compat>,
+    pub compat: Option<crate::json::spec::compat::Compat>,
     /// Hosts every JSON spec's request actions may reach, on top of its policy entry's grants
     /// (the CLI's `--allow-host`).
-    pub allowed_hosts: Vec<crate::request::NetworkGrant>,
+    pub allowed_hosts: Vec<crate::json::http::NetworkGrant>,
 }
 
 impl Loader {
@@ -114,7 +97,7 @@ impl Loader {
     pub async fn load(&self, path: &Path) -> Result<Cpi, CpiLoadError> {
         let entry = self.bind(path)?;
         if !is_wasm(path) {
-            return self.load_spec(path, entry).map(Cpi::Json);
+            return self.load_spec(path, entry).map(Cpi::from);
         }
         let grants = match entry {
             Some(grants) => grants.clone(),
@@ -124,7 +107,7 @@ impl Loader {
         let host = self.component_host().map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
         let env = |name: &str| std::env::var(name).ok();
         let cpi = ComponentCpi::load(host, path, grants, self.audit.clone(), &env).await?;
-        Ok(Cpi::Component(Arc::new(cpi)))
+        Ok(Cpi::from(cpi))
     }
 
     /// The policy entry whose `source` is this file; `None` when no policy is in force. Under a
@@ -142,7 +125,7 @@ impl Loader {
     }
 
     fn unbound(&self, path: &Path) -> Unbound {
-        let declared = if is_wasm(path) { None } else { crate::spec::declared_name(path) };
+        let declared = if is_wasm(path) { None } else { crate::json::spec::declared_name(path) };
         let resembles = self.policy.resembling(path, declared.as_deref()).map(|p| (p.name.clone(), p.source.clone()));
         let absolute = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let sha = std::fs::read(path).map(|b| crate::wasm::sha256_hex(&b)).unwrap_or_default();
@@ -157,7 +140,7 @@ impl Loader {
     /// A JSON spec behind its entry's grants, or unrestricted when no policy is in force.
     fn load_spec(&self, path: &Path, entry: Option<&PluginGrants>) -> Result<JsonCpi, CpiLoadError> {
         let granted_env = entry.map_or(&[][..], |e| e.env.as_slice());
-        let text = crate::spec::read_text(path).map_err(CpiLoadError::Spec)?;
+        let text = crate::json::spec::read_text(path).map_err(CpiLoadError::Spec)?;
         if let Some(PluginGrants { sha256: Some(pinned), name, .. }) = entry {
             let actual = crate::wasm::sha256_hex(text.as_bytes());
             if &actual != pinned {
@@ -170,8 +153,8 @@ impl Loader {
             }
         }
         let spec = match self.compat {
-            Some(mode) => crate::spec::load_str_compat_granting(path, text, mode, granted_env),
-            None => crate::spec::load_str_granting(path, text, granted_env),
+            Some(mode) => crate::json::spec::load_str_compat_granting(path, text, mode, granted_env),
+            None => crate::json::spec::load_str_granting(path, text, granted_env),
         }
         .map_err(CpiLoadError::Spec)?;
         let gate = match entry {
@@ -186,7 +169,7 @@ impl Loader {
 }
 
 /// Under a policy, every variable a spec sets or inherits must be granted by name (`env`).
-fn check_env_grants(spec: &crate::spec::Spec, grants: &PluginGrants) -> Result<(), Diagnostics> {
+fn check_env_grants(spec: &crate::json::spec::Spec, grants: &PluginGrants) -> Result<(), Diagnostics> {
     let missing: Vec<&(String, crate::diagnostic::Location)> =
         spec.env.named_at.iter().filter(|(name, _)| !grants.env.contains(name)).collect();
     if missing.is_empty() {
@@ -220,58 +203,4 @@ pub fn is_wasm(path: &Path) -> bool {
     use std::io::Read;
     let mut magic = [0u8; 4];
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"\0asm"
-}
-
-impl Cpi {
-    pub fn name(&self) -> &str {
-        match self {
-            Cpi::Json(cpi) => &cpi.spec().name,
-            Cpi::Component(cpi) => &cpi.name,
-        }
-    }
-
-    pub fn kind(&self) -> CpiKind {
-        match self {
-            Cpi::Json(cpi) => cpi.spec().kind,
-            Cpi::Component(cpi) => cpi.kind(),
-        }
-    }
-
-    /// Checks an action call without running anything. For a JSON spec this renders the plan,
-    /// which [`Cpi::run`] then executes as is (rendering once).
-    pub fn check(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Checked, CpiError> {
-        match self {
-            Cpi::Json(cpi) => cpi.plan(action, params, options).map(Checked::Plan),
-            Cpi::Component(cpi) => cpi.check(action, params).map(|()| Checked::Ready),
-        }
-    }
-
-    /// Runs a call that [`Cpi::check`] accepted.
-    pub async fn run(
-        &self,
-        checked: Checked,
-        action: &str,
-        params: &Params,
-        options: &CallOptions,
-    ) -> Result<Outcome, CpiError> {
-        match (self, checked) {
-            (Cpi::Json(cpi), Checked::Plan(plan)) => cpi.execute(&plan, options).await,
-            _ => self.call(action, params, options).await,
-        }
-    }
-
-    /// The dry run: what the call would run.
-    pub async fn plan(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Plan, CpiError> {
-        match self {
-            Cpi::Json(cpi) => cpi.plan(action, params, options),
-            Cpi::Component(cpi) => cpi.plan(action, params).await,
-        }
-    }
-
-    pub async fn call(&self, action: &str, params: &Params, options: &CallOptions) -> Result<Outcome, CpiError> {
-        match self {
-            Cpi::Json(cpi) => cpi.call(action, params, options).await,
-            Cpi::Component(cpi) => cpi.call(action, params).await,
-        }
-    }
 }

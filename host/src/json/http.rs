@@ -29,8 +29,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::exec::Captured;
-use crate::template::Bindings;
+use crate::process::exec::Captured;
+use crate::json::template::Bindings;
 
 /// Everything but RFC 3986's unreserved characters is encoded in a path or query value.
 const VALUE_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -704,7 +704,7 @@ fn send_blocking(request: &HttpRequest, timeout: Duration, limit: usize) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::Binding;
+    use crate::json::template::Binding;
     use serde_json::json;
 
     struct Values(Value);

@@ -1,7 +1,7 @@
 //! Starting one process as cheaply as `posix_spawn`, with what `posix_spawn` cannot do.
 //!
 //! Every process the host starts must (1) lead its own process group, (2) be a child subreaper
-//! (so an orphan anywhere below it stays in its tree, see [`crate::process_tree`]), and (3) get
+//! (so an orphan anywhere below it stays in its tree, see [`crate::process::tree`]), and (3) get
 //! descriptors 0–2 only. (2) can only be done by the process itself, between fork and exec; the
 //! standard library runs such code only through `pre_exec`, which makes it copy the whole host
 //! with `fork` (about half a millisecond for a host with an engine loaded, more than the rest of a
@@ -383,7 +383,7 @@ impl Drop for Child {
         let pid = self.pid;
         std::thread::spawn(move || {
             // The leader is unreaped until the end, so its pid still names it and its group.
-            crate::process_tree::kill_descendants_now(pid);
+            crate::process::tree::kill_descendants_now(pid);
             // SAFETY: plain signals to our own unreaped child and its group.
             unsafe {
                 libc::kill(-pid, libc::SIGKILL);

@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Map;
 
-use crate::exec;
-use crate::json_cpi::{GatedProcess, JsonCpi};
-use crate::template::{Binding, Bindings};
+use crate::process::exec;
+use crate::json::{GatedProcess, JsonCpi};
+use crate::json::template::{Binding, Bindings};
 
 /// How long a version command may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -102,7 +102,7 @@ impl Bindings for Defaults<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec;
+    use crate::json::spec;
 
     #[test]
     fn extracts_versions_from_banners() {

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::spec::OutputFormat;
+use crate::json::spec::OutputFormat;
 
 /// `Ok(None)` for raw output (the caller keeps stdout as it is).
 pub fn parse(format: &OutputFormat, stdout: &str) -> Result<Option<Value>, String> {

@@ -6,7 +6,6 @@
 
 pub mod compat;
 pub mod json;
-pub mod kinds;
 mod load;
 
 use std::path::{Path, PathBuf};
@@ -16,33 +15,19 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::contract::catalogue;
+use crate::contract::error::ErrorKind;
+use crate::contract::params::ParamRule;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
-use crate::error::ErrorKind;
-use crate::template::Template;
+use crate::json::template::Template;
+
+// A spec's kind and its parameters' types are the catalogue's.
+pub use crate::contract::catalogue::{CpiKind, ParamType};
 
 pub use load::{load_file, load_file_granting, load_str, load_str_granting, read_text, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
 
 /// The JSON Schema of the format, printed by `omni-cpi schema` for editors.
 pub const SCHEMA: &str = include_str!("cpi.schema.json");
-
-/// Which interface a CPI implements; it decides the required actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CpiKind {
-    /// Manages application containers on a node (the seed's container CPI).
-    Container,
-    /// Manages workers (VMs, machines) on an IaaS for the Director.
-    Director,
-}
-
-impl CpiKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CpiKind::Container => "container",
-            CpiKind::Director => "director",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -52,6 +37,8 @@ pub struct Spec {
     pub description: Option<String>,
     pub actions: Vec<Action>,
     pub default_settings: serde_json::Map<String, Value>,
+    /// What the conformance kit passes to every call (`conformance.params`); `--param` overrides.
+    pub conformance_params: serde_json::Map<String, Value>,
     pub validation: Validation,
     pub setup_commands: Vec<Template>,
     pub env: EnvPolicy,
@@ -71,7 +58,7 @@ pub struct Spec {
 impl Spec {
     /// The action a caller means by `name` (director aliases such as `create_worker` included).
     pub fn action(&self, name: &str) -> Option<&Action> {
-        let name = kinds::canonical_action(self.kind, name);
+        let name = catalogue::canonical_action(self.kind, name);
         self.actions.iter().find(|a| a.name == name)
     }
 
@@ -95,7 +82,7 @@ pub enum ActionBody {
         reason: String,
     },
     Command(Box<CommandAction>),
-    /// An HTTP request instead of a process (see [`crate::request`]).
+    /// An HTTP request instead of a process (see [`crate::json::http`]).
     Request(Box<RequestAction>),
 }
 
@@ -114,7 +101,7 @@ impl ActionBody {
 /// calls is several actions, or a component.
 #[derive(Debug, Clone)]
 pub struct RequestAction {
-    pub request: crate::request::RequestTemplate,
+    pub request: crate::json::http::RequestTemplate,
     pub params: Vec<ParamDecl>,
     pub timeout: Option<Duration>,
     /// Applied to the response body.
@@ -134,7 +121,7 @@ pub struct CommandAction {
     pub detach: bool,
     /// Text written to the command's standard input (a way to hand a program a secret outside
     /// its argv, e.g. `podman login --password-stdin`).
-    pub stdin: Option<crate::request::Text>,
+    pub stdin: Option<crate::json::http::Text>,
     pub success_exit_codes: ExitCodes,
     pub output: OutputFormat,
     pub errors: Vec<ErrorRule>,
@@ -160,36 +147,6 @@ impl CommandAction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ParamType {
-    /// A string, number or boolean, rendered as text. The default, so a caller cannot turn one
-    /// argument into several by passing a list.
-    String,
-    /// An array of scalars.
-    List,
-    /// An object of scalars, rendered as `key=value` items.
-    Map,
-}
-
-impl ParamType {
-    pub fn accepts(self, value: &Value) -> bool {
-        let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
-        match self {
-            ParamType::String => scalar(value),
-            ParamType::List => value.as_array().is_some_and(|a| a.iter().all(scalar)),
-            ParamType::Map => value.as_object().is_some_and(|m| m.values().all(scalar)),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParamType::String => "string",
-            ParamType::List => "list",
-            ParamType::Map => "map",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ParamDecl {
@@ -204,6 +161,23 @@ pub struct ParamDecl {
     pub fragment: Option<Template>,
     /// Shown as `***` wherever omni-cpi shows or records the call; the program still gets it.
     pub secret: bool,
+}
+
+impl ParamDecl {
+    /// The declaration as the shared parameter check sees it (`defaults`: the spec's
+    /// `default_settings`, which stand in for a missing value).
+    pub fn rule<'a>(&'a self, defaults: &serde_json::Map<String, Value>) -> ParamRule<'a> {
+        ParamRule {
+            name: &self.name,
+            ty: self.ty,
+            required: self.required,
+            has_default: defaults.contains_key(&self.name),
+            pattern: self.pattern.as_ref(),
+            // The renderer checks a leading `-` where the value stands as a whole argument.
+            refuse_leading_dash: false,
+            secret: self.secret,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -225,7 +199,7 @@ pub struct Hook {
     pub command: Template,
     pub ignore_failure: bool,
     pub timeout: Option<Duration>,
-    /// What it starts in its own session may outlive a timeout (see [`crate::exec`]).
+    /// What it starts in its own session may outlive a timeout (see [`crate::process::exec`]).
     pub detach: bool,
 }
 
@@ -258,8 +232,8 @@ pub enum OutputFormat {
     JsonLines,
     /// Named captures of a regex as an object; with `multiple`, an array of one object per match.
     Regex { pattern: Regex, multiple: bool },
-    /// OmniCloud's `parse_rules` (see [`crate::rules`]).
-    Rules(crate::rules::Rules),
+    /// OmniCloud's `parse_rules` (see [`crate::json::rules`]).
+    Rules(crate::json::rules::Rules),
 }
 
 /// Maps a failed command to a typed error.
@@ -392,7 +366,7 @@ pub fn load_str_compat_granting(
 pub fn validate_file(path: &Path) -> Result<(Spec, Diagnostics), Diagnostics> {
     let spec = load_file(path)?;
     let mut diagnostics = spec.warnings.clone();
-    diagnostics.extend(kinds::check_required_actions(&spec));
+    diagnostics.extend(check_required_actions(&spec));
     Ok((spec, Diagnostics(diagnostics)))
 }
 
@@ -402,4 +376,25 @@ pub fn declared_name(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let value: Value = serde_json::from_str(&text).ok()?;
     value.get("name")?.as_str().map(str::to_string)
+}
+
+/// One error per required action that is neither implemented nor declared unsupported.
+pub fn check_required_actions(spec: &Spec) -> Vec<Diagnostic> {
+    catalogue::required_actions(spec.kind)
+        .filter(|name| spec.action(name).is_none())
+        .map(|name| {
+            let d = Diagnostic::error(format!(
+                "{} CPI `{}` lacks the required action `{name}`",
+                spec.kind.as_str(),
+                spec.name
+            ))
+            .help(format!(
+                "implement it, or declare it explicitly: \"{name}\": {{\"unsupported\": \"why the runtime cannot do it\"}}"
+            ));
+            match &spec.actions_location {
+                Some(location) => d.at(location.clone()),
+                None => d,
+            }
+        })
+        .collect()
 }

@@ -1351,7 +1351,7 @@ mod reference_tests {
     /// `cpis/REFERENCE.md` lists the context table row for row.
     #[test]
     fn the_reference_lists_every_program_of_the_context_table() {
-        let reference = include_str!("../../../cpis/REFERENCE.md");
+        let reference = include_str!("../../../../cpis/REFERENCE.md");
         let section = reference.split("### Where a value may stand").nth(1).expect("the section exists");
         for (names, what) in super::context_table() {
             let row = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");

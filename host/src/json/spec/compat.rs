@@ -24,7 +24,7 @@ use serde_json::{json, Map, Value};
 use super::json::{Json, Member, Node, Span};
 use crate::diagnostic::{Diagnostic, SourceFile};
 use crate::secrets::looks_like_credential;
-use crate::template::{safe, Context, Mode, Template};
+use crate::json::template::{safe, Context, Mode, Template};
 
 /// The pattern a parameter gets when its value lands where text is read again.
 pub const INFERRED_PATTERN: &str = safe::SAFE_EXAMPLE;
@@ -165,7 +165,7 @@ impl Translator<'_> {
         let action_members = field(root, "actions").map(members).unwrap_or(&[]);
         let kind_value = if kind == "container" { super::CpiKind::Container } else { super::CpiKind::Director };
         for member in action_members {
-            let standard = super::kinds::canonical_action(kind_value, &member.key);
+            let standard = crate::contract::catalogue::canonical_action(kind_value, &member.key);
             if standard != member.key && action_members.iter().any(|m| m.key == standard) {
                 self.warn(
                     member.key_span,
@@ -424,7 +424,7 @@ struct Judged<'n> {
     node: &'n Node,
     /// Whether `node` is the template's own string (placeholders can then be located exactly).
     exact: bool,
-    parsed: Result<Template, crate::template::TemplateError>,
+    parsed: Result<Template, crate::json::template::TemplateError>,
 }
 
 impl Translator<'_> {
@@ -534,7 +534,7 @@ impl Translator<'_> {
     /// warning, and the action returns its raw output.
     fn parse_rules(&mut self, name: &str, node: &Node) -> Option<Value> {
         let rules = field(node, "parse_rules")?;
-        match crate::rules::Rules::compile(&rules.to_value()) {
+        match crate::json::rules::Rules::compile(&rules.to_value()) {
             Ok(_) => Some(json!({"format": "parse_rules", "rules": rules.to_value()})),
             Err(message) => {
                 self.warn(
@@ -556,7 +556,7 @@ impl Translator<'_> {
             self.warn(endpoint.span, format!("endpoint `{name}` has no url; declared unsupported"), "give it a url");
             return unsupported("has no url");
         };
-        if let Err(e) = crate::request::UrlTemplate::parse(url) {
+        if let Err(e) = crate::json::http::UrlTemplate::parse(url) {
             self.warn(endpoint.span, format!("the url of `{name}` cannot be used: {}", e.message), "fix the url");
             return unsupported("has an unusable url");
         }
@@ -591,7 +591,7 @@ impl Translator<'_> {
                     "servers ignore the body of a GET; use POST if the API needs it",
                 ),
                 Ok(template) => {
-                    if let Err(e) = crate::request::BodyTemplate::from_value(&template) {
+                    if let Err(e) = crate::json::http::BodyTemplate::from_value(&template) {
                         self.warn(
                             body.span,
                             format!("the body of `{name}` cannot be sent safely: {}; declared unsupported", e.message),

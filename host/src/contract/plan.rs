@@ -31,7 +31,7 @@ pub struct PlannedStep {
     /// What runs. Empty for a request step.
     pub(crate) argv: Vec<String>,
     /// The HTTP request a request action sends, instead of a process.
-    pub(crate) request: Option<crate::request::HttpRequest>,
+    pub(crate) request: Option<crate::json::http::HttpRequest>,
     /// A failure of this step is reported but does not stop the action.
     pub(crate) ignore_failure: bool,
     pub(crate) timeout: Duration,
@@ -47,7 +47,7 @@ pub struct PlannedStep {
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Shown {
     argv: Vec<String>,
-    request: Option<crate::request::HttpRequest>,
+    request: Option<crate::json::http::HttpRequest>,
     stdin: Option<String>,
 }
 
@@ -80,7 +80,7 @@ impl PlannedStep {
     }
 
     /// The HTTP request, secrets shown as `***`.
-    pub fn request(&self) -> Option<&crate::request::HttpRequest> {
+    pub fn request(&self) -> Option<&crate::json::http::HttpRequest> {
         match &self.shown {
             Some(shown) => shown.request.as_ref(),
             None => self.request.as_ref(),

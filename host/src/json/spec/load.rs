@@ -11,18 +11,18 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::json::{self, Json, Member, Node, Span};
-use super::kinds;
+use crate::contract::catalogue;
 use super::*;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
-use crate::request::{self, BodyTemplate, RequestTemplate, UrlTemplate};
+use crate::json::http::{self, BodyTemplate, RequestTemplate, UrlTemplate};
 use crate::suggest;
-use crate::template::{safe, Context, Mode, Template};
+use crate::json::template::{safe, Context, Mode, Template};
 
 /// Largest spec file accepted; the biggest real CPI file is under 100 KiB.
 pub const MAX_SPEC_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Longest timeout a spec may set.
-const MAX_TIMEOUT: Duration = crate::duration::MAX;
+const MAX_TIMEOUT: Duration = crate::contract::duration::MAX;
 
 const TOP_KEYS: &[&str] = &[
     "$schema",
@@ -39,6 +39,7 @@ const TOP_KEYS: &[&str] = &[
     "validation",
     "setup_commands",
     "errors",
+    "conformance",
 ];
 const ACTION_KEYS: &[&str] = &[
     "description",
@@ -68,6 +69,7 @@ const COMMAND_ONLY_KEYS: &[&str] = &["command", "shell", "success_exit_codes", "
 const VALIDATION_KEYS: &[&str] = &["required_commands", "version_requirements"];
 const VERSION_KEYS: &[&str] = &["range", "command"];
 const ENV_KEYS: &[&str] = &["inherit", "set"];
+const CONFORMANCE_KEYS: &[&str] = &["params"];
 
 /// Every key the format accepts, by object, for the schema and reference consistency test.
 pub const KEYS_BY_OBJECT: &[(&str, &[&str])] = &[
@@ -78,6 +80,7 @@ pub const KEYS_BY_OBJECT: &[(&str, &[&str])] = &[
     ("output", OUTPUT_KEYS),
     ("error_rule", ERROR_RULE_KEYS),
     ("condition", CONDITION_KEYS),
+    ("conformance", CONFORMANCE_KEYS),
     ("request", REQUEST_KEYS),
     ("validation", VALIDATION_KEYS),
     ("version_requirement", VERSION_KEYS),
@@ -188,7 +191,7 @@ struct Decoder<'s> {
     /// Variable names the operator's policy grants this spec by exact name.
     granted_env: &'s [String],
     /// The spec's kind, once decoded: bare-name parameters of standard actions take their shape
-    /// from the catalogue ([`kinds::standard_params`]).
+    /// from the catalogue ([`catalogue::standard_params`]).
     kind: Option<CpiKind>,
 }
 
@@ -309,21 +312,19 @@ impl Decoder<'_> {
             .collect()
     }
 
-    /// The type a parameter declared by bare name takes: the catalogue's list or map for a
-    /// standard action's list or map parameter (the seed's `"params": ["name", "ports", "env"]`),
+    /// The type a parameter declared by bare name takes: the catalogue's for a standard action's
+    /// parameter (the seed's `"params": ["name", "ports", "env"]`: `ports` a list, `env` a map),
     /// else a string.
     fn standard_type(&self, action: &str, param: &str) -> ParamType {
-        match self.kind.and_then(|kind| kinds::standard_shape(kind, action, param)) {
-            Some(kinds::Shape::List) => ParamType::List,
-            Some(kinds::Shape::Map) => ParamType::Map,
-            Some(kinds::Shape::Scalar) | None => ParamType::String,
-        }
+        self.kind
+            .and_then(|kind| catalogue::standard_param(kind, action, param))
+            .map_or(ParamType::String, |p| p.ty)
     }
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         let parsed = match &node.value {
             Json::Number(n) => n.as_f64().and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
-            Json::String(s) => crate::duration::parse(s),
+            Json::String(s) => crate::contract::duration::parse(s),
             _ => None,
         };
         match parsed {
@@ -514,6 +515,8 @@ impl Decoder<'_> {
             None => serde_json::Map::new(),
         };
         let validation = first(members, "validation").map(|m| self.validation(&m.value)).unwrap_or_default();
+        let conformance_params =
+            first(members, "conformance").map(|m| self.conformance_params(&m.value)).unwrap_or_default();
         let errors = first(members, "errors").map(|m| self.error_rules(&m.value, "the spec")).unwrap_or_default();
 
         let setup_scope = TemplateScope {
@@ -546,7 +549,7 @@ impl Decoder<'_> {
                     if let Some(mut action) = self.action(member, &ctx) {
                         // Director aliases (`create_worker`) are stored under the standard name.
                         if let Some(kind) = kind {
-                            action.name = kinds::canonical_action(kind, &action.name).to_string();
+                            action.name = catalogue::canonical_action(kind, &action.name).to_string();
                         }
                         if actions.iter().any(|a: &Action| a.name == action.name) {
                             self.error(
@@ -574,6 +577,7 @@ impl Decoder<'_> {
             description,
             actions,
             default_settings,
+            conformance_params,
             validation: Validation { version_requirements, ..validation },
             setup_commands,
             env,
@@ -673,6 +677,35 @@ impl Decoder<'_> {
             }
         }
         Validation { required_commands, version_requirements: Vec::new() }
+    }
+
+    /// `conformance.params`: what the conformance kit passes to every call of this CPI (an image
+    /// its runtime has, a short stop timeout), so the kit needs no knowledge of particular CPIs.
+    fn conformance_params(&mut self, node: &Node) -> serde_json::Map<String, Value> {
+        let Some(members) = self.object(node, "`conformance`", CONFORMANCE_KEYS, |_| false) else {
+            return serde_json::Map::new();
+        };
+        let Some(params) = first(members, "params") else {
+            return serde_json::Map::new();
+        };
+        let Some(entries) = self.map(&params.value, "`conformance.params`", "parameter") else {
+            return serde_json::Map::new();
+        };
+        let mut out = serde_json::Map::new();
+        for entry in entries {
+            let value = entry.value.to_value();
+            let fits = ParamType::ALL.iter().any(|t| t.accepts(&value));
+            if !fits {
+                self.error(
+                    entry.value.span,
+                    format!("conformance parameter `{}` must be a string, number, boolean, list or map of those", entry.key),
+                    None,
+                );
+                continue;
+            }
+            out.insert(entry.key.clone(), value);
+        }
+        out
     }
 
     /// Decodes `validation.version_requirements`; needs the required commands to check programs.
@@ -919,7 +952,7 @@ impl Decoder<'_> {
                     );
                     return OutputFormat::Raw;
                 };
-                match crate::rules::Rules::compile(&rules.value.to_value()) {
+                match crate::json::rules::Rules::compile(&rules.value.to_value()) {
                     Ok(compiled) => OutputFormat::Rules(compiled),
                     Err(message) => {
                         self.error(rules.value.span, format!("`output.rules`: {message}"), None);
@@ -1014,15 +1047,15 @@ impl Decoder<'_> {
                     }
                 }
                 if let Some(m) = first(fields, "type") {
-                    decl.ty = match self.string(&m.value, "`type`")? {
-                        "string" => ParamType::String,
-                        "list" => ParamType::List,
-                        "map" => ParamType::Map,
-                        other => {
+                    let text = self.string(&m.value, "`type`")?;
+                    decl.ty = match ParamType::parse(text) {
+                        Some(ty) => ty,
+                        None => {
+                            let known: Vec<String> = ParamType::ALL.iter().map(|t| format!("\"{}\"", t.as_str())).collect();
                             self.error(
                                 m.value.span,
-                                format!("unknown parameter type `{other}`"),
-                                Some("use \"string\", \"list\" or \"map\"".into()),
+                                format!("unknown parameter type `{text}`"),
+                                Some(format!("use one of {}", known.join(", "))),
                             );
                             return None;
                         }
@@ -1151,7 +1184,7 @@ impl Decoder<'_> {
         let stdin = match first(fields, "stdin") {
             None => None,
             Some(m) => {
-                let text = request::Text::parse(self.string(&m.value, "`stdin`")?);
+                let text = http::Text::parse(self.string(&m.value, "`stdin`")?);
                 for placeholder in text.placeholders() {
                     let span = self.span_in_string(&m.value, placeholder.offset, placeholder.name.len() + 2);
                     self.check_declared(placeholder.name, span, &format!("the stdin of {what}"), &scope);
@@ -1179,7 +1212,7 @@ impl Decoder<'_> {
         })
     }
 
-    /// An action with `request`: an HTTP call (see [`crate::request`] for the escaping rules).
+    /// An action with `request`: an HTTP call (see [`crate::json::http`] for the escaping rules).
     fn request_action(
         &mut self,
         name: &str,
@@ -1254,12 +1287,12 @@ impl Decoder<'_> {
         let method = match first(fields, "method") {
             None => "GET".to_string(),
             Some(m) => match self.string(&m.value, "`method`").map(str::to_ascii_uppercase) {
-                Some(method) if request::METHODS.contains(&method.as_str()) => method,
+                Some(method) if http::METHODS.contains(&method.as_str()) => method,
                 Some(method) => {
                     self.error(
                         m.value.span,
                         format!("unknown HTTP method `{method}`"),
-                        Some(format!("use one of {}", request::METHODS.join(", "))),
+                        Some(format!("use one of {}", http::METHODS.join(", "))),
                     );
                     return None;
                 }
@@ -1286,7 +1319,7 @@ impl Decoder<'_> {
         let mut headers = Vec::new();
         if let Some(m) = first(fields, "headers") {
             for entry in self.map(&m.value, "`headers`", "header").unwrap_or_default() {
-                if !request::is_header_name(&entry.key) {
+                if !http::is_header_name(&entry.key) {
                     self.error(entry.key_span, format!("`{}` is not a valid HTTP header name", entry.key), None);
                     ok = false;
                     continue;
@@ -1295,7 +1328,7 @@ impl Decoder<'_> {
                     ok = false;
                     continue;
                 };
-                let text = request::Text::parse(value);
+                let text = http::Text::parse(value);
                 for placeholder in text.placeholders() {
                     let span = self.span_in_string(&entry.value, placeholder.offset, placeholder.name.len() + 2);
                     ok &= self.check_declared(placeholder.name, span, &format!("header `{}`", entry.key), scope);
@@ -1423,7 +1456,7 @@ impl Decoder<'_> {
         params: &[ParamDecl],
         command: &Template,
         hooks: &[Hook],
-        stdin: Option<&request::Text>,
+        stdin: Option<&http::Text>,
         fields: &[Member],
         action: &str,
     ) {
@@ -1454,11 +1487,11 @@ impl Decoder<'_> {
             return;
         };
         for member in members {
-            let standard = kinds::canonical_action(kind, &member.key);
-            if kinds::known_actions(kind).any(|k| k == standard) {
+            let standard = catalogue::canonical_action(kind, &member.key);
+            if catalogue::known_actions(kind).any(|k| k == standard) {
                 continue;
             }
-            let help = match suggest::closest(&member.key, kinds::known_actions(kind)) {
+            let help = match suggest::closest(&member.key, catalogue::known_actions(kind)) {
                 Some(near) => format!("did you mean `{near}`? Otherwise this is a custom action, callable by name"),
                 None => "custom actions are allowed and callable by name".to_string(),
             };

@@ -1,0 +1,230 @@
+//! What `info` shows about a CPI, built by the form that knows it: a JSON document for machines
+//! and text for people, with the same facts.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::json::spec::{self, ActionBody};
+use crate::json::JsonCpi;
+use crate::wasm::ComponentCpi;
+
+/// `info`'s output.
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub document: Value,
+    pub text: String,
+}
+
+/// `writeln!` into a String, which cannot fail.
+macro_rules! w {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
+    let mut text = String::new();
+    let d = &cpi.description;
+    let sandbox = cpi.sandbox();
+    let requested_exec: Vec<Value> = d.requests.exec.iter().map(|(p, a)| json!({"program": p, "args": a})).collect();
+    let granted_exec: Vec<Value> =
+        cpi.grants.exec.iter().map(|g| json!({"program": g.program, "args": g.args})).collect();
+    let info = json!({
+        "name": cpi.name,
+        "plugin": {"name": d.name, "version": d.version},
+        "kind": d.kind,
+        "world": cpi.world,
+        "source": cpi.source,
+        "sha256": cpi.sha256,
+        "actions": d.actions.iter().map(|a| json!({
+            "name": a.name,
+            "supported": a.unsupported.is_none(),
+            "reason": a.unsupported,
+            "params": a.params.iter().map(|(n, r, desc)| json!({"name": n, "required": r, "description": desc})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "default_settings": d.default_settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "capabilities": {
+            "requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env},
+            "granted": {"exec": granted_exec, "fs": cpi.grants.fs, "env": cpi.grants.env},
+            "effective": {"exec": sandbox.exec, "dirs": sandbox.dirs, "env": sandbox.env.iter().map(|(k, _)| k).collect::<Vec<_>>()},
+        },
+        "limits": {
+            "memory_bytes": sandbox.limits.memory_bytes,
+            "call_timeout_ms": sandbox.limits.call_timeout.as_millis() as u64,
+            "exec_timeout_ms": sandbox.limits.exec_timeout.as_millis() as u64,
+            "output_bytes": sandbox.limits.output_bytes,
+            "return_bytes": sandbox.limits.return_bytes,
+        },
+    });
+    w!(text, "{} ({} {}, {} component) from {}", cpi.name, d.name, d.version, d.kind.as_str(), cpi.source.display());
+    w!(text, "sha256: {}", cpi.sha256);
+    w!(text, "capabilities (requested → granted):");
+    for (program, args) in &d.requests.exec {
+        let shown: Vec<String> = args.iter().cloned().map(String::from).collect();
+        let granted = sandbox.exec.iter().find(|e| e.requested == *args).map(|e| e.program.display().to_string());
+        w!(text, "  exec {program} {shown:?} → {}", granted.unwrap_or_else(|| "not granted".into()));
+    }
+    for (guest, writable) in &d.requests.dirs {
+        let granted = sandbox.dirs.iter().find(|x| &x.guest == guest).map(|x| x.host.display().to_string());
+        w!(text, 
+            "  dir {guest} ({}) → {}",
+            if *writable { "rw" } else { "ro" },
+            granted.unwrap_or_else(|| "not granted".into())
+        );
+    }
+    for var in &d.requests.env {
+        let granted = sandbox.env.iter().any(|(k, _)| k == var);
+        w!(text, "  env {var} → {}", if granted { "granted" } else { "not granted or unset on the host" });
+    }
+    let l = sandbox.limits;
+    w!(text, 
+        "limits: memory {} MiB, call {:?}, exec {:?}, output {} bytes, return {} bytes",
+        l.memory_bytes >> 20,
+        l.call_timeout,
+        l.exec_timeout,
+        l.output_bytes,
+        l.return_bytes
+    );
+    w!(text, "actions:");
+    for a in &d.actions {
+        match &a.unsupported {
+            Some(reason) => w!(text, "  {:20} unsupported: {reason}", a.name),
+            None => {
+                let params: Vec<String> = a
+                    .params
+                    .iter()
+                    .map(|(n, required, _)| if *required { n.clone() } else { format!("[{n}]") })
+                    .collect();
+                w!(text, "  {:20} {}", a.name, params.join(" "));
+            }
+        }
+    }
+    Info { document: info, text }
+}
+
+/// What restricts a spec's processes, in one line.
+fn policy_line(cpi: &JsonCpi) -> String {
+    if cpi.gate().is_unrestricted() {
+        "none in force: this spec runs unrestricted (every program it renders may run; pass --policy to restrict it)"
+            .to_string()
+    } else {
+        format!("entry `{}`: only its exec, env and network grants", cpi.gate().plugin())
+    }
+}
+
+pub(super) fn of_spec(cpi: &JsonCpi) -> Info {
+    let mut text = String::new();
+    let spec = cpi.spec();
+    let actions: Vec<Value> = spec
+        .actions
+        .iter()
+        .map(|action| match &action.body {
+            ActionBody::Unsupported { reason } => json!({"name": action.name, "supported": false, "reason": reason}),
+            ActionBody::Command(command) => json!({
+                "name": action.name,
+                "supported": true,
+                "description": action.description,
+                "command": command.command.source(),
+                "params": command.params.iter().map(|p| json!({
+                    "name": p.name,
+                    "required": p.required,
+                    "type": p.ty,
+                    "allow_dash": p.allow_dash,
+                    "pattern": p.pattern.as_ref().map(|r| r.as_str().trim_start_matches("^(?:").trim_end_matches(")$").to_string()),
+                    "fragment": p.fragment.as_ref().map(|f| f.source()),
+                    "secret": p.secret,
+                })).collect::<Vec<_>>(),
+                "hooks": command.hooks.iter().map(|h| json!({"name": h.name, "command": h.command.source(), "ignore_failure": h.ignore_failure, "detach": h.detach})).collect::<Vec<_>>(),
+                "detach": command.detach,
+                "timeout_ms": command.timeout.map(|t| t.as_millis() as u64),
+            }),
+            ActionBody::Request(request) => json!({
+                "name": action.name,
+                "supported": true,
+                "description": action.description,
+                "request": {"method": request.request.method, "url": request.request.url.source()},
+                "params": request.params.iter().map(|p| json!({
+                    "name": p.name,
+                    "required": p.required,
+                    "type": p.ty,
+                    "pattern": p.pattern.as_ref().map(|r| r.as_str().trim_start_matches("^(?:").trim_end_matches(")$").to_string()),
+                })).collect::<Vec<_>>(),
+                "timeout_ms": request.timeout.map(|t| t.as_millis() as u64),
+            }),
+        })
+        .collect();
+    let info = json!({
+        "name": spec.name,
+        "kind": spec.kind,
+        "version": spec.version,
+        "description": spec.description,
+        "source": spec.source,
+        "actions": actions,
+        "default_settings": spec.default_settings,
+        "required_commands": spec.validation.required_commands,
+        "version_requirements": spec.validation.version_requirements.iter()
+            .map(|v| json!({"tool": v.tool, "range": v.range.to_string(), "command": v.command.source()})).collect::<Vec<_>>(),
+        "environment": cpi.env().iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        "setup_commands": spec.setup_commands.iter().map(|t| t.source()).collect::<Vec<_>>(),
+        "policy": policy_line(cpi),
+        "unrestricted": cpi.gate().is_unrestricted(),
+        "warnings": spec.warnings,
+    });
+    w!(text, "{} ({} CPI) from {}", spec.name, spec.kind.as_str(), spec.source.display());
+    if let Some(d) = &spec.description {
+        w!(text, "  {d}");
+    }
+    w!(text, "policy: {}", policy_line(cpi));
+    w!(text, "requires: {}", spec.validation.required_commands.join(", "));
+    for v in &spec.validation.version_requirements {
+        w!(text, "  {} {} (checked with `{}`)", v.tool, v.range, v.command.source());
+    }
+    w!(text, "environment: {}", cpi.env().iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "));
+    for setup in &spec.setup_commands {
+        w!(text, "setup: {}", setup.source());
+    }
+    w!(text, "actions:");
+    for action in &spec.actions {
+        match &action.body {
+            ActionBody::Unsupported { reason } => {
+                w!(text, "  {:20} unsupported: {reason}", action.name)
+            }
+            ActionBody::Request(request) => {
+                w!(text, "  {:20} {}", action.name, param_synopsis(&request.params));
+                w!(text, "  {:20}   request: {} {}", "", request.request.method, request.request.url.source());
+            }
+            ActionBody::Command(command) => {
+                w!(text, "  {:20} {}", action.name, param_synopsis(&command.params));
+                for hook in command.pre_hooks() {
+                    w!(text, "  {:20}   {}: {}", "", hook.name, hook.command.source());
+                }
+                w!(text, "  {:20}   command: {}", "", command.command.source());
+                for hook in command.post_hooks() {
+                    w!(text, "  {:20}   {}: {}", "", hook.name, hook.command.source());
+                }
+            }
+        }
+    }
+    for w in &spec.warnings {
+        w!(text, "{w}");
+    }
+    Info { document: info, text }
+}
+
+/// `name [optional] [list: list]`, as `info` shows an action's parameters.
+fn param_synopsis(params: &[spec::ParamDecl]) -> String {
+    let words: Vec<String> = params
+        .iter()
+        .map(|p| {
+            let ty = if p.ty == spec::ParamType::String { String::new() } else { format!(": {}", p.ty.as_str()) };
+            if p.required {
+                format!("{}{ty}", p.name)
+            } else {
+                format!("[{}{ty}]", p.name)
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+

@@ -185,6 +185,15 @@ fn schema_reference_and_loader_agree_on_every_key() {
     assert_eq!(props("/$defs/action/properties/success_when/items/properties"), loader("condition"));
     assert_eq!(props("/properties/validation/properties"), loader("validation"));
     assert_eq!(props("/properties/env/properties"), loader("env"));
+    assert_eq!(props("/properties/conformance/properties"), loader("conformance"));
+    // Editors complete action names from the catalogue.
+    let actions = props("/properties/actions/properties");
+    for kind in omni_cpi::contract::catalogue::CpiKind::ALL {
+        for name in omni_cpi::contract::catalogue::known_actions(kind) {
+            assert!(actions.contains(name), "the schema lacks the standard action `{name}`");
+        }
+    }
+    assert!(actions.contains("create_worker"), "and the aliases");
     assert_eq!(props("/$defs/request/properties"), loader("request"));
 
     let reference = std::fs::read_to_string(support::repo_root().join("cpis/REFERENCE.md")).expect("reference");
@@ -605,6 +614,26 @@ fn a_seed_format_spec_renders_bare_name_lists_and_maps_as_the_catalogue_says() {
     assert_eq!(out.status.code(), Some(2));
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(said.contains("`ports` must be a list"), "{said}");
+}
+
+/// REFERENCE.md's action tables are the catalogue's, as generated. `OMNI_CPI_BLESS=1 cargo test
+/// --test cli reference_tables` rewrites them after a change to the catalogue.
+#[test]
+fn the_reference_action_tables_are_generated_from_the_catalogue() {
+    let path = support::repo_root().join("cpis/REFERENCE.md");
+    let text = std::fs::read_to_string(&path).expect("reference");
+    let begin = "<!-- catalogue:begin (generated from the catalogue; a test keeps it current) -->\n";
+    let end = "<!-- catalogue:end -->";
+    let start = text.find(begin).expect("REFERENCE.md has the catalogue:begin marker") + begin.len();
+    let stop = text[start..].find(end).expect("REFERENCE.md has the catalogue:end marker") + start;
+    let generated = omni_cpi::contract::catalogue::reference_tables();
+    if text[start..stop] != generated {
+        if std::env::var_os("OMNI_CPI_BLESS").is_some() {
+            std::fs::write(&path, format!("{}{generated}{}", &text[..start], &text[stop..])).expect("write");
+            return;
+        }
+        panic!("cpis/REFERENCE.md's action tables differ from the catalogue: run OMNI_CPI_BLESS=1 cargo test --test cli reference_tables");
+    }
 }
 
 /// plugins/README.md's table of parameter names is the catalogue's, row for row.

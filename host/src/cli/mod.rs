@@ -218,7 +218,7 @@ pub async fn run(args: Args) -> Result<u8> {
             }
         }
         Command::Schema => {
-            println!("{}", omni_cpi::json::spec::SCHEMA.trim_end());
+            println!("{}", serde_json::to_string_pretty(&omni_cpi::json::spec::schema())?);
             Ok(EXIT_OK)
         }
         Command::Conformance(c) => conformance::run(&loader, c, &args.cpi_dir, args.output).await,

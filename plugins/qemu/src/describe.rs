@@ -78,6 +78,10 @@ pub fn info() -> PluginInfo {
         ("machine", format!("q35,accel={ACCEL} (no network, {BOOT_DISK} on virtio, disks as scsi-hd on virtio-scsi)")),
         ("qmp_socket", format!("{STATE_ROOT}/vms/VM/{QMP_SOCKET}")),
         ("stop_wait_secs", STOP_WAIT_SECS.to_string()),
+        // What the conformance kit passes to every call (the host reads `conformance.*`).
+        ("conformance.image", "empty".to_string()),
+        ("conformance.cpus", "1".to_string()),
+        ("conformance.memory_mb", "64".to_string()),
     ];
 
     PluginInfo {

@@ -94,6 +94,9 @@ pub fn info() -> PluginInfo {
         ("cgroup_parent", CGROUP_PARENT.to_string()),
         ("netns", format!("{NETNS_DIR}/{NETNS_PREFIX}NAME")),
         ("stop_timeout", DEFAULT_STOP_TIMEOUT.to_string()),
+        // What the conformance kit passes to every call (the host reads `conformance.*`).
+        ("conformance.image", "busybox".to_string()),
+        ("conformance.stop_timeout", "0".to_string()),
     ];
 
     PluginInfo {

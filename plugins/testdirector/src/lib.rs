@@ -69,7 +69,8 @@ impl Plugin for TestDirector {
                 action("list-disks", disks),
                 action("snapshot-disk", disks),
             ],
-            default_settings: vec![],
+            // What the conformance kit passes to every call (the host reads `conformance.*`).
+            default_settings: vec![("conformance.image".into(), "debian".into())],
             capabilities: Capabilities {
                 exec: vec![],
                 dirs: vec![DirRequest { guest_path: ROOT.into(), writable: true, description: "VM records".into() }],

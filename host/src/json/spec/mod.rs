@@ -26,8 +26,36 @@ pub use crate::contract::catalogue::{CpiKind, ParamType};
 
 pub use load::{load_file, load_file_granting, load_str, load_str_granting, read_text, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
 
-/// The JSON Schema of the format, printed by `omni-cpi schema` for editors.
-pub const SCHEMA: &str = include_str!("cpi.schema.json");
+/// The JSON Schema of the format without the standard actions; [`schema`] adds them.
+const SCHEMA_BASE: &str = include_str!("cpi.schema.json");
+
+/// The JSON Schema of the format, printed by `omni-cpi schema` for editors: the format's keys, and
+/// under `actions` every standard action and alias from the catalogue (with its summary and
+/// parameters), so editors complete and document action names.
+pub fn schema() -> Value {
+    let mut schema: Value = serde_json::from_str(SCHEMA_BASE).unwrap_or_else(|_| Value::Object(Default::default()));
+    let mut actions = serde_json::Map::new();
+    for kind in CpiKind::ALL {
+        for action in catalogue::actions(kind) {
+            let params: Vec<String> = action.params.iter().map(|p| format!("{} ({})", p.name, p.ty.as_str())).collect();
+            let description = format!(
+                "{} action: {}. Parameters: {}.",
+                kind.as_str(),
+                action.summary,
+                if params.is_empty() { "none".to_string() } else { params.join(", ") }
+            );
+            actions.insert(action.name.to_string(), serde_json::json!({"$ref": "#/$defs/action", "description": description}));
+        }
+    }
+    for (alias, standard) in catalogue::DIRECTOR_ALIASES {
+        let description = format!("director action: OmniCloud's name for `{standard}`");
+        actions.insert(alias.to_string(), serde_json::json!({"$ref": "#/$defs/action", "description": description}));
+    }
+    if let Some(object) = schema.pointer_mut("/properties/actions").and_then(Value::as_object_mut) {
+        object.insert("properties".to_string(), Value::Object(actions));
+    }
+    schema
+}
 
 #[derive(Debug, Clone)]
 pub struct Spec {

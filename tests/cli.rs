@@ -568,6 +568,7 @@ fn a_seed_format_spec_renders_bare_name_lists_and_maps_as_the_catalogue_says() {
             "actions": {
               "create_container": {"command": "echo create --name {name} --ports {ports} --env {env} {image}",
                                    "params": ["name", "image", "ports", "env"]},
+              "stop_container": {"command": "echo stop -t {stop_timeout} {name}", "params": ["name", "stop_timeout"]},
               "exec": {"command": "echo attach -n {name} -- {cmd}", "params": ["name", "cmd"]}}}"#,
     )
     .expect("spec");
@@ -614,6 +615,14 @@ fn a_seed_format_spec_renders_bare_name_lists_and_maps_as_the_catalogue_says() {
     assert_eq!(out.status.code(), Some(2));
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(said.contains("`ports` must be a list"), "{said}");
+    // `stop_timeout` is an integer in the catalogue: decimal text from the command line is one.
+    let out = plan(&["stop_container", "name=web", "stop_timeout=10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_of(&out)["steps"][0]["argv"], serde_json::json!(["echo", "stop", "-t", "10", "web"]));
+    let out = plan(&["stop_container", "name=web", "stop_timeout=soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(said.contains("`stop_timeout` must be an integer"), "{said}");
 }
 
 /// REFERENCE.md's action tables are the catalogue's, as generated. `OMNI_CPI_BLESS=1 cargo test
@@ -703,4 +712,52 @@ fn a_detached_step_keeps_its_own_session_at_a_timeout_and_the_audit_log_says_so(
     assert_eq!(survivors.len(), 1, "what the detached step started in its own session survives");
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");
     assert!(audit.contains("\"detach\":true"), "{audit}");
+}
+
+/// `list` loads every file as `call` would, through the loader: under a policy a spec no entry
+/// binds is listed as not loading, a bound one with its entry, and an entry's component outside
+/// the directory is listed too, with its form.
+#[test]
+fn list_loads_through_the_loader_and_shows_each_binding() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tiny = |name: &str| {
+        format!(
+            r#"{{"name": "{name}", "type": "container", "validation": {{"required_commands": ["echo"]}},
+                "actions": {{"logs": {{"command": "echo {{name}}", "params": ["name"]}}}}}}"#
+        )
+    };
+    std::fs::write(dir.path().join("bound.json"), tiny("bound_cpi")).expect("spec");
+    std::fs::write(dir.path().join("stray.json"), tiny("stray_cpi")).expect("spec");
+    let mut policy = format!("[plugins.mine]\nsource = {:?}\n", dir.path().join("bound.json").display().to_string());
+    let component = support::plugin_wasm("omni_cpi_testdirector");
+    if let Some(wasm) = &component {
+        std::fs::create_dir_all(dir.path().join("vms")).expect("vms");
+        policy.push_str(&format!(
+            "[plugins.td]\nsource = {:?}\n[[plugins.td.fs]]\nhost = \"vms\"\nguest = \"/vms\"\nmode = \"rw\"\n",
+            wasm.display().to_string()
+        ));
+    }
+    let policy_path = dir.path().join("omni-cpi.toml");
+    std::fs::write(&policy_path, policy).expect("policy");
+    let listed_dir = dir.path().to_str().expect("utf-8");
+    let out = omni(&["-o", "json", "--policy", policy_path.to_str().expect("utf-8"), "list", listed_dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let items = json_of(&out);
+    let item = |file: &str| -> Value {
+        items
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["file"].as_str().is_some_and(|f| f.ends_with(file))).cloned())
+            .unwrap_or_else(|| panic!("{file} is not listed: {items}"))
+    };
+    assert_eq!(item("bound.json")["entry"], "mine");
+    assert_eq!(item("bound.json")["loads"], true);
+    assert_eq!(item("stray.json")["loads"], false);
+    assert_eq!(item("stray.json")["error"], "no policy entry binds it");
+    if component.is_some() {
+        let td = item("omni_cpi_testdirector.wasm");
+        assert_eq!(
+            (td["entry"].as_str(), td["form"].as_str(), td["kind"].as_str()),
+            (Some("td"), Some("component"), Some("director"))
+        );
+    }
 }

@@ -113,7 +113,10 @@ async fn behave(cpi: &ComponentCpi, cmd: &[&str]) -> Result<omni_cpi::Outcome, o
 
 /// The plugin still answers correctly after whatever the test did to it.
 async fn still_works(cpi: &ComponentCpi) {
-    let outcome = cpi.call("list_containers", &Params::new(), &CallOptions::default()).await.expect("a well-behaved call still works");
+    let outcome = cpi
+        .call("list_containers", &Params::new(), &CallOptions::default())
+        .await
+        .expect("a well-behaved call still works");
     assert_eq!(outcome.result, Some(json!(["still-working"])));
 }
 
@@ -551,12 +554,19 @@ async fn the_qemu_component_cannot_run_qemu_img_beyond_its_grants() {
 
     let cpi = load(relocated).await.expect("the QEMU component loads with its state granted elsewhere");
     let disk = support::unique_name("disk");
-    let err = cpi.call("create_disk", &params(json!({"name": disk, "size_mb": 16})), &CallOptions::default()).await.expect_err("denied");
+    let err = cpi
+        .call("create_disk", &params(json!({"name": disk, "size_mb": 16})), &CallOptions::default())
+        .await
+        .expect_err("denied");
     assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
     assert!(err.message.contains("outside the granted directories"), "{}", err.message);
     let vm = support::unique_name("vm");
     let err = cpi
-        .call("create_vm", &params(json!({"name": vm, "image": "empty", "cpus": 1, "memory_mb": 64})), &CallOptions::default())
+        .call(
+            "create_vm",
+            &params(json!({"name": vm, "image": "empty", "cpus": 1, "memory_mb": 64})),
+            &CallOptions::default(),
+        )
         .await
         .expect_err("denied");
     assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
@@ -609,4 +619,62 @@ async fn a_squatting_copy_of_a_granted_component_does_not_load() {
     }
     assert!(f.audit_entries().is_empty(), "nothing ran");
     assert!(loader.load(&f.wasm).await.is_ok(), "the bound file itself loads");
+}
+
+/// `--timeout` reaches a component: it shortens the call (and every exec in it), and a timeout
+/// beyond what the operator granted is refused before anything runs.
+#[tokio::test]
+async fn a_caller_timeout_shortens_a_component_call_and_cannot_lengthen_it() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    let short = CallOptions { timeout: Some(Duration::from_millis(300)), ..CallOptions::default() };
+    let started = Instant::now();
+    let err = cpi.call("exec", &params(json!({"name": "x", "cmd": ["loop"]})), &short).await.expect_err("loops");
+    assert_eq!(err.kind, ErrorKind::Timeout, "{err:?}");
+    assert!(err.message.contains("300ms"), "{}", err.message);
+    assert!(started.elapsed() < Duration::from_millis(TIME_LIMIT_MS), "took {:?}", started.elapsed());
+
+    let long = CallOptions { timeout: Some(Duration::from_secs(60)), ..CallOptions::default() };
+    let err = cpi.check("exec", &params(json!({"name": "x", "cmd": ["ok"]})), &long).expect_err("beyond the limit");
+    assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err:?}");
+    assert!(err.message.contains("1.5s") && err.message.contains("call_timeout"), "{}", err.message);
+    still_works(&cpi).await;
+}
+
+/// Both forms check parameters with the same code: a component refuses a list where a string
+/// goes and a NUL byte with the very message a seed-format spec gives, accepts a boolean as text
+/// like a spec, and refuses a leading `-` in a name (it cannot see where the plugin puts it)
+/// while `cmd`, an argv of its own, may carry options.
+#[tokio::test]
+async fn a_component_and_a_spec_refuse_bad_parameters_alike() {
+    let f = fixture!();
+    let component = f.load().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec_path = dir.path().join("seed.json");
+    std::fs::write(
+        &spec_path,
+        r#"{"name": "seed", "type": "container", "validation": {"required_commands": ["echo"]},
+            "actions": {"exec": {"command": "echo {name} {cmd}", "params": ["name", "cmd"]}}}"#,
+    )
+    .expect("spec");
+    let spec = omni_cpi::JsonCpi::load_unrestricted(&spec_path).expect("seed spec loads");
+    let options = CallOptions::default();
+    for bad in [json!({"name": ["a", "b"], "cmd": ["ok"]}), json!({"name": "a\u{0}b", "cmd": ["ok"]})] {
+        let from_spec = spec.plan("exec", &params(bad.clone()), &options).expect_err("spec refuses");
+        let from_component = component.check("exec", &params(bad.clone()), &options).expect_err("component refuses");
+        assert_eq!(from_spec.kind, ErrorKind::InvalidArgument);
+        assert_eq!((from_spec.kind, &from_spec.message), (from_component.kind, &from_component.message), "{bad}");
+    }
+    assert!(component.check("exec", &params(json!({"name": true, "cmd": ["ok"]})), &options).is_ok());
+    let dash = component.check("exec", &params(json!({"name": "--privileged", "cmd": ["ok"]})), &options);
+    assert_eq!(dash.expect_err("a name is not an option").param.as_deref(), Some("name"));
+    assert!(component.check("exec", &params(json!({"name": "x", "cmd": ["sh", "-c", "true"]})), &options).is_ok());
+    // The adversary implements only exec; the WIT mapping checks every standard action.
+    use omni_cpi::contract::catalogue::CpiKind;
+    use omni_cpi::wasm::dispatch::WitCall;
+    let err =
+        WitCall::parse(CpiKind::Container, "stop_container", &params(json!({"name": "x", "stop_timeout": "soon"})));
+    assert!(err.expect_err("an integer").message.contains("whole number"));
+    assert!(WitCall::parse(CpiKind::Container, "stop_container", &params(json!({"name": "x", "stop_timeout": "5"})))
+        .is_ok());
 }

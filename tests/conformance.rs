@@ -154,6 +154,43 @@ async fn director_checks_run_against_a_director_component() {
     assert!(report.results.iter().all(|r| r.id.starts_with("D-")), "only director checks run on a director");
 }
 
+/// The kit knows no CPI by name: what it passes comes from the CPI (a spec's
+/// `conformance.params`, a component's `conformance.*` default settings), and a spec that declares
+/// none gets none, whatever it is called.
+#[tokio::test]
+async fn each_cpi_declares_its_own_conformance_parameters() {
+    let process = Cpi::from(JsonCpi::load_unrestricted(&support::cpi_path("process")).expect("loads"));
+    assert_eq!(
+        conformance::defaults_for(&process),
+        json!({"image": "none", "stop_timeout": 0}).as_object().cloned().expect("map")
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = std::fs::read_to_string(support::cpi_path("podman")).expect("podman");
+    let declared = text.find("  \"conformance\"").expect("podman declares conformance params");
+    let line_end = text[declared..].find('\n').expect("line") + declared + 1;
+    text.replace_range(declared..line_end, "");
+    let copy = dir.path().join("podman.json");
+    std::fs::write(&copy, text).expect("write");
+    let bare = Cpi::from(JsonCpi::load_unrestricted(&copy).expect("loads without them"));
+    assert_eq!(bare.name(), "podman_cpi");
+    assert!(conformance::defaults_for(&bare).is_empty(), "nothing by name");
+
+    let Some(wasm) = support::plugin_wasm("omni_cpi_testdirector") else { return };
+    std::fs::create_dir_all(dir.path().join("vms")).expect("vms");
+    let policy = omni_cpi::policy::Policy::parse(
+        &dir.path().join("p.toml"),
+        &format!(
+            "[plugins.td]\nsource = \"{}\"\n[[plugins.td.fs]]\nhost = \"vms\"\nguest = \"/vms\"\nmode = \"rw\"\n",
+            wasm.display()
+        ),
+        "/usr/bin:/bin",
+    )
+    .expect("policy");
+    let loader = omni_cpi::Loader::new(policy, None).expect("loader");
+    let component = loader.load(&wasm).await.expect("loads");
+    assert_eq!(conformance::defaults_for(&component).get("image"), Some(&json!("debian")));
+}
+
 /// Deliberately broken CPIs: the kit must catch each with the check that covers the defect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_catches_broken_cpis_with_the_right_check() {

@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::exec::resolve_program;
 pub use crate::json::http::NetworkGrant;
+use crate::process::exec::resolve_program;
 
 /// Where the policy file comes from when no `--policy` flag is given.
 pub const POLICY_ENV: &str = "OMNI_CPI_POLICY";

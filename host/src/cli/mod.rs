@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use omni_cpi::diagnostic::{Diagnostic, Diagnostics};
+use omni_cpi::json::spec;
 use omni_cpi::policy::{Policy, POLICY_ENV};
 use omni_cpi::wasm::ComponentHost;
-use omni_cpi::json::spec;
 use omni_cpi::{CallOptions, Cpi, CpiLoadError, Loader};
 
 pub const EXIT_OK: u8 = 0;

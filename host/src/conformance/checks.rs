@@ -6,11 +6,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{names, Ctx, Failure, Resource};
-use crate::cpi::Cpi;
+use crate::contract::catalogue::CpiKind;
 use crate::contract::error::ErrorKind;
 use crate::contract::options::CallOptions;
 use crate::contract::plan::Outcome;
-use crate::contract::catalogue::CpiKind;
+use crate::cpi::Cpi;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]

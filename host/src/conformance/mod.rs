@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::cpi::Cpi;
 use crate::contract::error::{CpiError, ErrorKind};
 use crate::contract::options::CallOptions;
 use crate::contract::params::Params;
 use crate::contract::plan::Outcome;
+use crate::cpi::Cpi;
 use crate::json::spec::CpiKind;
 
 pub use checks::{catalogue, CheckInfo, Level};

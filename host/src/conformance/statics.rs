@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{CheckResult, Failure, Level, Verdict};
-use crate::cpi::is_wasm;
 use crate::contract::catalogue;
+use crate::cpi::is_wasm;
 use crate::json::spec::{self, ActionBody, CpiKind};
 use crate::wasm::{ComponentCpi, ComponentHost};
 

@@ -81,6 +81,17 @@ impl ParamType {
         }
     }
 
+    /// The type's name with its article, for messages ("an integer").
+    pub fn with_article(self) -> &'static str {
+        match self {
+            ParamType::String => "a string",
+            ParamType::Integer => "an integer",
+            ParamType::Boolean => "a boolean",
+            ParamType::List => "a list",
+            ParamType::Map => "a map",
+        }
+    }
+
     /// What a value of this type looks like, for error messages.
     pub fn expected(self) -> &'static str {
         match self {
@@ -479,13 +490,16 @@ pub const ACTIONS: &[StandardAction] = &[
         kind: Director,
         name: "create_disk",
         required: true,
-        params: &[text("name", "the disk's name"), StandardParam {
-            name: "size_mb",
-            ty: ParamType::Integer,
-            required: true,
-            allow_dash: false,
-            description: "size in MiB",
-        }],
+        params: &[
+            text("name", "the disk's name"),
+            StandardParam {
+                name: "size_mb",
+                ty: ParamType::Integer,
+                required: true,
+                allow_dash: false,
+                description: "size in MiB",
+            },
+        ],
         result: ResultShape::Disk,
         errors: &[AlreadyExists],
         summary: "create a persistent disk",
@@ -659,7 +673,11 @@ pub fn reference_tables() -> String {
     out.push_str(&format!(
         "Any action may also fail with {}. Director actions also answer to their OmniCloud names: {}.\n",
         every.join(", "),
-        DIRECTOR_ALIASES.iter().map(|(alias, standard)| format!("`{alias}` → `{standard}`")).collect::<Vec<_>>().join(", ")
+        DIRECTOR_ALIASES
+            .iter()
+            .map(|(alias, standard)| format!("`{alias}` → `{standard}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     out
 }

@@ -34,7 +34,11 @@ pub struct ParamRule<'a> {
 
 /// Checks `params` against the declared rules; the first problem is a typed `invalid_argument`
 /// naming the action and the parameter.
-pub fn check<'a>(action: &str, rules: impl IntoIterator<Item = ParamRule<'a>>, params: &Params) -> Result<(), CpiError> {
+pub fn check<'a>(
+    action: &str,
+    rules: impl IntoIterator<Item = ParamRule<'a>>,
+    params: &Params,
+) -> Result<(), CpiError> {
     for rule in rules {
         let Some(value) = params.get(rule.name).filter(|v| !v.is_null()) else {
             if rule.required && !rule.has_default {
@@ -54,8 +58,8 @@ fn check_value(action: &str, rule: &ParamRule<'_>, value: &Value) -> Result<(), 
             action,
             name,
             format!(
-                "parameter `{name}` must be a {} ({}), got {}{}",
-                rule.ty.as_str(),
+                "parameter `{name}` must be {} ({}), got {}{}",
+                rule.ty.with_article(),
                 rule.ty.expected(),
                 describe(value),
                 match rule.ty {

@@ -67,7 +67,8 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
     }
     for (guest, writable) in &d.requests.dirs {
         let granted = sandbox.dirs.iter().find(|x| &x.guest == guest).map(|x| x.host.display().to_string());
-        w!(text, 
+        w!(
+            text,
             "  dir {guest} ({}) → {}",
             if *writable { "rw" } else { "ro" },
             granted.unwrap_or_else(|| "not granted".into())
@@ -78,7 +79,8 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
         w!(text, "  env {var} → {}", if granted { "granted" } else { "not granted or unset on the host" });
     }
     let l = sandbox.limits;
-    w!(text, 
+    w!(
+        text,
         "limits: memory {} MiB, call {:?}, exec {:?}, output {} bytes, return {} bytes",
         l.memory_bytes >> 20,
         l.call_timeout,
@@ -227,4 +229,3 @@ fn param_synopsis(params: &[spec::ParamDecl]) -> String {
         .collect();
     words.join(" ")
 }
-

@@ -12,18 +12,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::diagnostic::Diagnostics;
 use crate::contract::error::{CpiError, ErrorKind, FailedStep};
 pub use crate::contract::options::CallOptions;
 pub use crate::contract::params::Params;
-use crate::process::exec::{self, ExecOutput, ExecRequest};
-use crate::json::output;
 use crate::contract::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
+use crate::diagnostic::Diagnostics;
 use crate::json::http::HttpRequest;
-use crate::secrets::Secrets;
+use crate::json::output;
 use crate::json::spec::{self, ActionBody, CommandAction, ErrorRule, ParamDecl, RequestAction, Spec};
-use crate::suggest;
 use crate::json::template::{Binding, Bindings, Template};
+use crate::process::exec::{self, ExecOutput, ExecRequest};
+use crate::secrets::Secrets;
+use crate::suggest;
 
 /// Timeout of an action whose spec sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);

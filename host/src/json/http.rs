@@ -29,8 +29,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::process::exec::Captured;
 use crate::json::template::Bindings;
+use crate::process::exec::Captured;
 
 /// Everything but RFC 3986's unreserved characters is encoded in a path or query value.
 const VALUE_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');

@@ -13,5 +13,5 @@ pub mod rules;
 pub mod spec;
 pub mod template;
 
-pub use cpi::{ExecGate, JsonCpi, DEFAULT_TIMEOUT};
 pub(crate) use cpi::GatedProcess;
+pub use cpi::{ExecGate, JsonCpi, DEFAULT_TIMEOUT};

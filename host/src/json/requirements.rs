@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Map;
 
-use crate::process::exec;
-use crate::json::{GatedProcess, JsonCpi};
 use crate::json::template::{Binding, Bindings};
+use crate::json::{GatedProcess, JsonCpi};
+use crate::process::exec;
 
 /// How long a version command may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);

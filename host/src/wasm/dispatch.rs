@@ -181,7 +181,9 @@ impl WitCall {
             },
             "create_network" => WitCall::CreateNetwork(a.string("name")),
             "delete_network" => WitCall::DeleteNetwork(a.string("name")),
-            "connect_network" => WitCall::ConnectNetwork { network: a.string("network"), container: a.string("container") },
+            "connect_network" => {
+                WitCall::ConnectNetwork { network: a.string("network"), container: a.string("container") }
+            }
             "disconnect_network" => {
                 WitCall::DisconnectNetwork { network: a.string("network"), container: a.string("container") }
             }
@@ -215,7 +217,9 @@ impl WitCall {
                 return Err(CpiError::new(
                     ErrorKind::Unsupported,
                     other,
-                    format!("the {interface} interface of WIT omni:cpi@0.1.0 has no `{other}` (a JSON spec can provide it)"),
+                    format!(
+                        "the {interface} interface of WIT omni:cpi@0.1.0 has no `{other}` (a JSON spec can provide it)"
+                    ),
                 ))
             }
         })

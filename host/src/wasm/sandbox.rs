@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::audit::AuditLog;
-use crate::process::exec::resolve_program;
 use crate::policy::{args_match, ArgPattern, FsMode, Limits, PluginGrants};
+use crate::process::exec::resolve_program;
 
 /// A capability request from a plugin's `describe`, in host terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -23,8 +23,8 @@ use serde_json::{json, Map, Value};
 
 use super::json::{Json, Member, Node, Span};
 use crate::diagnostic::{Diagnostic, SourceFile};
-use crate::secrets::looks_like_credential;
 use crate::json::template::{safe, Context, Mode, Template};
+use crate::secrets::looks_like_credential;
 
 /// The pattern a parameter gets when its value lands where text is read again.
 pub const INFERRED_PATTERN: &str = safe::SAFE_EXAMPLE;

@@ -11,12 +11,12 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::json::{self, Json, Member, Node, Span};
-use crate::contract::catalogue;
 use super::*;
+use crate::contract::catalogue;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::json::http::{self, BodyTemplate, RequestTemplate, UrlTemplate};
-use crate::suggest;
 use crate::json::template::{safe, Context, Mode, Template};
+use crate::suggest;
 
 /// Largest spec file accepted; the biggest real CPI file is under 100 KiB.
 pub const MAX_SPEC_BYTES: u64 = 4 * 1024 * 1024;
@@ -316,9 +316,7 @@ impl Decoder<'_> {
     /// parameter (the seed's `"params": ["name", "ports", "env"]`: `ports` a list, `env` a map),
     /// else a string.
     fn standard_type(&self, action: &str, param: &str) -> ParamType {
-        self.kind
-            .and_then(|kind| catalogue::standard_param(kind, action, param))
-            .map_or(ParamType::String, |p| p.ty)
+        self.kind.and_then(|kind| catalogue::standard_param(kind, action, param)).map_or(ParamType::String, |p| p.ty)
     }
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
@@ -698,7 +696,10 @@ impl Decoder<'_> {
             if !fits {
                 self.error(
                     entry.value.span,
-                    format!("conformance parameter `{}` must be a string, number, boolean, list or map of those", entry.key),
+                    format!(
+                        "conformance parameter `{}` must be a string, number, boolean, list or map of those",
+                        entry.key
+                    ),
                     None,
                 );
                 continue;
@@ -1051,7 +1052,8 @@ impl Decoder<'_> {
                     decl.ty = match ParamType::parse(text) {
                         Some(ty) => ty,
                         None => {
-                            let known: Vec<String> = ParamType::ALL.iter().map(|t| format!("\"{}\"", t.as_str())).collect();
+                            let known: Vec<String> =
+                                ParamType::ALL.iter().map(|t| format!("\"{}\"", t.as_str())).collect();
                             self.error(
                                 m.value.span,
                                 format!("unknown parameter type `{text}`"),

@@ -44,7 +44,10 @@ pub fn schema() -> Value {
                 action.summary,
                 if params.is_empty() { "none".to_string() } else { params.join(", ") }
             );
-            actions.insert(action.name.to_string(), serde_json::json!({"$ref": "#/$defs/action", "description": description}));
+            actions.insert(
+                action.name.to_string(),
+                serde_json::json!({"$ref": "#/$defs/action", "description": description}),
+            );
         }
     }
     for (alias, standard) in catalogue::DIRECTOR_ALIASES {
@@ -174,7 +177,6 @@ impl CommandAction {
         self.hooks.iter().filter(|h| h.stage == HookStage::Rollback)
     }
 }
-
 
 #[derive(Debug, Clone)]
 pub struct ParamDecl {

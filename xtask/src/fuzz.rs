@@ -4,7 +4,7 @@
 //! Each target starts from its committed seeds (host/fuzz/seeds/TARGET) and keeps what it finds in
 //! a working corpus (host/fuzz/corpus/TARGET, not committed) that later runs continue from. A crash
 //! input lands in host/fuzz/artifacts/TARGET; once minimised and copied into
-//! host/fuzz/regressions/TARGET it is replayed by `cargo test` (tests/fuzz_regressions.rs).
+//! host/fuzz/regressions/TARGET it is replayed by `cargo test` (tests/it/fuzz_regressions.rs).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::run_command;
 
-/// Where the tests look for the Python tools (tests/support: `venv_bin`).
+/// Where the tests look for the Python tools (tests/it/support.rs: `venv_bin`).
 pub const VENV: &str = "/var/lib/omni-cpi/venv";
 /// The PyPI packages of the AWS stand-in, pinned to the versions the tests were written against.
 const VENV_PACKAGES: &[&str] = &["moto[server,ec2]==5.2.5", "awscli==1.46.3"];

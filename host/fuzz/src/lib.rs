@@ -1,5 +1,5 @@
 //! What each fuzz target checks, for the fuzz targets in fuzz_targets/ (`cargo xtask fuzz`) and for
-//! the stable test that replays the saved inputs, tests/fuzz_regressions.rs, which includes this
+//! the stable test that replays the saved inputs, tests/it/fuzz_regressions.rs, which includes this
 //! file with `#[path]`. Each check takes the raw input bytes and panics when something is wrong.
 
 use std::collections::HashMap;

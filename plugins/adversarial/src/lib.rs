@@ -1,4 +1,4 @@
-//! A container CPI that misbehaves on request, for the host's sandbox tests (tests/components.rs).
+//! A container CPI that misbehaves on request, for the host's sandbox tests (tests/it/components.rs).
 //! `exec` with `cmd = [BEHAVIOUR, ...]` does one bad (or good) thing; `list_containers` is always
 //! well-behaved, so a test can check that the plugin still works right after.
 //!

@@ -1,7 +1,7 @@
 //! Golden files: the exact text of spec errors, and the exact dry-run plans of the shipped specs.
 //! Run with `UPDATE_GOLDEN=1` to rewrite them after a deliberate change, then review the diff.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

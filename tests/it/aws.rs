@@ -6,7 +6,7 @@
 //! changed. moto runs with MOTO_ENABLE_AMI_VALIDATION=true so that run-instances refuses unknown
 //! AMIs as EC2 does (moto accepts any image id otherwise).
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

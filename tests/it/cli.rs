@@ -1,6 +1,6 @@
 //! The `omni-cpi` binary: exit statuses, machine output, and the documents it publishes.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -626,7 +626,7 @@ fn a_seed_format_spec_renders_bare_name_lists_and_maps_as_the_catalogue_says() {
 }
 
 /// REFERENCE.md's action tables are the catalogue's, as generated. `OMNI_CPI_BLESS=1 cargo test
-/// --test cli reference_tables` rewrites them after a change to the catalogue.
+/// --test it the_reference_action_tables` rewrites them after a change to the catalogue.
 #[test]
 fn the_reference_action_tables_are_generated_from_the_catalogue() {
     let path = support::repo_root().join("cpis/REFERENCE.md");
@@ -641,7 +641,7 @@ fn the_reference_action_tables_are_generated_from_the_catalogue() {
             std::fs::write(&path, format!("{}{generated}{}", &text[..start], &text[stop..])).expect("write");
             return;
         }
-        panic!("cpis/REFERENCE.md's action tables differ from the catalogue: run OMNI_CPI_BLESS=1 cargo test --test cli reference_tables");
+        panic!("cpis/REFERENCE.md's action tables differ from the catalogue: run OMNI_CPI_BLESS=1 cargo test --test it the_reference_action_tables");
     }
 }
 

@@ -2,7 +2,7 @@
 //! stable: the crash inputs kept in host/fuzz/regressions/<target>/ and the seeds in
 //! host/fuzz/seeds/<target>/. Whatever `cargo xtask fuzz` finds becomes a permanent test here.
 
-#[path = "../host/fuzz/src/lib.rs"]
+#[path = "../../host/fuzz/src/lib.rs"]
 mod fuzz;
 
 use std::panic::{self, AssertUnwindSafe};

@@ -1,7 +1,7 @@
 //! The parameter cases of the threat model (cpis/REFERENCE.md, "Templates"), end to end: a value goes through a real
 //! spec into a real process, which reports the exact argv it received (NUL-separated).
 
-mod support;
+use crate::support;
 
 use omni_cpi::{json::spec, CallOptions, ErrorKind, JsonCpi, Params};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! typed errors, redirects are not followed. Also the OmniCloud corpus's `Endpoint` actions
 //! through `--compat omnicloud`.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

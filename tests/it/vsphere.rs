@@ -4,7 +4,7 @@
 //! connection reaches the spec's processes only through the GOVC_* variables the test hands to
 //! `JsonCpi::with_host_env`; this process's environment is left alone.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

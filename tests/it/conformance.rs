@@ -1,7 +1,7 @@
 //! The conformance kit against every shipped CPI and its real runtime, statically, and against
 //! deliberately broken CPIs (each must be caught by the right check).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -9,7 +9,7 @@
 //! off, but answers "Invalid data field" to reset, soft-off and the boot device, so it stands for a
 //! BMC that cannot set boot devices.
 
-mod support;
+use crate::support;
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;

@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests: where things are, which runtimes must be present,
 //! unique resource names, and a podman API service for the docker CLI.
 
-#![allow(dead_code)] // Each test binary uses a different subset.
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -4,7 +4,7 @@
 //!
 //! The adversary (plugins/adversarial) is built by `cargo xtask build-plugins`.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! load through an explicit translation, never silently, and their injectable quoting is replaced
 //! by the host's.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! CLI against podman's Docker-compatible socket, and LXC. No fakes: each test drives the real
 //! program and checks what the runtime reports.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

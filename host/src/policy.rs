@@ -41,7 +41,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::json::http::NetworkGrant;
 use crate::process::exec::resolve_program;
 
 /// Where the policy file comes from when no `--policy` flag is given.
@@ -472,6 +471,33 @@ impl Policy {
             return stem;
         }
         (2..).map(|n| format!("{stem}_{n}")).find(|n| !self.plugins.contains_key(n)).unwrap_or(stem)
+    }
+}
+
+/// The operator's permission to send requests to one host (any port when `port` is absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkGrant {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl NetworkGrant {
+    /// `HOST` or `HOST:PORT` (IPv6 in brackets), as the CLI's `--allow-host` takes it.
+    pub fn parse(text: &str) -> Result<NetworkGrant, String> {
+        let url = url::Url::parse(&format!("http://{text}/"))
+            .map_err(|e| format!("`{text}` is not HOST or HOST:PORT: {e}"))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}` names no host"))?;
+        if url.path() != "/" || !url.username().is_empty() || url.query().is_some() {
+            return Err(format!("`{text}` is not HOST or HOST:PORT"));
+        }
+        let explicit_port =
+            text.rsplit_once(':').is_some_and(|(h, p)| !p.is_empty() && (!h.contains(':') || h.ends_with(']')));
+        let port = if explicit_port { url.port().or(Some(80)) } else { None };
+        Ok(NetworkGrant { host: host.to_ascii_lowercase(), port })
+    }
+
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| p == port)
     }
 }
 

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omni_cpi::json::http::NetworkGrant;
+use omni_cpi::policy::NetworkGrant;
 use omni_cpi::policy::Policy;
 use omni_cpi::{CallOptions, Cpi, ErrorKind, Loader, Params};
 use serde_json::{json, Value};

@@ -41,7 +41,7 @@ pub struct Args {
     /// Lets the request actions of JSON specs reach HOST (any port) or HOST:PORT, on top of the
     /// policy's network grants. Repeatable. Without a grant no request is sent.
     #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]", value_parser = parse_network_grant)]
-    allow_host: Vec<omni_cpi::json::http::NetworkGrant>,
+    allow_host: Vec<omni_cpi::policy::NetworkGrant>,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
     #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -154,8 +154,8 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     omni_cpi::contract::duration::parse_positive(text)
 }
 
-fn parse_network_grant(text: &str) -> Result<omni_cpi::json::http::NetworkGrant, String> {
-    omni_cpi::json::http::NetworkGrant::parse(text)
+fn parse_network_grant(text: &str) -> Result<omni_cpi::policy::NetworkGrant, String> {
+    omni_cpi::policy::NetworkGrant::parse(text)
 }
 
 fn loader(args: &Args) -> Result<Loader> {

@@ -6,10 +6,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{CheckResult, Failure, Level, Verdict};
-use crate::contract::catalogue;
-use crate::cpi::is_wasm;
-use crate::json::spec::{self, ActionBody, CpiKind};
-use crate::wasm::{ComponentCpi, ComponentHost};
+use crate::contract::catalogue::{self, CpiKind};
+use crate::cpi::inspect;
+use crate::wasm::ComponentHost;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StaticReport {
@@ -62,66 +61,14 @@ fn missing_actions(kind: CpiKind, present: impl Fn(&str) -> bool) -> Vec<String>
 pub async fn check_file(host: &ComponentHost, file: &Path) -> StaticReport {
     let started = Instant::now();
     let file_buf = file.to_path_buf();
-    if is_wasm(file) {
-        return match ComponentCpi::describe_file(host, file).await {
-            Err(e) => {
-                StaticReport { file: file_buf, cpi: None, results: vec![result(LOADS, vec![e.to_string()], started)] }
-            }
-            Ok((_, description)) => {
-                let loads = result(LOADS, vec![], started);
-                let actions = result(
-                    ACTIONS,
-                    missing_actions(description.kind, |a| description.actions.iter().any(|d| d.name == a)),
-                    started,
-                );
-                let undocumented: Vec<String> = description
-                    .actions
-                    .iter()
-                    .filter(|a| a.unsupported.as_deref().is_some_and(|r| r.trim().is_empty()))
-                    .map(|a| format!("`{}` is unsupported without a reason", a.name))
-                    .collect();
-                let params = result(PARAMS, undocumented, started);
-                let requests = &description.requests;
-                let stated = if requests.exec.is_empty() && requests.dirs.is_empty() {
-                    vec!["describe() requests no capabilities: a CPI that runs nothing cannot manage a runtime"
-                        .to_string()]
-                } else {
-                    vec![]
-                };
-                let requirements = result(REQUIREMENTS, stated, started);
-                StaticReport {
-                    file: file_buf,
-                    cpi: Some(description.name),
-                    results: vec![loads, actions, params, requirements],
-                }
-            }
-        };
-    }
-    match spec::load_file(file) {
-        Err(diagnostics) => {
-            let problems = diagnostics.0.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
-            StaticReport { file: file_buf, cpi: None, results: vec![result(LOADS, problems, started)] }
-        }
-        Ok(loaded) => {
+    match inspect(host, file).await {
+        Err(problems) => StaticReport { file: file_buf, cpi: None, results: vec![result(LOADS, problems, started)] },
+        Ok(cpi) => {
             let loads = result(LOADS, vec![], started);
-            let actions = result(ACTIONS, missing_actions(loaded.kind, |a| loaded.action(a).is_some()), started);
-            let unused: Vec<String> = loaded
-                .warnings
-                .iter()
-                .filter(|w| w.message.contains("is declared but not used"))
-                .map(|w| w.message.clone())
-                .collect();
-            let params = result(PARAMS, unused, started);
-            let mut unstated = Vec::new();
-            if loaded.validation.required_commands.is_empty() {
-                unstated.push("validation.required_commands is empty".to_string());
-            }
-            let runs_commands = loaded.actions.iter().any(|a| matches!(a.body, ActionBody::Command(_)));
-            if runs_commands && loaded.validation.version_requirements.is_empty() {
-                unstated.push("validation.version_requirements names no version".to_string());
-            }
-            let requirements = result(REQUIREMENTS, unstated, started);
-            StaticReport { file: file_buf, cpi: Some(loaded.name), results: vec![loads, actions, params, requirements] }
+            let actions = result(ACTIONS, missing_actions(cpi.kind, |a| cpi.supports(a)), started);
+            let params = result(PARAMS, cpi.unused_params, started);
+            let requirements = result(REQUIREMENTS, cpi.unstated_requirements, started);
+            StaticReport { file: file_buf, cpi: Some(cpi.name), results: vec![loads, actions, params, requirements] }
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::contract::catalogue::{self, ParamType};
 use crate::json::spec::{self, ActionBody};
 use crate::json::JsonCpi;
 use crate::wasm::ComponentCpi;
@@ -41,7 +42,12 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
             "name": a.name,
             "supported": a.unsupported.is_none(),
             "reason": a.unsupported,
-            "params": a.params.iter().map(|(n, r, desc)| json!({"name": n, "required": r, "description": desc})).collect::<Vec<_>>(),
+            "params": a.params.iter().map(|(n, r, desc)| json!({
+                "name": n,
+                "required": r,
+                "type": catalogue_type(cpi, &a.name, n),
+                "description": desc,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "default_settings": d.default_settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "capabilities": {
@@ -96,13 +102,28 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
                 let params: Vec<String> = a
                     .params
                     .iter()
-                    .map(|(n, required, _)| if *required { n.clone() } else { format!("[{n}]") })
+                    .map(|(n, required, _)| {
+                        let ty = match catalogue_type(cpi, &a.name, n) {
+                            ParamType::String => String::new(),
+                            other => format!(": {}", other.as_str()),
+                        };
+                        if *required {
+                            format!("{n}{ty}")
+                        } else {
+                            format!("[{n}{ty}]")
+                        }
+                    })
                     .collect();
                 w!(text, "  {:20} {}", a.name, params.join(" "));
             }
         }
     }
     Info { document: info, text }
+}
+
+/// A component parameter's type: the catalogue's (describe() names only catalogue parameters).
+fn catalogue_type(cpi: &ComponentCpi, action: &str, param: &str) -> ParamType {
+    catalogue::standard_param(cpi.kind(), action, param).map_or(ParamType::String, |p| p.ty)
 }
 
 /// What restricts a spec's processes, in one line.

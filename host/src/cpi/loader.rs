@@ -66,7 +66,7 @@ pub struct Loader {
     pub compat: Option<crate::json::spec::compat::Compat>,
     /// Hosts every JSON spec's request actions may reach, on top of its policy entry's grants
     /// (the CLI's `--allow-host`).
-    pub allowed_hosts: Vec<crate::json::http::NetworkGrant>,
+    pub allowed_hosts: Vec<crate::policy::NetworkGrant>,
 }
 
 impl Loader {

@@ -3,6 +3,7 @@
 //! form they hold; the form is private to this module.
 
 mod info;
+mod inspect;
 mod loader;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use info::Info;
+pub use inspect::{inspect, Inspection};
 pub use loader::{is_wasm, CpiLoadError, Loader, Unbound};
 
 use crate::contract::catalogue::CpiKind;

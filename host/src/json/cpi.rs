@@ -21,7 +21,7 @@ use crate::json::http::HttpRequest;
 use crate::json::output;
 use crate::json::spec::{self, ActionBody, CommandAction, ErrorRule, ParamDecl, RequestAction, Spec};
 use crate::json::template::{Binding, Bindings, Template};
-use crate::process::exec::{self, ExecOutput, ExecRequest};
+use crate::process::exec::{self, ExecOutput, Invocation};
 use crate::secrets::Secrets;
 use crate::suggest;
 
@@ -52,7 +52,7 @@ pub struct ExecGate {
     /// `None` only through [`ExecGate::allow_all`].
     grants: Option<Vec<crate::policy::ExecGrant>>,
     /// Hosts request actions may reach. There is no default: without a grant, nothing is sent.
-    network: Vec<crate::json::http::NetworkGrant>,
+    network: Vec<crate::policy::NetworkGrant>,
     audit: crate::audit::AuditLog,
 }
 
@@ -73,7 +73,7 @@ impl ExecGate {
     }
 
     /// Also lets request actions reach these hosts (the CLI's `--allow-host`).
-    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = crate::json::http::NetworkGrant>) -> ExecGate {
+    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = crate::policy::NetworkGrant>) -> ExecGate {
         self.network.extend(hosts);
         self
     }
@@ -572,7 +572,7 @@ impl JsonCpi {
         // The program the gate checked is the one started: not looked up again.
         let mut argv = process.argv.to_vec();
         argv[0] = program.to_string_lossy().into_owned();
-        let request = ExecRequest {
+        let invocation = Invocation {
             argv,
             env: self.env.as_ref().clone(),
             cwd: self.spec.working_dir.clone(),
@@ -582,7 +582,7 @@ impl JsonCpi {
             stdin: process.stdin.map(|s| s.as_bytes().to_vec()),
             detach: process.detach || granted_detach,
         };
-        let result = exec::run(&request).await;
+        let result = exec::run(&invocation).await;
         match &result {
             Ok(run) => self.audit_exec(process, crate::audit::Decision::Allowed, None, Some(run)),
             Err(e) => {

@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::json::template::Bindings;
+use crate::policy::NetworkGrant;
 use crate::process::exec::Captured;
 
 /// Everything but RFC 3986's unreserved characters is encoded in a path or query value.
@@ -38,24 +39,8 @@ const VALUE_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remo
 /// Methods a request action may use.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 
-/// An error in a request template, found at load. `offset`/`len` locate it in the string it came
-/// from (bytes of the decoded string), when it has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateError {
-    pub message: String,
-    pub help: Option<String>,
-    pub offset: usize,
-    pub len: usize,
-}
-
-/// A value that cannot be rendered where its placeholder is: always the caller's
-/// `invalid_argument`, naming the parameter.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("parameter `{param}`: {message}")]
-pub struct RenderError {
-    pub param: String,
-    pub message: String,
-}
+// Request templates fail to parse and render with the same errors as command templates.
+pub use crate::json::template::{RenderError, TemplateError};
 
 /// Text with placeholders: `{identifier}`; every other brace is literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -570,33 +555,6 @@ impl std::fmt::Display for HttpRequest {
             write!(f, "\n\n{body}")?;
         }
         Ok(())
-    }
-}
-
-/// The operator's permission to send requests to one host (any port when `port` is absent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NetworkGrant {
-    pub host: String,
-    pub port: Option<u16>,
-}
-
-impl NetworkGrant {
-    /// `HOST` or `HOST:PORT` (IPv6 in brackets), as the CLI's `--allow-host` takes it.
-    pub fn parse(text: &str) -> Result<NetworkGrant, String> {
-        let url = url::Url::parse(&format!("http://{text}/"))
-            .map_err(|e| format!("`{text}` is not HOST or HOST:PORT: {e}"))?;
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}` names no host"))?;
-        if url.path() != "/" || !url.username().is_empty() || url.query().is_some() {
-            return Err(format!("`{text}` is not HOST or HOST:PORT"));
-        }
-        let explicit_port =
-            text.rsplit_once(':').is_some_and(|(h, p)| !p.is_empty() && (!h.contains(':') || h.ends_with(']')));
-        let port = if explicit_port { url.port().or(Some(80)) } else { None };
-        Ok(NetworkGrant { host: host.to_ascii_lowercase(), port })
-    }
-
-    fn allows(&self, host: &str, port: u16) -> bool {
-        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| p == port)
     }
 }
 

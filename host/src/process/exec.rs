@@ -8,7 +8,7 @@
 //! Every process an action starts belongs to the group of the command's first process, which is
 //! also made a child subreaper (see [`crate::process::tree`]). When the deadline passes, every
 //! descendant of the first process is ended, whatever group or session it moved to (SIGTERM, a
-//! grace period, SIGKILL), then the first process itself; a request marked `detach` limits this to
+//! grace period, SIGKILL), then the first process itself; an invocation marked `detach` limits this to
 //! the process group, so what it started in its own session survives. When the command exits on
 //! its own, whatever it left running in its group is killed too: an action's processes end with
 //! the action. Programs that must outlive the call (container monitors such as conmon or
@@ -38,9 +38,10 @@ const DRAIN_GRACE: Duration = Duration::from_millis(250);
 /// Bytes kept per stream; more is read and counted but dropped.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 4 * 1024 * 1024;
 
+/// One process to run: what, with what, for how long.
 #[derive(Debug, Clone)]
-pub struct ExecRequest {
-    /// `argv[0]` is the program: an absolute path, or a name looked up in the request's `PATH`.
+pub struct Invocation {
+    /// `argv[0]` is the program: an absolute path, or a name looked up in `env`'s `PATH`.
     pub argv: Vec<String>,
     /// The complete environment of the process; nothing is inherited.
     pub env: Vec<(String, String)>,
@@ -115,20 +116,20 @@ fn is_executable(path: &Path) -> bool {
     path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs the request to completion or to its deadline. Never leaves a process of its group behind.
-pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
+/// Runs the invocation to completion or to its deadline. Never leaves a process of its group behind.
+pub async fn run(invocation: &Invocation) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
-    let name = request.argv.first().ok_or(ExecError::EmptyArgv)?;
-    let path = request.env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
+    let name = invocation.argv.first().ok_or(ExecError::EmptyArgv)?;
+    let path = invocation.env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
     let program = resolve_program(name, path)
         .ok_or_else(|| ExecError::NotFound { program: name.clone(), path: path.to_string() })?;
 
     let mut child = crate::process::spawn::spawn(&crate::process::spawn::Spawn {
         program: &program,
-        argv: &request.argv,
-        env: &request.env,
-        cwd: &request.cwd,
-        stdin: request.stdin.is_some(),
+        argv: &invocation.argv,
+        env: &invocation.env,
+        cwd: &invocation.cwd,
+        stdin: invocation.stdin.is_some(),
     })
     .map_err(|error| match error {
         crate::process::spawn::SpawnError { step: Some(crate::process::spawn::Step::Execute), source }
@@ -142,26 +143,26 @@ pub async fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     // Until the leader is reaped (below, last), its pid names this group and no other.
     let group = Some(Pid::from_raw(child.id()));
 
-    let stdout = Stream::spawn(child.stdout.take(), request.output_limit);
-    let stderr = Stream::spawn(child.stderr.take(), request.output_limit);
-    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), request.stdin.clone()) {
+    let stdout = Stream::spawn(child.stdout.take(), invocation.output_limit);
+    let stderr = Stream::spawn(child.stderr.take(), invocation.output_limit);
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), invocation.stdin.clone()) {
         tokio::spawn(async move {
             // A command that exits without reading its input is not an error of ours.
             let _ = stdin.write_all(&input).await;
         });
     }
 
-    let deadline = tokio::time::Instant::from_std(started + request.timeout);
+    let deadline = tokio::time::Instant::from_std(started + invocation.timeout);
     let timed_out = tokio::time::timeout_at(deadline, child.exited()).await.is_err();
     if timed_out {
         // First every descendant wherever it went (unless the step is declared `detach`),
         // then the group: SIGTERM, the grace period, SIGKILL.
-        if !request.detach {
-            crate::process::tree::end_descendants(child.id(), request.kill_grace).await;
+        if !invocation.detach {
+            crate::process::tree::end_descendants(child.id(), invocation.kill_grace).await;
             signal_group(group, Signal::SIGKILL);
         }
         signal_group(group, Signal::SIGTERM);
-        if tokio::time::timeout(request.kill_grace, child.exited()).await.is_err() {
+        if tokio::time::timeout(invocation.kill_grace, child.exited()).await.is_err() {
             signal_group(group, Signal::SIGKILL);
             child.exited().await.map_err(io_error)?;
         }
@@ -280,8 +281,8 @@ async fn capture(mut stream: impl AsyncRead + Unpin, limit: usize, shared: &std:
 mod tests {
     use super::*;
 
-    fn request(script: &str) -> ExecRequest {
-        ExecRequest {
+    fn invocation(script: &str) -> Invocation {
+        Invocation {
             argv: vec!["sh".into(), "-c".into(), script.into()],
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             cwd: PathBuf::from("/"),
@@ -316,7 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn captures_exit_code_and_both_streams() {
-        let out = run(&request("echo out; echo err >&2; exit 3")).await.expect("runs");
+        let out = run(&invocation("echo out; echo err >&2; exit 3")).await.expect("runs");
         assert_eq!(out.exit_code, Some(3));
         assert_eq!(out.stdout.text(), "out\n");
         assert_eq!(out.stderr.text(), "err\n");
@@ -326,7 +327,7 @@ mod tests {
     #[tokio::test]
     async fn environment_is_exactly_what_was_given() {
         std::env::set_var("OMNI_CPI_SHOULD_NOT_LEAK", "secret");
-        let mut req = request("env");
+        let mut req = invocation("env");
         req.env.push(("GIVEN".into(), "yes".into()));
         let out = run(&req).await.expect("runs");
         let text = out.stdout.text();
@@ -337,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn timeout_kills_a_forking_command_and_all_its_children() {
         // `$$` is the shell, the group leader, so it names the group every child inherits.
-        let mut req = request("echo $$; sleep 301 & sleep 301 & (sleep 301 &) ; sleep 301");
+        let mut req = invocation("echo $$; sleep 301 & sleep 301 & (sleep 301 &) ; sleep 301");
         req.timeout = Duration::from_millis(300);
         let out = run(&req).await.expect("runs");
         assert!(out.timed_out);
@@ -374,7 +375,7 @@ mod tests {
     /// fork) does not let a process outlive its step's timeout.
     #[tokio::test]
     async fn at_a_timeout_descendants_that_left_the_group_are_killed_too() {
-        let mut req = request(
+        let mut req = invocation(
             "setsid sleep 311.1 & perl -e 'setpgrp(0,0); exec \"sleep\", \"311.2\"' & \
              (setsid sh -c 'trap \"\" TERM; sleep 311.3' &) ; sleep 311.4",
         );
@@ -392,7 +393,7 @@ mod tests {
     /// timeout does) ends every descendant too, wherever it went.
     #[tokio::test]
     async fn a_cancelled_call_ends_every_descendant() {
-        let req = request("setsid sleep 314.1 & (setsid sleep 314.2 &); sleep 314.3");
+        let req = invocation("setsid sleep 314.1 & (setsid sleep 314.2 &); sleep 314.3");
         let cancelled = tokio::time::timeout(Duration::from_millis(300), run(&req)).await;
         assert!(cancelled.is_err(), "still running when cancelled");
         for sleeper in ["sleep 314.1", "sleep 314.2", "sleep 314.3"] {
@@ -401,11 +402,11 @@ mod tests {
         }
     }
 
-    /// A request marked `detach` keeps today's group-only kill: what it put in its own session
+    /// An invocation marked `detach` keeps today's group-only kill: what it put in its own session
     /// survives the timeout, deliberately.
     #[tokio::test]
-    async fn a_detached_request_keeps_what_it_started_in_its_own_session() {
-        let mut req = request("setsid sleep 312.1 & sleep 312.2");
+    async fn a_detached_invocation_keeps_what_it_started_in_its_own_session() {
+        let mut req = invocation("setsid sleep 312.1 & sleep 312.2");
         req.timeout = Duration::from_millis(300);
         req.detach = true;
         let out = run(&req).await.expect("runs");
@@ -428,14 +429,14 @@ mod tests {
         assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
         // Only the test builtin runs: no pipe or directory of the shell's own is open meanwhile.
         let script = format!("for fd in 0 1 2 {fd}; do [ -e /proc/$$/fd/$fd ] && echo $fd; done");
-        let out = run(&request(&script)).await.expect("runs");
+        let out = run(&invocation(&script)).await.expect("runs");
         assert_eq!(out.stdout.text().split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"], "descriptor {fd}");
         drop(file);
     }
 
     #[tokio::test]
     async fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
-        let mut req = request("trap '' TERM; sleep 300 & wait");
+        let mut req = invocation("trap '' TERM; sleep 300 & wait");
         req.timeout = Duration::from_millis(200);
         let out = run(&req).await.expect("runs");
         assert!(out.timed_out);
@@ -444,7 +445,7 @@ mod tests {
 
     #[tokio::test]
     async fn leftovers_of_a_command_that_exits_are_killed() {
-        let req = request("echo $$; sleep 302 & sleep 302 >/dev/null 2>&1 & exit 0");
+        let req = invocation("echo $$; sleep 302 & sleep 302 >/dev/null 2>&1 & exit 0");
         let out = run(&req).await.expect("runs");
         assert_eq!(out.exit_code, Some(0));
         assert!(!out.timed_out);
@@ -481,7 +482,7 @@ mod tests {
         let holder_file = dir.path().join("holder");
         // A detached holder keeps the pipes open, so the call sits in its drain grace after the
         // leader exits: the window in which the pid must stay taken.
-        let mut req = request("echo $$ > \"$1\"; setsid sh -c 'echo $$ > \"$1\"; exec sleep 2' sh \"$2\" & exit 0");
+        let mut req = invocation("echo $$ > \"$1\"; setsid sh -c 'echo $$ > \"$1\"; exec sleep 2' sh \"$2\" & exit 0");
         req.argv.extend(["sh".into(), leader_file.display().to_string(), holder_file.display().to_string()]);
         let call = tokio::spawn(async move { run(&req).await });
 
@@ -524,7 +525,7 @@ mod tests {
     async fn a_detached_process_holding_the_pipes_does_not_hang_the_call() {
         // setsid puts the sleeper outside the group, so the group kill cannot end it; the call
         // must still return, with what was printed before.
-        let req = request("echo before; setsid sleep 303 & sleep 0.1; exit 0");
+        let req = invocation("echo before; setsid sleep 303 & sleep 0.1; exit 0");
         let started = Instant::now();
         let out = run(&req).await.expect("runs");
         assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
@@ -534,7 +535,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_is_capped_and_truncation_reported() {
-        let out = run(&request("head -c 100000 /dev/zero")).await.expect("runs");
+        let out = run(&invocation("head -c 100000 /dev/zero")).await.expect("runs");
         assert_eq!(out.stdout.bytes.len(), 1024);
         assert_eq!(out.stdout.total_bytes, 100_000);
         assert!(out.stdout.truncated());
@@ -542,14 +543,14 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_a_typed_error() {
-        let mut req = request("");
+        let mut req = invocation("");
         req.argv = vec!["definitely-not-a-program".into()];
         assert!(matches!(run(&req).await, Err(ExecError::NotFound { .. })));
     }
 
     #[tokio::test]
     async fn feeds_stdin() {
-        let mut req = request("cat");
+        let mut req = invocation("cat");
         req.stdin = Some(b"hello".to_vec());
         assert_eq!(run(&req).await.expect("runs").stdout.text(), "hello");
     }

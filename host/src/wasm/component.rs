@@ -332,8 +332,9 @@ impl ComponentCpi {
     }
 
     fn wit_call(&self, action: &str, params: &Params) -> Result<WitCall, CpiError> {
+        let standard = catalogue::canonical_action(self.kind(), action);
         if let Some(reason) =
-            self.description.actions.iter().find(|a| a.name == action).and_then(|a| a.unsupported.clone())
+            self.description.actions.iter().find(|a| a.name == standard).and_then(|a| a.unsupported.clone())
         {
             return Err(CpiError::new(
                 ErrorKind::Unsupported,

@@ -12,7 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::{log, process, types};
 use super::sandbox::Sandbox;
 use crate::audit::{AuditEntry, Decision};
-use crate::process::exec::{self, ExecRequest};
+use crate::process::exec::{self, Invocation};
 
 /// One exec the plugin made during a call (for the outcome's steps and dry-run plans).
 #[derive(Debug, Clone)]
@@ -205,7 +205,7 @@ impl process::Host for CallState {
             cmd.timeout_ms.map_or(limits.exec_timeout, |ms| Duration::from_millis(ms.into())).min(limits.exec_timeout);
         let mut env = vec![("PATH".to_string(), self.sandbox.path.clone())];
         env.extend(cmd.env.iter().cloned());
-        let request = ExecRequest {
+        let invocation = Invocation {
             argv: std::iter::once(authorized.program.to_string_lossy().into_owned())
                 .chain(cmd.args.iter().cloned())
                 .collect(),
@@ -217,7 +217,7 @@ impl process::Host for CallState {
             stdin: cmd.stdin,
             detach: authorized.detach,
         };
-        match exec::run(&request).await {
+        match exec::run(&invocation).await {
             Ok(out) => {
                 let record = ExecRecord {
                     argv: argv.clone(),

@@ -73,7 +73,8 @@ impl Placeholder {
     }
 }
 
-/// A template that cannot be parsed; offsets are bytes in the template source.
+/// A template (a command, or a request's URL, header or body) that cannot be parsed; `offset`/`len`
+/// locate it in the string it came from, in bytes of the decoded string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
     pub offset: usize,

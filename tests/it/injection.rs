@@ -3,7 +3,6 @@
 //! in a real process. Each case here is one class of attack, run through the public loader and
 //! real shells (dash as /bin/sh, and bash).
 
-
 use omni_cpi::json::spec::{self, compat::Compat};
 use omni_cpi::json::template::{Binding, Bindings, Mode, Template};
 use omni_cpi::{CallOptions, ErrorKind, JsonCpi, Params};

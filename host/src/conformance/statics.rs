@@ -66,7 +66,7 @@ pub async fn check_file(host: &ComponentHost, file: &Path) -> StaticReport {
         Ok(cpi) => {
             let loads = result(LOADS, vec![], started);
             let actions = result(ACTIONS, missing_actions(cpi.kind, |a| cpi.supports(a)), started);
-            let params = result(PARAMS, cpi.unused_params, started);
+            let params = result(PARAMS, cpi.undocumented, started);
             let requirements = result(REQUIREMENTS, cpi.unstated_requirements, started);
             StaticReport { file: file_buf, cpi: Some(cpi.name), results: vec![loads, actions, params, requirements] }
         }

@@ -16,8 +16,8 @@ pub struct Inspection {
     pub kind: CpiKind,
     pub form: Form,
     pub actions: Vec<(String, ActionSupport)>,
-    /// Parameters declared but never used (specs: the loader's warnings).
-    pub unused_params: Vec<String>,
+    /// Parameters declared but never used, actions declared unsupported without a reason.
+    pub undocumented: Vec<String>,
     /// What it fails to state about what it needs (programs, versions, capabilities).
     pub unstated_requirements: Vec<String>,
 }
@@ -37,34 +37,26 @@ pub async fn inspect(host: &ComponentHost, path: &Path) -> Result<Inspection, Ve
         let requests = &description.requests;
         let mut unstated = Vec::new();
         if requests.exec.is_empty() && requests.dirs.is_empty() {
-            unstated.push("describe() requests no capabilities: a CPI that runs nothing cannot manage a runtime".into());
+            unstated
+                .push("describe() requests no capabilities: a CPI that runs nothing cannot manage a runtime".into());
         }
-        let mut unused = Vec::new();
-        let actions = description
-            .actions
+        let actions = super::component_actions(&description);
+        let unused = actions
             .iter()
-            .map(|a| {
-                let support = match &a.unsupported {
-                    Some(reason) if reason.trim().is_empty() => {
-                        unused.push(format!("`{}` is unsupported without a reason", a.name));
-                        ActionSupport::Unsupported(String::new())
-                    }
-                    Some(reason) => ActionSupport::Unsupported(reason.clone()),
-                    None => ActionSupport::Implemented,
-                };
-                (a.name.clone(), support)
-            })
+            .filter(|(_, support)| matches!(support, ActionSupport::Unsupported(reason) if reason.trim().is_empty()))
+            .map(|(name, _)| format!("`{name}` is unsupported without a reason"))
             .collect();
         return Ok(Inspection {
             name: description.name,
             kind: description.kind,
             form: Form::Component,
             actions,
-            unused_params: unused,
+            undocumented: unused,
             unstated_requirements: unstated,
         });
     }
-    let loaded = spec::load_file(path).map_err(|d| d.0.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect::<Vec<_>>())?;
+    let loaded = spec::load_file(path)
+        .map_err(|d| d.0.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect::<Vec<_>>())?;
     let unused = loaded
         .warnings
         .iter()
@@ -79,23 +71,13 @@ pub async fn inspect(host: &ComponentHost, path: &Path) -> Result<Inspection, Ve
     if runs_commands && loaded.validation.version_requirements.is_empty() {
         unstated.push("validation.version_requirements names no version".to_string());
     }
-    let actions = loaded
-        .actions
-        .iter()
-        .map(|a| {
-            let support = match &a.body {
-                ActionBody::Unsupported { reason } => ActionSupport::Unsupported(reason.clone()),
-                ActionBody::Command(_) | ActionBody::Request(_) => ActionSupport::Implemented,
-            };
-            (a.name.clone(), support)
-        })
-        .collect();
+    let actions = super::spec_actions(&loaded);
     Ok(Inspection {
         name: loaded.name,
         kind: loaded.kind,
         form: Form::Spec,
         actions,
-        unused_params: unused,
+        undocumented: unused,
         unstated_requirements: unstated,
     })
 }

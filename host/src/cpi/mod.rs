@@ -127,30 +127,8 @@ impl Cpi {
     /// Every action it defines or describes, by standard name, with its support.
     pub fn actions(&self) -> Vec<(String, ActionSupport)> {
         match &self.form {
-            Inner::Json(cpi) => cpi
-                .spec()
-                .actions
-                .iter()
-                .map(|a| {
-                    let support = match &a.body {
-                        ActionBody::Unsupported { reason } => ActionSupport::Unsupported(reason.clone()),
-                        ActionBody::Command(_) | ActionBody::Request(_) => ActionSupport::Implemented,
-                    };
-                    (a.name.clone(), support)
-                })
-                .collect(),
-            Inner::Component(cpi) => cpi
-                .description
-                .actions
-                .iter()
-                .map(|a| {
-                    let support = match &a.unsupported {
-                        Some(reason) => ActionSupport::Unsupported(reason.clone()),
-                        None => ActionSupport::Implemented,
-                    };
-                    (a.name.clone(), support)
-                })
-                .collect(),
+            Inner::Json(cpi) => spec_actions(cpi.spec()),
+            Inner::Component(cpi) => component_actions(&cpi.description),
         }
     }
 
@@ -289,4 +267,22 @@ impl Cpi {
             Inner::Component(cpi) => cpi.call(action, params, options).await,
         }
     }
+}
+
+/// A spec's actions with their support.
+fn spec_actions(spec: &crate::json::spec::Spec) -> Vec<(String, ActionSupport)> {
+    let support = |body: &ActionBody| match body {
+        ActionBody::Unsupported { reason } => ActionSupport::Unsupported(reason.clone()),
+        ActionBody::Command(_) | ActionBody::Request(_) => ActionSupport::Implemented,
+    };
+    spec.actions.iter().map(|a| (a.name.clone(), support(&a.body))).collect()
+}
+
+/// A component's described actions with their support.
+fn component_actions(description: &crate::wasm::Description) -> Vec<(String, ActionSupport)> {
+    let support = |unsupported: &Option<String>| match unsupported {
+        Some(reason) => ActionSupport::Unsupported(reason.clone()),
+        None => ActionSupport::Implemented,
+    };
+    description.actions.iter().map(|a| (a.name.clone(), support(&a.unsupported))).collect()
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::contract::error::{CpiError, ErrorKind, FailedStep};
-pub use crate::contract::options::CallOptions;
-pub use crate::contract::params::Params;
+use crate::contract::options::CallOptions;
+use crate::contract::params::Params;
 use crate::contract::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
 use crate::diagnostic::Diagnostics;
 use crate::json::http::HttpRequest;

@@ -364,6 +364,17 @@ fn value_patterns_refuse_options_where_a_value_is_granted() {
         let out = case.omni(&["call", "probe", "logs", &format!("name={option}")]);
         assert_eq!(out.status.code(), Some(1), "{option}: {}", stderr(&out));
         assert!(stderr(&out).contains("error[denied]"), "{option}: {}", stderr(&out));
+        // The denial names the gate that refused, what it grants, and the entry that would allow it.
+        let said = stderr(&out);
+        assert!(
+            said.contains("not granted by the operator") && said.contains("only with the arguments [\"<value>\"]"),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("[[plugins.probe.exec]] program = \"/usr/bin/ls\" args = [\"{option}\"]"))
+                || said.contains(&format!("args = [\"{option}\"]")),
+            "{said}"
+        );
     }
     let audit = case.audit();
     assert_eq!(audit.lines().filter(|l| l.contains("\"denied\"")).count(), 2, "{audit}");

@@ -192,14 +192,15 @@ async fn ungranted_program_is_denied_and_audited() {
     expect_error(&cpi, &["exec-ungranted"], ErrorKind::Denied, "`cat`").await;
     let denied = f.audit_entries().into_iter().find(|e| e["decision"] == "denied").expect("a denied entry");
     assert_eq!(denied["argv"], json!(["cat", "/etc/shadow"]));
-    assert!(denied["reason"].as_str().unwrap_or_default().contains("not granted"));
+    // The plugin's own describe() is the gate that refused: every exec in its sandbox is also granted.
+    assert!(denied["reason"].as_str().unwrap_or_default().contains("not requested by the plugin"), "{denied}");
 }
 
 #[tokio::test]
 async fn granted_program_with_forbidden_arguments_is_denied() {
     let f = fixture!();
     let cpi = f.load().await;
-    expect_error(&cpi, &["exec-forbidden-args"], ErrorKind::Denied, "match no granted pattern").await;
+    expect_error(&cpi, &["exec-forbidden-args"], ErrorKind::Denied, "not requested by the plugin").await;
 }
 
 #[tokio::test]
@@ -433,10 +434,22 @@ async fn requests_beyond_the_grants_fail_to_load_with_the_toml_to_add() {
             assert_eq!(missing.missing, ["directory `/scratch` (rw)", "environment variable `GRANTED_VAR`"]);
             let message = missing.to_string();
             assert!(
-                message.contains("[[plugins.adversary.fs]]\nhost = \"/scratch\"\nguest = \"/scratch\"\nmode = \"rw\""),
+                message.contains("[[plugins.adversary.fs]]\nhost = \"/scratch\"  # choose: the directory on this machine it sees as /scratch\nguest = \"/scratch\"\nmode = \"rw\""),
                 "{message}"
             );
-            assert!(message.contains("[plugins.adversary]\nenv = [\"GRANTED_VAR\"]"), "{message}");
+            assert!(
+                message.contains("in the table `[plugins.adversary]`, set:\n\nenv = [\"GRANTED_VAR\"]"),
+                "{message}"
+            );
+            // Following the message makes it load: the tables paste at the end of the policy that
+            // already has the entry (TOML refuses a reopened table), and `env` goes in its table.
+            let env = format!("env = {:?}\n", missing.env.clone().unwrap_or_default());
+            // The operator chooses the host directory the message leaves to them.
+            let tables = missing.tables.replace("host = \"/scratch\"", "host = \"scratch\"");
+            let fixed = format!("{}\n{}", text.replace("env = [\"GRANTED_VAR\"]", &env), tables);
+            let policy = Policy::parse(&f.dir.path().join("omni-cpi.toml"), &fixed, "/usr/bin:/bin")
+                .unwrap_or_else(|e| panic!("the pasted policy parses: {e}\n{fixed}"));
+            assert!(f.load_with(&policy, &f.wasm).await.is_ok(), "loads with what the message said:\n{fixed}");
         }
         Err(other) => panic!("expected missing grants, got {other}"),
         Ok(_) => panic!("loaded without its grants"),
@@ -546,7 +559,7 @@ async fn the_qemu_component_cannot_run_qemu_img_beyond_its_grants() {
         Err(LoadError::MissingGrants(missing)) => {
             assert_eq!(missing.missing.len(), 4, "{:?}", missing.missing);
             assert!(missing.missing.iter().all(|m| m.starts_with("exec `qemu-img`")), "{:?}", missing.missing);
-            assert!(missing.toml.contains("program = \"qemu-img\""), "{}", missing.toml);
+            assert!(missing.tables.contains("program = \"qemu-img\""), "{}", missing.tables);
         }
         Err(other) => panic!("expected missing grants, got {other}"),
         Ok(_) => panic!("loaded without its qemu-img grants"),
@@ -677,4 +690,43 @@ async fn a_component_and_a_spec_refuse_bad_parameters_alike() {
     assert!(err.expect_err("an integer").message.contains("whole number"));
     assert!(WitCall::parse(CpiKind::Container, "stop_container", &params(json!({"name": "x", "stop_timeout": "5"})))
         .is_ok());
+}
+
+/// An operator can see what an unknown plugin asks for before granting it anything: `info` on a
+/// component no policy entry binds (or whose entry lacks grants) shows its requests, what is
+/// missing and one TOML document that would grant it; nothing runs but `describe()`.
+#[tokio::test]
+async fn info_shows_an_ungranted_component_with_the_toml_that_would_grant_it() {
+    let f = fixture!();
+    let omni = |policy: Option<&Path>, args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_omni-cpi"));
+        command.env_remove("OMNI_CPI_POLICY").arg("--cache-dir").arg(f.dir.path().join("cli-cache"));
+        if let Some(policy) = policy {
+            command.arg("--policy").arg(policy);
+        }
+        command.args(args).output().expect("omni-cpi runs")
+    };
+    let wasm = f.wasm.to_str().expect("utf-8");
+    let out = omni(None, &["-o", "json", "info", wasm]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((info["loads"].as_bool(), info["bound"].as_bool()), (Some(false), Some(false)), "{info}");
+    assert_eq!(info["capabilities"]["requested"]["dirs"], json!([["/sandbox", false], ["/scratch", true]]));
+    let toml_text = info["toml"].as_str().expect("toml");
+    let parsed: toml::Table = toml_text.parse().unwrap_or_else(|e| panic!("one TOML document: {e}\n{toml_text}"));
+    let entry = parsed["plugins"].as_table().and_then(|p| p.values().next()).expect("one entry");
+    assert!(entry.get("source").is_some() && entry.get("sha256").is_some(), "{toml_text}");
+    assert_eq!(entry["fs"].as_array().map(Vec::len), Some(2), "{toml_text}");
+    assert_eq!(entry["env"].as_array().map(Vec::len), Some(1), "{toml_text}");
+    assert!(f.audit_entries().is_empty(), "nothing ran");
+
+    // Bound, but without the scratch directory: the missing grant, and the tables to paste.
+    let text = f.policy_text("").replace("[[plugins.adversary.fs]]\n            host = \"scratch\"\n            guest = \"/scratch\"\n            mode = \"rw\"", "");
+    let policy = f.dir.path().join("partial.toml");
+    std::fs::write(&policy, text).expect("policy");
+    let out = omni(Some(&policy), &["info", "adversary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("policy entry `adversary` lacks") && said.contains("directory `/scratch` (rw)"), "{said}");
+    assert!(said.contains("[[plugins.adversary.fs]]\nhost = \"/scratch\""), "{said}");
 }

@@ -191,6 +191,29 @@ async fn each_cpi_declares_its_own_conformance_parameters() {
     assert_eq!(conformance::defaults_for(&component).get("image"), Some(&json!("debian")));
 }
 
+/// A check that fails because the kit passed no value for a required parameter says how to pass it.
+#[tokio::test]
+async fn a_missing_required_parameter_says_which_param_to_pass() {
+    let state = support::private_tempdir();
+    let path = support::cpi_path("process");
+    let mut loaded = spec::load_file(&path).unwrap_or_else(|e| panic!("{} loads:\n{e}", path.display()));
+    loaded.default_settings.insert("state_dir".into(), json!(state.path()));
+    loaded.conformance_params.clear();
+    let cpi = Cpi::from(JsonCpi::unrestricted(loaded));
+    let options = Options { only: vec!["C-CREATE-01".into()], ..Options::default() };
+    let mut progress = |_: &conformance::CheckResult| {};
+    let report = conformance::run(&cpi, &options, &mut progress).await;
+    let failure = report
+        .results
+        .iter()
+        .find_map(|r| match &r.verdict {
+            Verdict::Failed(f) if r.id == "C-CREATE-01" => Some(f.got.clone()),
+            _ => None,
+        })
+        .expect("C-CREATE-01 fails without an image");
+    assert!(failure.contains("--param image=VALUE") && failure.contains("conformance"), "{failure}");
+}
+
 /// Deliberately broken CPIs: the kit must catch each with the check that covers the defect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_catches_broken_cpis_with_the_right_check() {

@@ -19,7 +19,7 @@ pub const TARGETS: [(&str, Check); 3] =
 
 /// Run once by each fuzz target before the first input. libfuzzer-sys installs a panic hook that
 /// aborts on every panic, even one the host catches; this lets a panic raised inside brush-parser
-/// unwind instead, to the host's guard (host/src/template/shell.rs, `guarded`), which turns it into
+/// unwind instead, to the host's guard (host/src/json/template/shell.rs, `guarded`), which turns it into
 /// a load error. brush-parser 0.4 unwraps integer parses (`99999999999>x`, `~99999999999999999999`;
 /// fixed upstream by reubeno/brush#1271): without this the fuzzer stops at them within a minute.
 /// A panic the host does not catch still aborts, in libfuzzer-sys's wrapper around each input.

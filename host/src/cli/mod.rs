@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use omni_cpi::diagnostic::{Diagnostic, Diagnostics};
 use omni_cpi::json::spec;
 use omni_cpi::policy::{Policy, POLICY_ENV};
-use omni_cpi::wasm::ComponentHost;
+use omni_cpi::wasm::{ComponentHost, LoadError};
 use omni_cpi::{CallOptions, Cpi, CpiLoadError, Loader};
 
 pub const EXIT_OK: u8 = 0;
@@ -177,8 +177,20 @@ pub async fn run(args: Args) -> Result<u8> {
             validate(&loader, paths, *check_requirements, args.output).await
         }
         Command::Info { cpi } => {
-            let cpi = load_cpi(&loader, cpi, &args.cpi_dir, args.output).await?;
-            show::info(&cpi, args.output)?;
+            let path = resolve(cpi, &args.cpi_dir, &loader.policy)?;
+            let info = match loader.load(&path).await {
+                Ok(cpi) => cpi.info(),
+                // A component the policy does not (fully) grant is still shown: what it requests,
+                // what is missing, and the TOML that would grant it.
+                Err(e @ (CpiLoadError::Unbound(_) | CpiLoadError::Component(LoadError::MissingGrants(_)))) => {
+                    match loader.info_ungranted(&path).await {
+                        Some(info) => info,
+                        None => return Err(load_error(&path, e, args.output)),
+                    }
+                }
+                Err(e) => return Err(load_error(&path, e, args.output)),
+            };
+            show::info(&info, args.output)?;
             Ok(EXIT_OK)
         }
         Command::List { dir } => list(&loader, dir.as_deref().unwrap_or(&args.cpi_dir), args.output).await,
@@ -281,15 +293,23 @@ pub(crate) fn resolve(name: &str, dir: &Path, policy: &Policy) -> Result<PathBuf
 
 pub(crate) async fn load_cpi(loader: &Loader, name: &str, dir: &Path, output: Output) -> Result<Cpi> {
     let path = resolve(name, dir, &loader.policy)?;
-    match loader.load(&path).await {
-        Ok(cpi) => Ok(cpi),
-        Err(CpiLoadError::Spec(diagnostics)) => {
-            show::diagnostics(&path, &diagnostics, output)?;
-            bail!("{} does not load ({} errors)", path.display(), diagnostics.0.iter().filter(|d| d.is_error()).count())
+    loader.load(&path).await.map_err(|e| load_error(&path, e, output))
+}
+
+/// A load failure as the CLI reports it: a spec's diagnostics printed, the error to return.
+fn load_error(path: &Path, error: CpiLoadError, output: Output) -> anyhow::Error {
+    match error {
+        CpiLoadError::Spec(diagnostics) => {
+            if let Err(e) = show::diagnostics(path, &diagnostics, output) {
+                return e;
+            }
+            anyhow::anyhow!(
+                "{} does not load ({} errors)",
+                path.display(),
+                diagnostics.0.iter().filter(|d| d.is_error()).count()
+            )
         }
-        Err(e @ (CpiLoadError::Component(_) | CpiLoadError::Unbound(_) | CpiLoadError::HashMismatch { .. })) => {
-            bail!("{e}")
-        }
+        other => anyhow::anyhow!("{other}"),
     }
 }
 

@@ -146,8 +146,7 @@ fn load_error_line(error: &CpiLoadError) -> String {
     }
 }
 
-pub fn info(cpi: &Cpi, output: Output) -> Result<()> {
-    let info = cpi.info();
+pub fn info(info: &omni_cpi::cpi::Info, output: Output) -> Result<()> {
     match output {
         Output::Json => print_json(&info.document),
         Output::Text => {

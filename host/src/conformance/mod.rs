@@ -192,7 +192,7 @@ impl<'a> Ctx<'a> {
     async fn ok(&mut self, action: &str, extra: Value) -> Result<Outcome, Failure> {
         match self.call(action, extra).await {
             Ok(outcome) => Ok(outcome),
-            Err(e) => Err(self.failure(format!("{action} succeeds"), format!("error[{}]: {}", e.kind, e.message))),
+            Err(e) => Err(self.failure(format!("{action} succeeds"), got(&e))),
         }
     }
 
@@ -203,7 +203,7 @@ impl<'a> Ctx<'a> {
         match self.call(action, extra).await {
             Ok(outcome) => Err(self.failure(expected, format!("success (exit code {:?})", outcome.exit_code))),
             Err(e) if kinds.contains(&e.kind) => Ok(e),
-            Err(e) => Err(self.failure(expected, format!("error[{}]: {}", e.kind, e.message))),
+            Err(e) => Err(self.failure(expected, got(&e))),
         }
     }
 
@@ -217,7 +217,7 @@ impl<'a> Ctx<'a> {
                     "{action} succeeds or fails with {}",
                     kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or ")
                 ),
-                format!("error[{}]: {}", e.kind, e.message),
+                got(&e),
             )),
         }
     }
@@ -366,4 +366,19 @@ async fn sweep(cpi: &Cpi, base: &Params, prefix: &str) {
             tracing::warn!(%name, error = %e, "could not sweep a leftover");
         }
     }
+}
+
+/// An error as a failure reports it; a parameter the kit did not pass says how to pass it.
+fn got(e: &CpiError) -> String {
+    let mut text = format!("error[{}]: {}", e.kind, e.message);
+    if let (ErrorKind::InvalidArgument, Some(param)) = (e.kind, &e.param) {
+        if e.message.starts_with("missing required parameter") {
+            text.push_str(&format!(
+                "; the kit passes no `{param}`: pass --param {param}=VALUE, or declare it in the CPI's \
+                 conformance parameters (a spec's \"conformance\": {{\"params\": ...}}, a component's \
+                 `conformance.{param}` default setting)"
+            ));
+        }
+    }
+    text
 }

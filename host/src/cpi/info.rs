@@ -250,3 +250,72 @@ fn param_synopsis(params: &[spec::ParamDecl]) -> String {
         .collect();
     words.join(" ")
 }
+
+/// What `info` shows about a component its policy does not let load (no entry binds it, or the
+/// entry lacks grants it requests): what it is and asks for, what is missing, and the TOML that
+/// would grant it. Nothing ran but `describe()`, with no capabilities.
+pub(super) fn of_ungranted_component(
+    source: &std::path::Path,
+    world: crate::wasm::World,
+    description: &crate::wasm::Description,
+    entry: &str,
+    missing: Option<&crate::wasm::sandbox::MissingGrants>,
+    new_entry_head: Option<&str>,
+) -> Info {
+    let mut text = String::new();
+    let d = description;
+    let missing_list: Vec<String> = missing.map(|m| m.missing.clone()).unwrap_or_default();
+    let toml = match (new_entry_head, missing) {
+        (Some(head), Some(m)) => m.new_entry_toml(head),
+        (Some(head), None) => head.trim_end().to_string() + "\n",
+        (None, Some(m)) => m.to_string().split_once(":\n").map_or(String::new(), |(_, rest)| rest.to_string()),
+        (None, None) => String::new(),
+    };
+    let requested_exec: Vec<Value> = d.requests.exec.iter().map(|(p, a)| json!({"program": p, "args": a})).collect();
+    let document = json!({
+        "name": entry,
+        "plugin": {"name": d.name, "version": d.version},
+        "kind": d.kind,
+        "world": world,
+        "source": source,
+        "loads": false,
+        "bound": new_entry_head.is_none(),
+        "actions": d.actions.iter().map(|a| json!({"name": a.name, "supported": a.unsupported.is_none(), "reason": a.unsupported})).collect::<Vec<_>>(),
+        "capabilities": {"requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env}},
+        "missing": missing_list,
+        "toml": toml,
+    });
+    w!(text, "{} ({} {}, {} component) from {}", entry, d.name, d.version, d.kind.as_str(), source.display());
+    match new_entry_head {
+        Some(_) => w!(text, "not granted: no policy entry binds this file, so it does not load"),
+        None => w!(text, "not granted: policy entry `{entry}` lacks what it requests below, so it does not load"),
+    }
+    w!(text, "requests:");
+    for (program, args) in &d.requests.exec {
+        let shown: Vec<String> = args.iter().cloned().map(String::from).collect();
+        w!(text, "  exec {program} {shown:?}");
+    }
+    for (guest, writable) in &d.requests.dirs {
+        w!(text, "  dir {guest} ({})", if *writable { "rw" } else { "ro" });
+    }
+    for var in &d.requests.env {
+        w!(text, "  env {var}");
+    }
+    if !missing_list.is_empty() {
+        w!(text, "missing:");
+        for m in &missing_list {
+            w!(text, "  - {m}");
+        }
+    }
+    w!(text, "actions:");
+    for a in &d.actions {
+        match &a.unsupported {
+            Some(reason) => w!(text, "  {:20} unsupported: {reason}", a.name),
+            None => w!(text, "  {}", a.name),
+        }
+    }
+    if !toml.is_empty() {
+        w!(text, "to grant it what it requests:\n\n{}", toml.trim_end());
+    }
+    Info { document, text }
+}

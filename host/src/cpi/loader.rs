@@ -168,6 +168,42 @@ impl Loader {
     }
 }
 
+impl Loader {
+    /// `info` for a component the policy does not let load (unbound, or missing grants): what it
+    /// is and requests, what is missing, and the TOML that would grant it. `None` for anything
+    /// else (a spec, or a component that loads or fails for another reason).
+    pub async fn info_ungranted(&self, path: &Path) -> Option<super::Info> {
+        if !is_wasm(path) {
+            return None;
+        }
+        let (grants, new_entry_head) = match self.bind(path) {
+            Ok(Some(grants)) => (grants.clone(), None),
+            // No policy, or none binding it: a new entry would grant it.
+            Ok(None) => (PluginGrants::none(&self.policy.free_entry_name(path)), Some(self.unbound(path).toml)),
+            Err(CpiLoadError::Unbound(unbound)) => {
+                (PluginGrants::none(&self.policy.free_entry_name(path)), Some(unbound.toml))
+            }
+            Err(_) => return None,
+        };
+        let host = self.component_host().ok()?;
+        let (world, description) = ComponentCpi::describe_file(host, path).await.ok()?;
+        let env = |name: &str| std::env::var(name).ok();
+        let missing =
+            crate::wasm::sandbox::Sandbox::new(&grants, &description.requests, AuditLog::default(), &env).err();
+        if missing.is_none() && new_entry_head.is_none() {
+            return None;
+        }
+        Some(super::info::of_ungranted_component(
+            path,
+            world,
+            &description,
+            &grants.name,
+            missing.as_ref(),
+            new_entry_head.as_deref(),
+        ))
+    }
+}
+
 /// Under a policy, every variable a spec sets or inherits must be granted by name (`env`).
 fn check_env_grants(spec: &crate::json::spec::Spec, grants: &PluginGrants) -> Result<(), Diagnostics> {
     let missing: Vec<&(String, crate::diagnostic::Location)> =

@@ -91,10 +91,29 @@ impl ExecGate {
         let program = argv.first().and_then(|p| exec::resolve_program(p, path)).ok_or("the program is not on PATH")?;
         let Some(grants) = &self.grants else { return Ok((program, false)) };
         let args = &argv[1..];
-        match grants.iter().find(|g| g.program == program && crate::policy::args_match(&g.args, args)) {
-            Some(grant) => Ok((program, grant.detach)),
-            None => Err(format!("the policy grants no exec of `{}` with these arguments", program.display())),
+        if let Some(grant) = grants.iter().find(|g| g.program == program && crate::policy::args_match(&g.args, args)) {
+            return Ok((program, grant.detach));
         }
+        // Say which grants exist for this program, and the entry that would allow this argv.
+        let granted: Vec<String> = grants
+            .iter()
+            .filter(|g| g.program == program)
+            .map(|g| format!("{:?}", g.args.iter().cloned().map(String::from).collect::<Vec<_>>()))
+            .collect();
+        let what = if granted.is_empty() {
+            format!("grants no exec of `{}`", program.display())
+        } else {
+            format!("grants `{}` only with the arguments {}", program.display(), granted.join(" or "))
+        };
+        let literal: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+        Err(format!(
+            "not granted by the operator: the policy entry `{}` {what}; to allow this exact call, add \
+             [[plugins.{}.exec]] program = {:?} args = [{}] (or a pattern with `<value>` where values vary)",
+            self.plugin,
+            self.plugin,
+            program.display().to_string(),
+            literal.join(", ")
+        ))
     }
 }
 

@@ -568,8 +568,8 @@ pub fn check_grants(url: &str, grants: &[NetworkGrant], cpi: &str) -> Result<(),
         Ok(())
     } else {
         Err(format!(
-            "no network grant names {host}:{port}; the operator grants it in the policy \
-             ([[plugins.{cpi}.network]] host = \"{host}\") or with --allow-host {host}"
+            "not granted by the operator: no network grant names {host}:{port}; the operator grants it in \
+             the policy ([[plugins.{cpi}.network]] host = \"{host}\") or with --allow-host {host}"
         ))
     }
 }

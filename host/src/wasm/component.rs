@@ -222,6 +222,7 @@ impl Inspected {
             limits: grants.limits,
             audit,
             path: String::new(),
+            requests: Requests { exec: Vec::new(), dirs: Vec::new(), env: Vec::new() },
         });
         let info = describe(host.engine(), &pre, nothing)
             .await

@@ -50,14 +50,39 @@ pub struct Sandbox {
     pub audit: AuditLog,
     /// PATH of the programs the plugin runs (the host's).
     pub path: String,
+    /// What the plugin asked for in `describe()`, to say which gate refused an exec.
+    pub requests: Requests,
 }
 
-/// Every request the grants do not cover, with the TOML that would grant it.
+/// Every request the grants do not cover, with what would grant it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingGrants {
     pub plugin: String,
     pub missing: Vec<String>,
-    pub toml: String,
+    /// `[[plugins.NAME.exec]]` / `[[plugins.NAME.fs]]` array tables: they paste anywhere in a
+    /// policy, the entry's own table included, without reopening it.
+    pub tables: String,
+    /// The entry's complete `env` list when a variable is missing (its grants plus the missing
+    /// ones): a key of the entry's own `[plugins.NAME]` table, which TOML cannot reopen, so it is
+    /// set there rather than pasted.
+    pub env: Option<Vec<String>>,
+}
+
+impl MissingGrants {
+    /// The grants as one TOML document for a new entry binding `source` (its first table holds
+    /// `source`, `sha256` and `env`; the array tables follow).
+    pub fn new_entry_toml(&self, entry_head: &str) -> String {
+        let mut toml = entry_head.trim_end().to_string();
+        toml.push('\n');
+        if let Some(env) = &self.env {
+            toml.push_str(&format!("env = {}\n", toml_list(env)));
+        }
+        if !self.tables.is_empty() {
+            toml.push('\n');
+            toml.push_str(&self.tables);
+        }
+        toml
+    }
 }
 
 impl std::fmt::Display for MissingGrants {
@@ -66,8 +91,25 @@ impl std::fmt::Display for MissingGrants {
         for m in &self.missing {
             writeln!(f, "  - {m}")?;
         }
-        write!(f, "to grant them, add to the policy file:\n\n{}", self.toml)
+        if !self.tables.is_empty() {
+            write!(
+                f,
+                "to grant them, add to the policy file (anywhere after `[plugins.{}]`):\n\n{}",
+                self.plugin, self.tables
+            )?;
+        }
+        if let Some(env) = &self.env {
+            if !self.tables.is_empty() {
+                writeln!(f)?;
+            }
+            write!(f, "in the table `[plugins.{}]`, set:\n\nenv = {}\n", self.plugin, toml_list(env))?;
+        }
+        Ok(())
     }
+}
+
+fn toml_list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|v| toml_string(v)).collect::<Vec<_>>().join(", "))
 }
 
 /// Whether every argument list `requested` accepts is also accepted by `granted`.
@@ -146,7 +188,7 @@ impl Sandbox {
                     missing.push(format!("directory `{guest}` ({mode})"));
                     let _ = write!(
                         toml,
-                        "[[plugins.{name}.fs]]\nhost = {}\nguest = {}\nmode = \"{mode}\"\n\n",
+                        "[[plugins.{name}.fs]]\nhost = {}  # choose: the directory on this machine it sees as {guest}\nguest = {}\nmode = \"{mode}\"\n\n",
                         toml_string(guest),
                         toml_string(guest)
                     );
@@ -166,15 +208,22 @@ impl Sandbox {
                 missing_env.push(var.clone());
             }
         }
-        if !missing_env.is_empty() {
-            let all: Vec<String> = grants.env.iter().chain(&missing_env).map(|v| toml_string(v)).collect();
-            let _ = write!(toml, "[plugins.{name}]\nenv = [{}]\n", all.join(", "));
-        }
+        let env_list = (!missing_env.is_empty()).then(|| grants.env.iter().chain(&missing_env).cloned().collect());
 
         if !missing.is_empty() {
-            return Err(MissingGrants { plugin: name.clone(), missing, toml: toml.trim_end().to_string() + "\n" });
+            let tables = if toml.is_empty() { String::new() } else { toml.trim_end().to_string() + "\n" };
+            return Err(MissingGrants { plugin: name.clone(), missing, tables, env: env_list });
         }
-        Ok(Sandbox { plugin: name.clone(), exec, dirs, env, limits: grants.limits, audit, path })
+        Ok(Sandbox {
+            plugin: name.clone(),
+            exec,
+            dirs,
+            env,
+            limits: grants.limits,
+            audit,
+            path,
+            requests: requests.clone(),
+        })
     }
 
     /// Decides one exec. `Ok` carries the absolute program to run and the working directory
@@ -191,19 +240,46 @@ impl Sandbox {
         } else {
             resolve_program(program, &self.path)
         };
+        // Every exec in `self.exec` is requested by the plugin AND granted by the operator (a load
+        // fails otherwise), so a call-time refusal is always the plugin's own describe(): say so,
+        // and what the plugin would have to request.
+        let not_requested = |what: String| {
+            format!(
+                "not requested by the plugin: {what}; plugin `{}` can run only what its describe() requests \
+                 (and the operator grants): rebuild it requesting this, then grant it",
+                self.plugin
+            )
+        };
         let Some(resolved) = resolved else {
-            return Err(format!("program `{program}` is not granted"));
+            return Err(not_requested(format!("program `{program}` is not among its requests (or not on PATH)")));
         };
         let candidates: Vec<&AllowedExec> = self.exec.iter().filter(|e| e.program == resolved).collect();
         if candidates.is_empty() {
-            return Err(format!("program `{program}` ({}) is not granted", resolved.display()));
+            return Err(not_requested(format!(
+                "program `{program}` ({}) is not among its requests",
+                resolved.display()
+            )));
         }
         let Some(allowed) = candidates.iter().find(|e| args_match(&e.granted, args) && args_match(&e.requested, args))
         else {
-            return Err(format!("arguments {args:?} of `{program}` match no granted pattern"));
+            let requested: Vec<String> = candidates
+                .iter()
+                .map(|e| format!("{:?}", e.requested.iter().cloned().map(String::from).collect::<Vec<_>>()))
+                .collect();
+            return Err(not_requested(format!(
+                "arguments {args:?} of `{program}` match none of its requests {}",
+                requested.join(", ")
+            )));
         };
         if let Some((name, _)) = env.iter().find(|(name, _)| !self.env.iter().any(|(granted, _)| granted == name)) {
-            return Err(format!("environment variable `{name}` is not granted"));
+            return Err(if self.requests.env.contains(name) {
+                format!(
+                    "environment variable `{name}` is requested and granted but not set on the host, so the plugin \
+                     cannot pass it; set it in omni-cpi's environment"
+                )
+            } else {
+                not_requested(format!("environment variable `{name}` is not among its requests"))
+            });
         }
         let cwd = match cwd {
             None => None,
@@ -298,11 +374,25 @@ mod tests {
                 "environment variable `SECRET`"
             ]
         );
-        assert!(missing.toml.contains("[[plugins.demo.exec]]\nprogram = \"true\"\nargs = []\n"), "{}", missing.toml);
-        assert!(missing.toml.contains("[[plugins.demo.fs]]\nhost = \"/state\"\nguest = \"/state\"\nmode = \"rw\"\n"));
-        assert!(missing.toml.contains("[plugins.demo]\nenv = [\"GRANTED\", \"SECRET\"]\n"));
-        let parsed: Result<toml::Table, _> = missing.toml.parse();
-        assert!(parsed.is_ok(), "the suggested TOML parses: {}", missing.toml);
+        assert!(
+            missing.tables.contains("[[plugins.demo.exec]]\nprogram = \"true\"\nargs = []\n"),
+            "{}",
+            missing.tables
+        );
+        assert!(missing.tables.contains("[[plugins.demo.fs]]\nhost = \"/state\"  # choose: the directory on this machine it sees as /state\nguest = \"/state\"\nmode = \"rw\"\n"), "{}", missing.tables);
+        assert_eq!(missing.env, Some(vec!["GRANTED".to_string(), "SECRET".to_string()]));
+        // Pasted into a policy that already has the entry, the tables merge: no table is reopened.
+        let existing = "[plugins.demo]\nsource = \"/x.wasm\"\nenv = [\"GRANTED\"]\n\n[[plugins.demo.exec]]\nprogram = \"sh\"\nargs = [\"-c\", \"*\"]\n";
+        let merged = format!("{existing}\n{}", missing.tables);
+        let parsed: toml::Table = merged.parse().unwrap_or_else(|e| panic!("pasted TOML parses: {e}\n{merged}"));
+        let entry = &parsed["plugins"]["demo"];
+        assert_eq!(entry["exec"].as_array().map(Vec::len), Some(3), "{merged}");
+        assert_eq!(entry["fs"].as_array().map(Vec::len), Some(2), "{merged}");
+        assert!(missing.to_string().contains("in the table `[plugins.demo]`, set:\n\nenv = [\"GRANTED\", \"SECRET\"]"));
+        // For a new entry, one document: the head, env, then the tables.
+        let whole = missing.new_entry_toml("[plugins.demo]\nsource = \"/x.wasm\"");
+        let parsed: toml::Table = whole.parse().unwrap_or_else(|e| panic!("new entry parses: {e}\n{whole}"));
+        assert_eq!(parsed["plugins"]["demo"]["env"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]
@@ -314,11 +404,9 @@ mod tests {
         assert!(sandbox.authorize("sh", &args(&["-c", "echo hi"]), &[], None).is_ok());
         assert!(sandbox.authorize("/bin/sh", &args(&["-c", "echo hi"]), &[], None).is_ok());
         let err = sandbox.authorize("sh", &args(&["-c", "reboot"]), &[], None).expect_err("not requested");
-        assert!(err.contains("match no granted pattern"), "{err}");
-        assert!(sandbox
-            .authorize("bash", &args(&["-c", "echo hi"]), &[], None)
-            .expect_err("program")
-            .contains("not granted"));
+        assert!(err.contains("not requested by the plugin") && err.contains("[\"-c\", \"echo hi\"]"), "{err}");
+        let err = sandbox.authorize("bash", &args(&["-c", "echo hi"]), &[], None).expect_err("program");
+        assert!(err.contains("not requested by the plugin") && err.contains("`bash`"), "{err}");
         assert!(sandbox.authorize("./sh", &args(&["-c", "echo hi"]), &[], None).is_err(), "relative paths");
         let env_err = sandbox.authorize("sh", &args(&["-c", "echo hi"]), &[("LD_PRELOAD".into(), "x".into())], None);
         assert!(env_err.expect_err("env").contains("LD_PRELOAD"));

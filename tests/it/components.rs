@@ -730,3 +730,46 @@ async fn info_shows_an_ungranted_component_with_the_toml_that_would_grant_it() {
     assert!(said.contains("policy entry `adversary` lacks") && said.contains("directory `/scratch` (rw)"), "{said}");
     assert!(said.contains("[[plugins.adversary.fs]]\nhost = \"/scratch\""), "{said}");
 }
+
+/// The SDK's `describe_actions` is the catalogue: the adversary (container) and the test director
+/// describe themselves with it, listing every action of their kind with exactly the catalogue's
+/// parameters, and what they did not implement is declared unsupported (the SDK's defaults answer).
+#[tokio::test]
+async fn the_sdk_describes_actions_from_the_catalogue() {
+    use omni_cpi::contract::catalogue;
+    let Some(adversary) = support::plugin_wasm("omni_cpi_adversary") else { return };
+    let Some(director) = support::plugin_wasm("omni_cpi_testdirector") else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = ComponentHost::new(Some(dir.path().join("cache"))).expect("engine");
+    for (wasm, implemented) in [
+        (adversary, vec!["exec", "list_containers"]),
+        (
+            director,
+            vec![
+                "create_vm",
+                "delete_vm",
+                "start_vm",
+                "stop_vm",
+                "reboot_vm",
+                "has_vm",
+                "inspect_vm",
+                "list_vms",
+                "set_vm_metadata",
+            ],
+        ),
+    ] {
+        let (_, description) = ComponentCpi::describe_file(&host, &wasm).await.expect("describes itself");
+        let wit_actions: Vec<&str> = catalogue::required_actions(description.kind).collect();
+        let described: Vec<&str> = description.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(described, wit_actions, "{}: every action of its kind", wasm.display());
+        for action in &description.actions {
+            let params: Vec<(&str, bool)> = action.params.iter().map(|(n, r, _)| (n.as_str(), *r)).collect();
+            let standard: Vec<(&str, bool)> = catalogue::standard_params(description.kind, &action.name)
+                .iter()
+                .map(|p| (p.name, p.required))
+                .collect();
+            assert_eq!(params, standard, "{}: parameters of `{}`", wasm.display(), action.name);
+            assert_eq!(action.unsupported.is_none(), implemented.contains(&action.name.as_str()), "{}", action.name);
+        }
+    }
+}

@@ -11,42 +11,17 @@ use omni_cpi_sdk::prelude::*;
 
 struct Adversary;
 
-const ACTIONS: [&str; 16] = [
-    "create-container",
-    "delete-container",
-    "start-container",
-    "stop-container",
-    "restart-container",
-    "inspect-container",
-    "list-containers",
-    "logs",
-    "exec",
-    "create-volume",
-    "delete-volume",
-    "attach-volume",
-    "create-network",
-    "delete-network",
-    "connect-network",
-    "disconnect-network",
-];
-
 impl Plugin for Adversary {
     fn describe() -> PluginInfo {
         PluginInfo {
             name: "adversary".into(),
             kind: CpiKind::Container,
             version: "0.1.0".into(),
-            actions: ACTIONS
-                .iter()
-                .map(|name| ActionInfo {
-                    name: name.to_string(),
-                    params: vec![],
-                    unsupported: match *name {
-                        "exec" | "list-containers" => None,
-                        _ => Some("the adversary only misbehaves through exec".into()),
-                    },
-                })
-                .collect(),
+            actions: describe_actions(
+                CONTAINER_ACTIONS,
+                &["exec", "list_containers"],
+                "the adversary only misbehaves through exec",
+            ),
             default_settings: vec![],
             capabilities: Capabilities {
                 exec: vec![
@@ -153,7 +128,8 @@ fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
     }
 }
 
-impl ContainerCpi for Adversary {
+// Only what it does: every other action answers `unsupported` (the SDK's defaults).
+impl Container for Adversary {
     fn exec(_name: String, cmd: Vec<String>) -> CpiResult<ExecResult> {
         misbehave(&cmd)
     }
@@ -161,49 +137,6 @@ impl ContainerCpi for Adversary {
     fn list_containers() -> CpiResult<Vec<String>> {
         Ok(vec!["still-working".into()])
     }
-
-    fn create_container(_spec: ContainerSpec) -> CpiResult<ContainerInfo> {
-        unsupported("adversary")
-    }
-    fn delete_container(_name: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn start_container(_name: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn stop_container(_name: String, _timeout: Option<u32>) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn restart_container(_name: String, _timeout: Option<u32>) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn inspect_container(_name: String) -> CpiResult<ContainerInfo> {
-        unsupported("adversary")
-    }
-    fn logs(_name: String) -> CpiResult<String> {
-        unsupported("adversary")
-    }
-    fn create_volume(_name: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn delete_volume(_name: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn attach_volume(_volume: String, _container: String, _target: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn create_network(_name: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn delete_network(_name: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn connect_network(_network: String, _container: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
-    fn disconnect_network(_network: String, _container: String) -> CpiResult<()> {
-        unsupported("adversary")
-    }
 }
 
-omni_cpi_sdk::export_cpi!(Adversary);
+omni_cpi_sdk::export_container!(Adversary);

@@ -1,27 +1,46 @@
 //! Write a CPI in plain Rust, compile it to a WebAssembly component, run it in omni-cpi.
 //!
+//! Implement only the actions your runtime supports: the others answer `unsupported`, and
+//! `describe_actions` declares them so from the catalogue (with the parameter names the host
+//! passes).
+//!
 //! ```ignore
 //! use omni_cpi_sdk::prelude::*;
 //!
 //! struct MyCpi;
 //!
 //! impl Plugin for MyCpi {
-//!     fn describe() -> PluginInfo { /* name, actions, capabilities */ }
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo {
+//!             name: "my_cpi".into(),
+//!             kind: CpiKind::Container,
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             actions: describe_actions(CONTAINER_ACTIONS, &["start_container"], "my runtime cannot"),
+//!             default_settings: vec![("conformance.image".into(), "busybox".into())],
+//!             capabilities: Capabilities {
+//!                 exec: vec![ExecRequest { program: "runc".into(), args: vec!["start".into(), VALUE.into()] }],
+//!                 dirs: vec![],
+//!                 env: vec![],
+//!             },
+//!         }
+//!     }
 //! }
 //!
-//! impl ContainerCpi for MyCpi {
+//! impl Container for MyCpi {
 //!     fn start_container(name: String) -> Result<(), CpiError> {
 //!         exec("runc", &["start", &name])?.ok_or_failed("runc start")?;
 //!         Ok(())
 //!     }
-//!     // ... every container action
 //! }
 //!
-//! omni_cpi_sdk::export_cpi!(MyCpi);
+//! omni_cpi_sdk::export_container!(MyCpi);
 //! ```
 //!
-//! A director CPI depends on the SDK with `default-features = false, features = ["director"]`
-//! and implements `DirectorCpi`. Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
+//! (A plugin may instead implement the generated `ContainerCpi`/`DirectorCpi` traits, every
+//! function written out, and export with `export_cpi!`.)
+//!
+//! A director CPI depends on the SDK with `default-features = false, features = ["director"]`,
+//! implements `Director` and exports with `export_director!`. Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component. The interface is `wit/` at the repository
 //! root; its comments say what each action must do.
 
@@ -56,10 +75,16 @@ pub use bindings::omni::cpi::log::Level;
 pub use bindings::omni::cpi::process::{Command, Output};
 pub use bindings::omni::cpi::types::*;
 
+pub mod actions;
 pub mod state;
 
 /// Everything a CPI implementation needs in scope.
 pub mod prelude {
+    #[cfg(feature = "container")]
+    pub use crate::actions::Container;
+    #[cfg(feature = "director")]
+    pub use crate::actions::Director;
+    pub use crate::actions::{describe_actions, not_implemented, CONTAINER_ACTIONS, DIRECTOR_ACTIONS};
     #[cfg(feature = "container")]
     pub use crate::bindings::exports::omni::cpi::container::Guest as ContainerCpi;
     #[cfg(feature = "director")]

@@ -41,34 +41,25 @@ fn info(id: &str) -> CpiResult<VmInfo> {
 
 impl Plugin for TestDirector {
     fn describe() -> PluginInfo {
-        let action = |name: &str, unsupported: Option<&str>| ActionInfo {
-            name: name.into(),
-            params: vec![],
-            unsupported: unsupported.map(Into::into),
-        };
-        let disks = Some("the test director has no disks");
         PluginInfo {
             name: "testdirector".into(),
             kind: CpiKind::Director,
             version: "0.1.0".into(),
-            actions: vec![
-                action("create-vm", None),
-                action("delete-vm", None),
-                action("start-vm", None),
-                action("stop-vm", None),
-                action("reboot-vm", None),
-                action("has-vm", None),
-                action("inspect-vm", None),
-                action("list-vms", None),
-                action("set-vm-metadata", None),
-                action("create-disk", disks),
-                action("delete-disk", disks),
-                action("attach-disk", disks),
-                action("detach-disk", disks),
-                action("has-disk", disks),
-                action("list-disks", disks),
-                action("snapshot-disk", disks),
-            ],
+            actions: describe_actions(
+                DIRECTOR_ACTIONS,
+                &[
+                    "create_vm",
+                    "delete_vm",
+                    "start_vm",
+                    "stop_vm",
+                    "reboot_vm",
+                    "has_vm",
+                    "inspect_vm",
+                    "list_vms",
+                    "set_vm_metadata",
+                ],
+                "the test director has no disks",
+            ),
             // What the conformance kit passes to every call (the host reads `conformance.*`).
             default_settings: vec![("conformance.image".into(), "debian".into())],
             capabilities: Capabilities {
@@ -80,7 +71,7 @@ impl Plugin for TestDirector {
     }
 }
 
-impl DirectorCpi for TestDirector {
+impl Director for TestDirector {
     fn create_vm(spec: VmSpec) -> CpiResult<VmInfo> {
         if !IMAGES.contains(&spec.image.as_str()) {
             return Err(CpiError::new(
@@ -131,27 +122,7 @@ impl DirectorCpi for TestDirector {
         all.extend(metadata);
         write(&id, &all)
     }
-    fn create_disk(_spec: DiskSpec) -> CpiResult<DiskInfo> {
-        unsupported("no disks")
-    }
-    fn delete_disk(_id: String) -> CpiResult<()> {
-        unsupported("no disks")
-    }
-    fn attach_disk(_vm: String, _disk: String) -> CpiResult<()> {
-        unsupported("no disks")
-    }
-    fn detach_disk(_vm: String, _disk: String) -> CpiResult<()> {
-        unsupported("no disks")
-    }
-    fn has_disk(_id: String) -> CpiResult<bool> {
-        unsupported("no disks")
-    }
-    fn list_disks(_vm: Option<String>) -> CpiResult<Vec<String>> {
-        unsupported("no disks")
-    }
-    fn snapshot_disk(_disk: String, _name: String) -> CpiResult<String> {
-        unsupported("no disks")
-    }
+    // Disks and snapshots: the SDK's defaults answer `unsupported`.
 }
 
-omni_cpi_sdk::export_cpi!(TestDirector);
+omni_cpi_sdk::export_director!(TestDirector);

@@ -772,3 +772,51 @@ fn list_loads_through_the_loader_and_shows_each_binding() {
         );
     }
 }
+
+/// `omni-cpi new` writes a project that builds for wasm32-wasip2 as generated, passes
+/// `conformance --static`, and loads and answers under the policy it comes with; for both kinds.
+#[test]
+fn a_new_plugin_project_builds_passes_static_conformance_and_loads_under_its_policy() {
+    let wasm_target = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"));
+    if wasm_target.ok() != Some(true) {
+        assert!(!support::runtimes_required(), "the wasm32-wasip2 target is missing (cargo xtask test installs it)");
+        eprintln!("SKIPPED: the wasm32-wasip2 target is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    // One target directory for both projects: the second reuses the first's dependencies.
+    let target = dir.path().join("target");
+    for (kind, name, probe) in
+        [("container", "demo_container", "list_containers"), ("director", "demo_director", "list_vms")]
+    {
+        let project = dir.path().join(name);
+        let out = omni(&["new", kind, name, "--dir", project.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = omni(&["new", kind, name, "--dir", project.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(2), "an existing project is never overwritten");
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--offline", "--target", "wasm32-wasip2"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo runs");
+        assert!(built.status.success(), "{name} builds as generated:\n{}", String::from_utf8_lossy(&built.stderr));
+        let wasm = project.join(format!("target/wasm32-wasip2/release/{name}.wasm"));
+        std::fs::create_dir_all(wasm.parent().expect("dir")).expect("dir");
+        std::fs::copy(target.join(format!("wasm32-wasip2/release/{name}.wasm")), &wasm).expect("component");
+
+        let out = omni(&["conformance", "--static", wasm.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        let policy = project.join("policy.toml");
+        let out = Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+            .args(["-o", "json", "--policy", policy.to_str().expect("utf-8"), "call", name, probe])
+            .current_dir(&project)
+            .output()
+            .expect("omni-cpi runs");
+        assert_eq!(out.status.code(), Some(0), "{name} loads under its policy: {}", stderr(&out));
+        assert_eq!(json_of(&out)["result"], serde_json::json!([]), "{name}: nothing yet");
+    }
+}

@@ -2,6 +2,7 @@
 //! `anyhow` are usage or load errors (status 2).
 
 mod conformance;
+mod new;
 mod params;
 mod show;
 
@@ -91,6 +92,20 @@ enum Command {
     Schema,
     /// Check that a CPI honours the contract, against its real runtime (or statically).
     Conformance(ConformanceArgs),
+    /// Start a plugin project: a component CPI in Rust with the SDK, the policy that grants what
+    /// it requests, and a README with the build and test commands.
+    New {
+        #[arg(value_enum)]
+        kind: KindArg,
+        /// The CPI's name (lowercase letters, digits, `_`): the crate, the component, the policy entry.
+        name: String,
+        /// Where to write it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The omni-cpi SDK to depend on (default: the one in the repository omni-cpi was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Rewrite an OmniCloud v0/v2 CPI file into the native format (printed, or written to --out);
     /// every difference from the original is reported as a warning.
     Convert {
@@ -234,6 +249,15 @@ pub async fn run(args: Args) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Conformance(c) => conformance::run(&loader, c, &args.cpi_dir, args.output).await,
+        Command::New { kind, name, dir, sdk } => {
+            let dir = new::run(*kind, name, dir.as_deref(), sdk.as_deref())?;
+            let word = match kind {
+                KindArg::Container => "container",
+                KindArg::Director => "director",
+            };
+            println!("wrote the {word} CPI `{name}` in {}; next: {}/README.md", dir.display(), dir.display());
+            Ok(EXIT_OK)
+        }
         Command::Convert { file, out } => {
             let mode = loader.compat.unwrap_or(omni_cpi::json::spec::compat::Compat::OmniCloud);
             match spec::convert_file(file, mode) {

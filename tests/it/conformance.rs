@@ -220,7 +220,7 @@ async fn the_kit_catches_broken_cpis_with_the_right_check() {
     for (fixture, must_fail) in [
         ("broken_delete_keeps", ["C-DELETE-01", "C-LEAK-01"].as_slice()),
         ("broken_inspect_missing_ok", ["C-NOTFOUND-01", "C-DELETE-01"].as_slice()),
-        ("broken_untyped_errors", ["C-NOTFOUND-01", "C-DELETE-02"].as_slice()),
+        ("broken_untyped_errors", ["C-NOTFOUND-01", "C-DELETE-02", "C-EXEC-02"].as_slice()),
     ] {
         let state = support::private_tempdir();
         let path = support::repo_root().join(format!("tests/fixtures/broken/{fixture}.json"));

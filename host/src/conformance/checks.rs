@@ -46,6 +46,7 @@ pub fn catalogue() -> &'static [CheckInfo] {
         CheckInfo { id: "C-CREATE-01", level: Must, kind: C, statement: "create makes a container that inspect shows by its name and list includes", needs: &["create_container", "inspect_container", "list_containers", "delete_container"] },
         CheckInfo { id: "C-STATE-01", level: Must, kind: C, statement: "start → running; stop → stopped; stop again succeeds; restart → running", needs: &["create_container", "start_container", "stop_container", "restart_container", "inspect_container"] },
         CheckInfo { id: "C-EXEC-01", level: Must, kind: C, statement: "exec reports exit code 0 and a non-zero code exactly, with stdout and stderr", needs: &["create_container", "start_container", "exec"] },
+        CheckInfo { id: "C-EXEC-02", level: Must, kind: C, statement: "exec in a stopped container is typed invalid_state, not a failure or an exit status", needs: &["create_container", "start_container", "stop_container", "exec", "delete_container"] },
         CheckInfo { id: "C-LOGS-01", level: Must, kind: C, statement: "logs contain what the container printed, also after it stopped", needs: &["create_container", "start_container", "stop_container", "logs"] },
         CheckInfo { id: "C-DELETE-01", level: Must, kind: C, statement: "delete works from created, running and stopped; then inspect is not_found and list omits it", needs: &["create_container", "start_container", "stop_container", "delete_container", "inspect_container", "list_containers"] },
         CheckInfo { id: "C-DELETE-02", level: Must, kind: C, statement: "deleting a missing container succeeds or is typed not_found, never an untyped error", needs: &["delete_container"] },
@@ -91,6 +92,7 @@ pub(crate) async fn run(id: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         "C-CREATE-01" => create(ctx).await,
         "C-STATE-01" => states(ctx).await,
         "C-EXEC-01" => exec(ctx).await,
+        "C-EXEC-02" => exec_stopped(ctx).await,
         "C-LOGS-01" => logs(ctx).await,
         "C-DELETE-01" => delete_from_every_state(ctx).await,
         "C-DELETE-02" => delete_missing(ctx).await,
@@ -235,6 +237,16 @@ async fn exec(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
             format!("exit code {:?}, stdout {:?}", failed.exit_code, failed.stdout),
         ));
     }
+    Ok(())
+}
+
+/// A command cannot run in a stopped container: the caller must learn that from the kind, not
+/// from an exit status it would take for the command's.
+async fn exec_stopped(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let name = ctx.new_container(json!({})).await?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.ok("stop_container", json!({ "name": name })).await?;
+    ctx.fails("exec", json!({"name": name, "cmd": ["sh", "-c", "exit 0"]}), &[ErrorKind::InvalidState]).await?;
     Ok(())
 }
 

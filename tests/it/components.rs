@@ -729,6 +729,11 @@ async fn info_shows_an_ungranted_component_with_the_toml_that_would_grant_it() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("policy entry `adversary` lacks") && said.contains("directory `/scratch` (rw)"), "{said}");
     assert!(said.contains("[[plugins.adversary.fs]]\nhost = \"/scratch\""), "{said}");
+    let out = omni(Some(&policy), &["-o", "json", "info", "adversary"]);
+    let info: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let tables = info["toml"].as_str().expect("toml");
+    assert!(tables.starts_with("[[plugins.adversary.fs]]"), "only what pastes after the entry: {tables}");
+    assert!(tables.parse::<toml::Table>().is_ok(), "{tables}");
 }
 
 /// The SDK's `describe_actions` is the catalogue: the adversary (container) and the test director

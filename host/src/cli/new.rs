@@ -50,7 +50,7 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>) ->
             .replace("{name}", name)
             .replace("{crate}", name)
             .replace("{kind}", kind_word)
-            .replace("{sdk}", &sdk.display().to_string())
+            .replace("{sdk}", &format!("{:?}", sdk.display().to_string()))
             .replace("{features}", features)
             .replace("{wasm}", &wasm)
             .replace("{probe}", probe)

@@ -268,7 +268,16 @@ pub(super) fn of_ungranted_component(
     let toml = match (new_entry_head, missing) {
         (Some(head), Some(m)) => m.new_entry_toml(head),
         (Some(head), None) => head.trim_end().to_string() + "\n",
-        (None, Some(m)) => m.to_string().split_once(":\n").map_or(String::new(), |(_, rest)| rest.to_string()),
+        // The entry exists: tables that paste after it, and `env` as a comment (it belongs in the
+        // entry's own table, which TOML cannot reopen).
+        (None, Some(m)) => {
+            let mut toml = m.tables.clone();
+            if let Some(env) = &m.env {
+                let list: Vec<String> = env.iter().map(|v| format!("{v:?}")).collect();
+                toml.push_str(&format!("# in [plugins.{entry}], set: env = [{}]\n", list.join(", ")));
+            }
+            toml
+        }
         (None, None) => String::new(),
     };
     let requested_exec: Vec<Value> = d.requests.exec.iter().map(|(p, a)| json!({"program": p, "args": a})).collect();

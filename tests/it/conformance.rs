@@ -68,6 +68,29 @@ async fn podman_cpi_is_conformant() {
     assert_fully_conformant(&kit(&cpi).await);
 }
 
+/// The podman CPI without its rule that a network in use is `in_use` (podman's own error is then
+/// an untyped `failed`): C-NETWORK-02 catches it, and nothing else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_network_in_use_reported_untyped() {
+    if !support::runtime_available(
+        "podman with the busybox image",
+        &["podman", "image", "exists", "localhost/busybox:latest"],
+    ) {
+        return;
+    }
+    let text = std::fs::read_to_string(support::cpi_path("podman")).expect("podman.json");
+    let rule = ",\n        { \"kind\": \"in_use\", \"stderr\": \"network is being used\" }";
+    assert!(text.contains(rule), "podman.json's delete_network rule moved; update this test");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = dir.path().join("broken_network_in_use.json");
+    std::fs::write(&broken, text.replace(rule, "")).expect("write");
+    let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+    let options = Options { only: vec!["C-NETWORK-01".into(), "C-NETWORK-02".into()], ..Options::default() };
+    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
+    let report = conformance::run(&cpi, &options, &mut progress).await;
+    assert_eq!(failed_ids(&report), BTreeSet::from(["C-NETWORK-02"]), "only the in_use check fails");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_cpi_is_conformant_against_podmans_socket() {
     if !support::runtime_available(

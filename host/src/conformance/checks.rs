@@ -55,6 +55,7 @@ pub fn catalogue() -> &'static [CheckInfo] {
         CheckInfo { id: "C-FAILCREATE-01", level: Must, kind: C, statement: "a create that fails (unknown image) is an error and leaves nothing behind", needs: &["create_container", "list_containers", "inspect_container"] },
         CheckInfo { id: "C-VOLUME-01", level: Should, kind: C, statement: "a volume attached to a container keeps data written by exec for the next container; delete, delete again succeeds or not_found", needs: &["create_volume", "delete_volume", "create_container", "start_container", "exec"] },
         CheckInfo { id: "C-NETWORK-01", level: Should, kind: C, statement: "network: create → connect → start → stop → disconnect → disconnect again succeeds → delete", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "stop_container"] },
+        CheckInfo { id: "C-NETWORK-02", level: Should, kind: C, statement: "deleting a network a running container uses is typed in_use; once the container is gone, delete succeeds", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "delete_container"] },
         CheckInfo { id: "C-ROBUST-01", level: Should, kind: C, statement: "the lifecycle works N times in a row on the same name (--repeat)", needs: &["create_container", "start_container", "exec", "stop_container", "delete_container"] },
         CheckInfo { id: "C-ROBUST-02", level: Should, kind: C, statement: "N lifecycles in parallel on distinct names all succeed (--parallel)", needs: &["create_container", "start_container", "exec", "delete_container"] },
         CheckInfo { id: LEAK_CHECK, level: Must, kind: C, statement: "after the run, no container with the run's prefix remains", needs: &["list_containers"] },
@@ -101,6 +102,7 @@ pub(crate) async fn run(id: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         "C-FAILCREATE-01" => failed_create(ctx).await,
         "C-VOLUME-01" => volume(ctx).await,
         "C-NETWORK-01" => network(ctx).await,
+        "C-NETWORK-02" => network_in_use(ctx).await,
         "C-ROBUST-01" => repeated(ctx).await,
         "C-ROBUST-02" => parallel(ctx).await,
         "D-VM-01" => vm_lifecycle(ctx).await,
@@ -389,6 +391,23 @@ async fn network(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     ctx.ok("stop_container", json!({ "name": name })).await?;
     ctx.ok("disconnect_network", json!({"network": network, "container": name})).await?;
     ctx.ok("disconnect_network", json!({"network": network, "container": name})).await?;
+    ctx.delete_container(&name).await?;
+    ctx.ok("delete_network", json!({ "name": network })).await?;
+    ctx.forget(&Resource::Network(network));
+    Ok(())
+}
+
+/// While a running container is connected, its network cannot go: the caller must learn that
+/// from the kind. (Disconnecting a running container is not required: runc fixes a container's
+/// namespaces at start and answers invalid_state.)
+async fn network_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let network = ctx.name("n");
+    ctx.ok("create_network", json!({ "name": network })).await?;
+    ctx.created(Resource::Network(network.clone()));
+    let name = ctx.new_container(json!({})).await?;
+    ctx.ok("connect_network", json!({"network": network, "container": name})).await?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.fails("delete_network", json!({ "name": network }), &[ErrorKind::InUse]).await?;
     ctx.delete_container(&name).await?;
     ctx.ok("delete_network", json!({ "name": network })).await?;
     ctx.forget(&Resource::Network(network));

@@ -3,7 +3,8 @@
 //! Checks have stable IDs and MUST/SHOULD levels; they run through the same [`Cpi`] API for JSON
 //! specs and components. Every resource a run creates carries a run-unique prefix and is recorded,
 //! and cleanup runs in reverse order after every check, even a failed one. Leftovers of earlier
-//! runs of this CPI are swept first; anything of this run that remains at the end is a failure.
+//! runs of this CPI whose process has ended are swept first (never a run still going); anything of
+//! this run that remains at the end is a failure.
 
 mod checks;
 pub mod report;
@@ -274,7 +275,18 @@ pub(crate) fn names(outcome: &Outcome) -> Vec<String> {
 
 fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}{:05x}", std::process::id(), nanos & 0xfffff)
+    format!("{}p{:05x}", std::process::id(), nanos & 0xfffff)
+}
+
+/// Whether a resource named by an earlier run (`FAMILY-PIDpHEX-…`) may be swept: its run is over
+/// when its process is gone. A run of this process (another test, a concurrent kit) or of a
+/// living process is left alone, so two kits on one CPI never delete each other's resources.
+/// Names of another shape (older runs) are swept.
+fn leftover_of_a_finished_run(name: &str, family: &str) -> bool {
+    let Some(rest) = name.strip_prefix(family).and_then(|r| r.strip_prefix('-')) else { return false };
+    let Some((pid, _)) = rest.split_once('p') else { return true };
+    let Ok(pid) = pid.parse::<u32>() else { return true };
+    pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The prefix shared by every run against this CPI; the run prefix adds a unique suffix.
@@ -359,7 +371,7 @@ async fn sweep(cpi: &Cpi, base: &Params, prefix: &str) {
         CpiKind::Director => ("list_vms", "delete_vm", "vm"),
     };
     let Ok(listed) = cpi.call(list, base, &options).await else { return };
-    for name in names(&listed).into_iter().filter(|n| n.starts_with(prefix)) {
+    for name in names(&listed).into_iter().filter(|n| leftover_of_a_finished_run(n, prefix)) {
         let mut params = base.clone();
         params.insert(key.into(), Value::String(name.clone()));
         if let Err(e) = cpi.call(delete, &params, &options).await {
@@ -381,4 +393,18 @@ fn got(e: &CpiError) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_leftovers_of_finished_runs_are_swept() {
+        let family = "omni-conf-podman";
+        let ours = format!("{family}-{}-c1", super::unique_suffix());
+        assert!(!super::leftover_of_a_finished_run(&ours, family), "a run of this process");
+        assert!(!super::leftover_of_a_finished_run(&format!("{family}-1p00001-c1"), family), "pid 1 is alive");
+        assert!(super::leftover_of_a_finished_run(&format!("{family}-{}p00001-c1", u32::MAX - 1), family));
+        assert!(super::leftover_of_a_finished_run(&format!("{family}-1234500001-c1"), family), "older names");
+        assert!(!super::leftover_of_a_finished_run("omni-conf-podmanx-1p1-c1", family), "another family");
+    }
 }

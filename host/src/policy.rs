@@ -22,6 +22,10 @@
 //! [plugins.runc.limits]
 //! memory_mb = 64
 //!
+//! [plugins.runc.settings]                           # over the plugin's declared defaults
+//! root = "/run/omni-cpi/runc"                       # (components of omni:cpi@0.2.0 and JSON
+//!                                                   # specs' `default_settings`)
+//!
 //! [plugins.aws_api]
 //! source = "cpis/aws-api.json"                      # JSON specs are bound the same way
 //! [[plugins.aws_api.network]]                       # JSON specs' `request` actions only
@@ -72,6 +76,9 @@ pub struct PluginGrants {
     /// Hosts the `request` actions of a JSON spec may reach (components have no network access).
     pub network: Vec<NetworkGrant>,
     pub limits: Limits,
+    /// The operator's values for settings the CPI declares (a spec's `default_settings`, a
+    /// component's `default-settings`), as text; a key the CPI does not declare refuses the load.
+    pub settings: BTreeMap<String, String>,
 }
 
 impl PluginGrants {
@@ -86,6 +93,7 @@ impl PluginGrants {
             env: Vec::new(),
             network: Vec::new(),
             limits: Limits::default(),
+            settings: BTreeMap::new(),
         }
     }
 }
@@ -287,6 +295,8 @@ struct PluginEntry {
     network: Vec<NetworkEntry>,
     #[serde(default)]
     limits: LimitsEntry,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -410,6 +420,23 @@ impl Policy {
                 output_bytes: l.output_bytes.map_or(defaults.output_bytes, |b| b as usize),
                 return_bytes: l.return_bytes.map_or(defaults.return_bytes, |b| b as usize),
             };
+            let mut settings = BTreeMap::new();
+            for (key, value) in entry.settings {
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(invalid(format!(
+                            "plugins.{name}.settings.{key} is {} {}; a setting is a string, number or boolean",
+                            if matches!(other, toml::Value::Array(_)) { "an" } else { "a" },
+                            other.type_str()
+                        )))
+                    }
+                };
+                settings.insert(key, text);
+            }
             let grants = PluginGrants {
                 name: name.clone(),
                 source: Some(base.join(source)),
@@ -419,6 +446,7 @@ impl Policy {
                 env: entry.env,
                 network,
                 limits,
+                settings,
             };
             plugins.insert(name, grants);
         }

@@ -323,6 +323,81 @@ async fn the_cli_serves_a_component_like_a_spec() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// Settings reach the component: the operator's value over the plugin's default, only for keys
+/// the plugin declares (a typo is a load error naming the key it resembles).
+#[tokio::test]
+async fn a_component_reads_the_operators_settings_over_its_defaults() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    assert_eq!(behave(&cpi, &["setting", "greeting"]).await.expect("default").stdout, "hello");
+    assert_eq!(behave(&cpi, &["setting", "other"]).await.expect("undeclared").stdout, "<none>");
+
+    let policy = f.policy("[plugins.adversary.settings]\ngreeting = \"hi from the operator\"\n");
+    let cpi = f.load_with(&policy, &f.wasm).await.expect("loads with a setting");
+    assert_eq!(behave(&cpi, &["setting", "greeting"]).await.expect("set").stdout, "hi from the operator");
+    assert_eq!(behave(&cpi, &["settings"]).await.expect("all").stdout, "greeting=hi from the operator\n");
+
+    let policy = f.policy("[plugins.adversary.settings]\ngreting = \"typo\"\n");
+    match f.load_with(&policy, &f.wasm).await {
+        Err(LoadError::Settings { message, .. }) => {
+            assert!(message.contains("`greting`") && message.contains("did you mean `greeting`"), "{message}")
+        }
+        Err(other) => panic!("expected a settings error, got {other}"),
+        Ok(_) => panic!("a setting the plugin does not declare was accepted"),
+    }
+}
+
+/// A component can tell a dry run from a real call, so its plan lists what it would run.
+#[tokio::test]
+async fn a_component_knows_when_it_only_plans() {
+    let f = fixture!();
+    let cpi = f.load().await;
+    let call = params(json!({"name": "x", "cmd": ["plan"]}));
+    let plan = cpi.plan("exec", &call, &CallOptions::default()).await.expect("plans");
+    let argv: Vec<Vec<String>> = plan.steps().iter().map(|s| s.argv().to_vec()).collect();
+    assert_eq!(argv, vec![vec!["echo".to_string(), "planned".to_string()]]);
+    let outcome = cpi.call("exec", &call, &CallOptions::default()).await.expect("runs");
+    assert_eq!(outcome.stdout, "ran\n");
+}
+
+/// Components built against omni:cpi@0.1.0 (prebuilt fixtures, built from this repository before
+/// 0.2.0) load and work unchanged; they cannot be given settings, and the calls 0.2.0 added are
+/// `unsupported` for them.
+#[tokio::test]
+async fn components_built_against_0_1_0_still_load_and_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("vms")).expect("vms");
+    let wasm = support::repo_root().join("tests/fixtures/components/testdirector-wit-0.1.0.wasm");
+    let entry = |extra: &str| {
+        format!(
+            "[plugins.old]\nsource = \"{}\"\n{extra}\n[[plugins.old.fs]]\nhost = \"vms\"\nguest = \"/vms\"\nmode = \"rw\"\n",
+            wasm.display()
+        )
+    };
+    let policy = Policy::parse(&dir.path().join("p.toml"), &entry(""), "/usr/bin:/bin").expect("policy");
+    let loader = omni_cpi::Loader::new(policy, None).expect("loader");
+    let cpi = loader.load(&wasm).await.expect("a 0.1.0 component loads");
+    assert_eq!(cpi.info().document["interface"], "omni:cpi@0.1.0");
+    let options = CallOptions::default();
+    let created = cpi.call("create_vm", &params(json!({"name": "old-vm", "image": "debian"})), &options).await;
+    assert!(created.is_ok(), "{created:?}");
+    let has = cpi.call("has_vm", &params(json!({"vm": "old-vm"})), &options).await.expect("has_vm");
+    assert_eq!(has.result, Some(json!(true)));
+
+    let policy =
+        Policy::parse(&dir.path().join("p.toml"), &entry("[plugins.old.settings]\nx = \"1\"\n"), "/usr/bin:/bin")
+            .expect("policy");
+    let loader = omni_cpi::Loader::new(policy, None).expect("loader");
+    let err = loader.load(&wasm).await.err().expect("settings for a 0.1.0 component are refused").to_string();
+    assert!(err.contains("omni:cpi@0.1.0, which cannot read settings"), "{err}");
+
+    let runc = support::repo_root().join("tests/fixtures/components/runc-wit-0.1.0.wasm");
+    let host = ComponentHost::new(None).expect("engine");
+    let (world, interface, description) = ComponentCpi::describe_file(&host, &runc).await.expect("describes");
+    assert_eq!((world, interface), (omni_cpi::wasm::World::ContainerCpi, omni_cpi::wasm::Interface::V0_1));
+    assert!(!description.actions.iter().any(|a| a.name == "detach_volume"), "0.1.0 has no detach-volume");
+}
+
 #[tokio::test]
 async fn a_gigabyte_on_stdout_hits_the_output_limit() {
     let f = fixture!();
@@ -352,7 +427,7 @@ async fn components_of_the_wrong_world_or_version_are_refused() {
                  (func $d (canon lift (core func $i "d")))
                  (instance $p (export "describe" (func $d)))
                  (export "omni:cpi/plugin@1.0.0" (instance $p)))"#,
-            "exports omni:cpi/plugin@1.0.0, but this host implements omni:cpi@0.1.0",
+            "exports omni:cpi/plugin@1.0.0, but this host links omni:cpi@0.1.0 and omni:cpi@0.2.0",
         ),
         (
             r#"(component
@@ -763,8 +838,8 @@ async fn the_sdk_describes_actions_from_the_catalogue() {
             ],
         ),
     ] {
-        let (_, description) = ComponentCpi::describe_file(&host, &wasm).await.expect("describes itself");
-        let wit_actions: Vec<&str> = catalogue::required_actions(description.kind).collect();
+        let (_, _, description) = ComponentCpi::describe_file(&host, &wasm).await.expect("describes itself");
+        let wit_actions: Vec<&str> = catalogue::wit_actions(description.kind).collect();
         let described: Vec<&str> = description.actions.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(described, wit_actions, "{}: every action of its kind", wasm.display());
         for action in &description.actions {

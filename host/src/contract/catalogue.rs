@@ -618,6 +618,16 @@ pub fn required_actions(kind: CpiKind) -> impl Iterator<Item = &'static str> {
     actions(kind).filter(|a| a.required).map(|a| a.name)
 }
 
+/// Standard actions the WIT interface (`omni:cpi@0.2.0`) has no function for: only a JSON spec
+/// can provide them.
+pub const NOT_IN_WIT: &[&str] = &["delete_snapshot"];
+
+/// The actions of a kind the WIT interface has, in its order (which is the catalogue's): what a
+/// component's `describe()` lists.
+pub fn wit_actions(kind: CpiKind) -> impl Iterator<Item = &'static str> {
+    known_actions(kind).filter(|name| !NOT_IN_WIT.contains(name))
+}
+
 /// The standard names of a kind (required and optional), without aliases.
 pub fn known_actions(kind: CpiKind) -> impl Iterator<Item = &'static str> {
     actions(kind).map(|a| a.name)

@@ -36,6 +36,7 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
         "plugin": {"name": d.name, "version": d.version},
         "kind": d.kind,
         "world": cpi.world,
+        "interface": cpi.interface,
         "source": cpi.source,
         "sha256": cpi.sha256,
         "actions": d.actions.iter().map(|a| json!({
@@ -50,6 +51,7 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "default_settings": d.default_settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "settings": sandbox.settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "capabilities": {
             "requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env},
             "granted": {"exec": granted_exec, "fs": cpi.grants.fs, "env": cpi.grants.env},
@@ -65,6 +67,14 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
     });
     w!(text, "{} ({} {}, {} component) from {}", cpi.name, d.name, d.version, d.kind.as_str(), cpi.source.display());
     w!(text, "sha256: {}", cpi.sha256);
+    w!(text, "interface: {}", cpi.interface);
+    if !sandbox.settings.is_empty() {
+        w!(text, "settings (the operator's over the plugin's defaults):");
+        for (key, value) in &sandbox.settings {
+            let from = if cpi.grants.settings.contains_key(key) { "policy" } else { "default" };
+            w!(text, "  {key} = {value:?} ({from})");
+        }
+    }
     w!(text, "capabilities (requested → granted):");
     for (program, args) in &d.requests.exec {
         let shown: Vec<String> = args.iter().cloned().map(String::from).collect();
@@ -257,6 +267,7 @@ fn param_synopsis(params: &[spec::ParamDecl]) -> String {
 pub(super) fn of_ungranted_component(
     source: &std::path::Path,
     world: crate::wasm::World,
+    interface: crate::wasm::Interface,
     description: &crate::wasm::Description,
     entry: &str,
     missing: Option<&crate::wasm::sandbox::MissingGrants>,
@@ -286,6 +297,7 @@ pub(super) fn of_ungranted_component(
         "plugin": {"name": d.name, "version": d.version},
         "kind": d.kind,
         "world": world,
+        "interface": interface,
         "source": source,
         "loads": false,
         "bound": new_entry_head.is_none(),
@@ -299,6 +311,7 @@ pub(super) fn of_ungranted_component(
         Some(_) => w!(text, "not granted: no policy entry binds this file, so it does not load"),
         None => w!(text, "not granted: policy entry `{entry}` lacks what it requests below, so it does not load"),
     }
+    w!(text, "interface: {interface}");
     w!(text, "requests:");
     for (program, args) in &d.requests.exec {
         let shown: Vec<String> = args.iter().cloned().map(String::from).collect();

@@ -33,7 +33,7 @@ impl Inspection {
 /// component's `describe()` with no capabilities; the errors say why it does not load.
 pub async fn inspect(host: &ComponentHost, path: &Path) -> Result<Inspection, Vec<String>> {
     if super::is_wasm(path) {
-        let (_, description) = ComponentCpi::describe_file(host, path).await.map_err(|e| vec![e.to_string()])?;
+        let (_, _, description) = ComponentCpi::describe_file(host, path).await.map_err(|e| vec![e.to_string()])?;
         let requests = &description.requests;
         let mut unstated = Vec::new();
         if requests.exec.is_empty() && requests.dirs.is_empty() {

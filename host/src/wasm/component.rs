@@ -15,9 +15,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 use wasmtime::Store;
 
-use super::bindings::container::ContainerCpiPre;
-use super::bindings::director::DirectorCpiPre;
-use super::bindings::types;
+use super::bindings::{types, v0_1, v0_2};
 use super::dispatch::{self, Reply, WitCall};
 use super::engine::{sha256_hex, ComponentHost, EPOCH_TICK};
 use super::sandbox::{MissingGrants, Requests, Sandbox};
@@ -31,9 +29,50 @@ use crate::contract::plan::{Outcome, Plan, PlannedStep, StepReport, StepStage};
 use crate::policy::{ArgPattern, Limits, PluginGrants};
 use crate::secrets::{looks_like_credential, Secrets};
 
-/// The interface version this host implements; components must export the same major (for
-/// 0.x, the same minor) version.
-pub const INTERFACE_VERSION: semver::Version = semver::Version::new(0, 1, 0);
+/// The interface version plugins are built against today (`wit/`, the SDK's).
+pub const INTERFACE_VERSION: semver::Version = semver::Version::new(0, 2, 0);
+
+/// The interface versions this host links. A component exports one of them; for each, the host
+/// accepts any later patch release of the same minor (0.x) version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Interface {
+    /// `omni:cpi@0.1.0`, frozen in `wit/0.1.0/`: no settings, no dry-run flag, no
+    /// `detach-volume`, `list-volumes` or `list-networks`.
+    #[serde(rename = "omni:cpi@0.1.0")]
+    V0_1,
+    /// `omni:cpi@0.2.0`, the current `wit/`.
+    #[serde(rename = "omni:cpi@0.2.0")]
+    V0_2,
+}
+
+impl Interface {
+    const ALL: [Interface; 2] = [Interface::V0_1, Interface::V0_2];
+
+    pub fn version(self) -> semver::Version {
+        match self {
+            Interface::V0_1 => semver::Version::new(0, 1, 0),
+            Interface::V0_2 => INTERFACE_VERSION,
+        }
+    }
+
+    fn of(version: &semver::Version) -> Option<Interface> {
+        Interface::ALL.into_iter().find(|i| {
+            let linked = i.version();
+            version.major == linked.major && version.minor == linked.minor && version.patch >= linked.patch
+        })
+    }
+
+    /// Whether a component of this version can read settings the operator gives it.
+    pub fn has_settings(self) -> bool {
+        self == Interface::V0_2
+    }
+}
+
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "omni:cpi@{}", self.version())
+    }
+}
 
 /// Default settings named `conformance.PARAM` are the plugin's conformance parameters.
 pub const CONFORMANCE_SETTING_PREFIX: &str = "conformance.";
@@ -57,6 +96,8 @@ pub enum LoadError {
     MissingGrants(MissingGrants),
     #[error("{path}: describe() failed: {message}")]
     Describe { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Settings { path: PathBuf, message: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,9 +154,12 @@ pub struct ActionDescription {
     pub unsupported: Option<String>,
 }
 
+/// A component linked and ready to instantiate, by world and interface version.
 enum WorldPre {
-    Container(ContainerCpiPre<CallState>),
-    Director(DirectorCpiPre<CallState>),
+    Container(v0_2::container::ContainerCpiPre<CallState>),
+    Director(v0_2::director::DirectorCpiPre<CallState>),
+    ContainerV0_1(v0_1::container::ContainerCpiPre<CallState>),
+    DirectorV0_1(v0_1::director::DirectorCpiPre<CallState>),
 }
 
 pub struct ComponentCpi {
@@ -124,6 +168,8 @@ pub struct ComponentCpi {
     pub source: PathBuf,
     pub sha256: String,
     pub world: World,
+    /// The `omni:cpi` version the component was built against.
+    pub interface: Interface,
     pub description: Description,
     pub grants: PluginGrants,
     sandbox: Arc<Sandbox>,
@@ -131,8 +177,9 @@ pub struct ComponentCpi {
     engine: wasmtime::Engine,
 }
 
-/// Reads the exports of a component's type to find its world, before anything is instantiated.
-fn detect_world(host: &ComponentHost, component: &Component) -> Result<World, String> {
+/// Reads the exports of a component's type to find its world and interface version, before
+/// anything is instantiated.
+fn detect_world(host: &ComponentHost, component: &Component) -> Result<(World, Interface), String> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(host.engine())
@@ -153,17 +200,25 @@ fn detect_world(host: &ComponentHost, component: &Component) -> Result<World, St
             if exports.is_empty() { "none".to_string() } else { exports.join(", ") }
         ));
     }
-    let compatible =
-        |v: &semver::Version| v.major == INTERFACE_VERSION.major && (v.major > 0 || v.minor == INTERFACE_VERSION.minor);
-    if let Some((interface, version)) = ours.iter().find(|(_, v)| !compatible(v)) {
+    let linked = || Interface::ALL.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" and ");
+    if let Some((interface, version)) = ours.iter().find(|(_, v)| Interface::of(v).is_none()) {
         return Err(format!(
-            "exports omni:cpi/{interface}@{version}, but this host implements omni:cpi@{INTERFACE_VERSION}; rebuild the plugin against the host's WIT or use a host that supports {version}"
+            "exports omni:cpi/{interface}@{version}, but this host links {}; rebuild the plugin against the host's WIT (wit/, omni:cpi@{INTERFACE_VERSION}) or use a host that supports {version}",
+            linked()
+        ));
+    }
+    let versions: Vec<Interface> = ours.iter().filter_map(|(_, v)| Interface::of(v)).collect();
+    let interface = versions[0];
+    if versions.iter().any(|v| *v != interface) {
+        return Err(format!(
+            "exports interfaces of different versions ({}); a CPI is built against one omni:cpi version",
+            ours.iter().map(|(i, v)| format!("omni:cpi/{i}@{v}")).collect::<Vec<_>>().join(", ")
         ));
     }
     let has = |interface: &str| ours.iter().any(|(i, _)| *i == interface);
     match (has("plugin"), has("container"), has("director")) {
-        (true, true, false) => Ok(World::ContainerCpi),
-        (true, false, true) => Ok(World::DirectorCpi),
+        (true, true, false) => Ok((World::ContainerCpi, interface)),
+        (true, false, true) => Ok((World::DirectorCpi, interface)),
         _ => Err(format!(
             "exports {} but a CPI exports `plugin` and exactly one of `container` (world container-cpi) or `director` (world director-cpi)",
             ours.iter().map(|(i, v)| format!("omni:cpi/{i}@{v}")).collect::<Vec<_>>().join(", ")
@@ -175,6 +230,7 @@ fn detect_world(host: &ComponentHost, component: &Component) -> Result<World, St
 struct Inspected {
     sha256: String,
     world: World,
+    interface: Interface,
     pre: WorldPre,
     description: Description,
 }
@@ -201,15 +257,25 @@ impl Inspected {
         let component = host
             .compile(&bytes, &sha256)
             .map_err(|e| LoadError::Invalid { path: path.clone(), message: e.to_string() })?;
-        let world =
+        let (world, interface) =
             detect_world(host, &component).map_err(|message| LoadError::WrongWorld { path: path.clone(), message })?;
         let instance_pre = host
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Invalid { path: path.clone(), message: format!("cannot link: {e:#}") })?;
-        let pre = match world {
-            World::ContainerCpi => ContainerCpiPre::new(instance_pre).map(WorldPre::Container),
-            World::DirectorCpi => DirectorCpiPre::new(instance_pre).map(WorldPre::Director),
+        let pre = match (world, interface) {
+            (World::ContainerCpi, Interface::V0_2) => {
+                v0_2::container::ContainerCpiPre::new(instance_pre).map(WorldPre::Container)
+            }
+            (World::DirectorCpi, Interface::V0_2) => {
+                v0_2::director::DirectorCpiPre::new(instance_pre).map(WorldPre::Director)
+            }
+            (World::ContainerCpi, Interface::V0_1) => {
+                v0_1::container::ContainerCpiPre::new(instance_pre).map(WorldPre::ContainerV0_1)
+            }
+            (World::DirectorCpi, Interface::V0_1) => {
+                v0_1::director::DirectorCpiPre::new(instance_pre).map(WorldPre::DirectorV0_1)
+            }
         }
         .map_err(|e| LoadError::WrongWorld { path: path.clone(), message: format!("{e:#}") })?;
 
@@ -223,6 +289,7 @@ impl Inspected {
             audit,
             path: String::new(),
             requests: Requests { exec: Vec::new(), dirs: Vec::new(), env: Vec::new() },
+            settings: Vec::new(),
         });
         let info = describe(host.engine(), &pre, nothing)
             .await
@@ -241,7 +308,7 @@ impl Inspected {
         if let Err(message) = description.check_parameter_names() {
             return Err(LoadError::Describe { path, message });
         }
-        Ok(Inspected { sha256, world, pre, description })
+        Ok(Inspected { sha256, world, interface, pre, description })
     }
 }
 
@@ -255,13 +322,16 @@ impl ComponentCpi {
         host_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ComponentCpi, LoadError> {
         let inspected = Inspected::read(host, source, &grants, audit.clone()).await?;
-        let sandbox = Sandbox::new(&grants, &inspected.description.requests, audit, host_env)
+        let mut sandbox = Sandbox::new(&grants, &inspected.description.requests, audit, host_env)
             .map_err(LoadError::MissingGrants)?;
+        sandbox.settings = resolve_settings(&grants, inspected.interface, &inspected.description.default_settings)
+            .map_err(|message| LoadError::Settings { path: source.to_path_buf(), message })?;
         Ok(ComponentCpi {
             name: grants.name.clone(),
             source: source.to_path_buf(),
             sha256: inspected.sha256,
             world: inspected.world,
+            interface: inspected.interface,
             description: inspected.description,
             grants,
             sandbox: Arc::new(sandbox),
@@ -271,19 +341,22 @@ impl ComponentCpi {
     }
 
     /// What a component is and says about itself, without granting it anything (static checks).
-    pub async fn describe_file(host: &ComponentHost, source: &Path) -> Result<(World, Description), LoadError> {
+    pub async fn describe_file(
+        host: &ComponentHost,
+        source: &Path,
+    ) -> Result<(World, Interface, Description), LoadError> {
         let name = source.file_stem().map_or("plugin".to_string(), |s| s.to_string_lossy().into_owned());
         let inspected = Inspected::read(host, source, &PluginGrants::none(&name), AuditLog::default()).await?;
-        Ok((inspected.world, inspected.description))
+        Ok((inspected.world, inspected.interface, inspected.description))
     }
 
     pub fn kind(&self) -> CpiKind {
         self.description.kind
     }
 
-    /// What the conformance kit should pass to every call. WIT 0.1's `describe()` has no field for
-    /// it, so a plugin lists them among its default settings as `conformance.PARAM` (the value is
-    /// JSON if it parses as JSON, else text: `conformance.image = "busybox"`).
+    /// What the conformance kit should pass to every call: the plugin lists them among its default
+    /// settings as `conformance.PARAM` (the value is JSON if it parses as JSON, else text:
+    /// `conformance.image = "busybox"`).
     pub fn conformance_params(&self) -> Params {
         self.description
             .default_settings
@@ -458,6 +531,14 @@ impl ComponentCpi {
                     let instance = pre.instantiate_async(&mut store).await?;
                     dispatch::call_director(&instance, &mut store, call).await
                 }
+                WorldPre::ContainerV0_1(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    dispatch::call_container_v0_1(&instance, &mut store, call).await
+                }
+                WorldPre::DirectorV0_1(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    dispatch::call_director_v0_1(&instance, &mut store, call).await
+                }
             }
         };
         // The epoch deadline stops guest code; this also bounds time spent in host calls.
@@ -554,6 +635,46 @@ fn panic_message(stderr: &str) -> String {
     }
 }
 
+/// The settings a component reads: each key it declared in `default-settings` with the operator's
+/// value (`[plugins.NAME.settings]`) or the default. Deny by default: a key the plugin did not
+/// declare is refused (a typo would otherwise be silently ignored), and so is any setting for a
+/// 0.1.0 component, which has no way to read it.
+fn resolve_settings(
+    grants: &PluginGrants,
+    interface: Interface,
+    defaults: &[(String, String)],
+) -> Result<Vec<(String, String)>, String> {
+    let plugin = &grants.name;
+    if !grants.settings.is_empty() && !interface.has_settings() {
+        return Err(format!(
+            "plugin `{plugin}` is built against {interface}, which cannot read settings; remove `[plugins.{plugin}.settings]` or rebuild the plugin against omni:cpi@{INTERFACE_VERSION}"
+        ));
+    }
+    for key in grants.settings.keys() {
+        if !defaults.iter().any(|(k, _)| k == key) {
+            let declared: Vec<&str> = defaults.iter().map(|(k, _)| k.as_str()).collect();
+            let near = crate::suggest::closest(key, declared.iter().copied())
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(format!(
+                "`[plugins.{plugin}.settings]` sets `{key}`, which the plugin does not declare{near} (it declares {})",
+                if declared.is_empty() {
+                    "no settings".to_string()
+                } else {
+                    declared.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                }
+            ));
+        }
+    }
+    let mut settings: Vec<(String, String)> = defaults
+        .iter()
+        .map(|(key, default)| (key.clone(), grants.settings.get(key).cloned().unwrap_or_else(|| default.clone())))
+        .collect();
+    settings.sort();
+    settings.dedup_by(|a, b| a.0 == b.0);
+    Ok(settings)
+}
+
 fn ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
@@ -576,6 +697,12 @@ async fn describe(
                 pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
             }
             WorldPre::Director(pre) => {
+                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
+            }
+            WorldPre::ContainerV0_1(pre) => {
+                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
+            }
+            WorldPre::DirectorV0_1(pre) => {
                 pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
             }
         }

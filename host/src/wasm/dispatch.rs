@@ -6,9 +6,7 @@
 use serde_json::{json, Map, Value};
 use wasmtime::Store;
 
-use super::bindings::container::ContainerCpi;
-use super::bindings::director::DirectorCpi;
-use super::bindings::types;
+use super::bindings::{types, v0_1, v0_2};
 use super::state::CallState;
 use crate::contract::catalogue::{self, CpiKind, StandardParam};
 use crate::contract::error::{CpiError, ErrorKind};
@@ -29,10 +27,13 @@ pub enum WitCall {
     CreateVolume(String),
     DeleteVolume(String),
     AttachVolume { volume: String, container: String, target: String },
+    DetachVolume { volume: String, container: String },
+    ListVolumes,
     CreateNetwork(String),
     DeleteNetwork(String),
     ConnectNetwork { network: String, container: String },
     DisconnectNetwork { network: String, container: String },
+    ListNetworks,
     CreateVm(types::VmSpec),
     DeleteVm(String),
     StartVm(String),
@@ -179,6 +180,8 @@ impl WitCall {
                 container: a.string("container"),
                 target: a.string("target"),
             },
+            "detach_volume" => WitCall::DetachVolume { volume: a.string("name"), container: a.string("container") },
+            "list_volumes" => WitCall::ListVolumes,
             "create_network" => WitCall::CreateNetwork(a.string("name")),
             "delete_network" => WitCall::DeleteNetwork(a.string("name")),
             "connect_network" => {
@@ -187,6 +190,7 @@ impl WitCall {
             "disconnect_network" => {
                 WitCall::DisconnectNetwork { network: a.string("network"), container: a.string("container") }
             }
+            "list_networks" => WitCall::ListNetworks,
             "create_vm" => WitCall::CreateVm(types::VmSpec {
                 name: a.string("name"),
                 image: a.string("image"),
@@ -212,13 +216,14 @@ impl WitCall {
             "has_disk" => WitCall::HasDisk(a.string("disk")),
             "list_disks" => WitCall::ListDisks(a.opt_string("vm")),
             "snapshot_disk" => WitCall::SnapshotDisk { disk: a.string("disk"), snapshot: a.string("snapshot") },
-            // In the catalogue, but not in WIT omni:cpi@0.1.0.
+            // In the catalogue, but not in the WIT interface.
             other => {
                 return Err(CpiError::new(
                     ErrorKind::Unsupported,
                     other,
                     format!(
-                        "the {interface} interface of WIT omni:cpi@0.1.0 has no `{other}` (a JSON spec can provide it)"
+                        "the {interface} interface of WIT omni:cpi@{} has no `{other}` (a JSON spec can provide it)",
+                        super::component::INTERFACE_VERSION
                     ),
                 ))
             }
@@ -287,73 +292,144 @@ fn disk_info(info: types::DiskInfo) -> Value {
 
 type CallResult = wasmtime::Result<Result<Reply, types::CpiError>>;
 
-/// Calls a container CPI's export for `call`.
-pub async fn call_container(cpi: &ContainerCpi, store: &mut Store<CallState>, call: &WitCall) -> CallResult {
-    let c = cpi.omni_cpi_container();
-    let done = |r: Result<(), types::CpiError>| r.map(|()| Reply::done());
-    Ok(match call {
-        WitCall::CreateContainer(spec) => {
-            c.call_create_container(&mut *store, spec).await?.map(|i| Reply::value(container_info(i)))
-        }
-        WitCall::DeleteContainer(name) => done(c.call_delete_container(&mut *store, name).await?),
-        WitCall::StartContainer(name) => done(c.call_start_container(&mut *store, name).await?),
-        WitCall::StopContainer(name, t) => done(c.call_stop_container(&mut *store, name, *t).await?),
-        WitCall::RestartContainer(name, t) => done(c.call_restart_container(&mut *store, name, *t).await?),
-        WitCall::InspectContainer(name) => {
-            c.call_inspect_container(&mut *store, name).await?.map(|i| Reply::value(container_info(i)))
-        }
-        WitCall::ListContainers => c.call_list_containers(&mut *store).await?.map(|names| Reply::value(json!(names))),
-        WitCall::Logs(name) => {
-            c.call_logs(&mut *store, name).await?.map(|text| Reply { stdout: text, ..Reply::default() })
-        }
-        WitCall::Exec(name, cmd) => c.call_exec(&mut *store, name, cmd).await?.map(|r| Reply {
-            result: None,
-            stdout: r.stdout,
-            stderr: r.stderr,
-            exit_code: r.exit_code,
-        }),
-        WitCall::CreateVolume(name) => done(c.call_create_volume(&mut *store, name).await?),
-        WitCall::DeleteVolume(name) => done(c.call_delete_volume(&mut *store, name).await?),
-        WitCall::AttachVolume { volume, container, target } => {
-            done(c.call_attach_volume(&mut *store, volume, container, target).await?)
-        }
-        WitCall::CreateNetwork(name) => done(c.call_create_network(&mut *store, name).await?),
-        WitCall::DeleteNetwork(name) => done(c.call_delete_network(&mut *store, name).await?),
-        WitCall::ConnectNetwork { network, container } => {
-            done(c.call_connect_network(&mut *store, network, container).await?)
-        }
-        WitCall::DisconnectNetwork { network, container } => {
-            done(c.call_disconnect_network(&mut *store, network, container).await?)
-        }
-        other => unreachable!("director call {other:?} on a container CPI"),
-    })
+/// The container calls every interface version has, as match arms over `$call` calling the
+/// exports `$c` in `$store`; `$newer` are the arms of the calls only some versions have.
+macro_rules! container_calls {
+    ($c:ident, $store:ident, $call:ident, $($newer:tt)*) => {{
+        let done = |r: Result<(), types::CpiError>| r.map(|()| Reply::done());
+        Ok(match $call {
+            WitCall::CreateContainer(spec) => {
+                $c.call_create_container(&mut *$store, spec).await?.map(|i| Reply::value(container_info(i)))
+            }
+            WitCall::DeleteContainer(name) => done($c.call_delete_container(&mut *$store, name).await?),
+            WitCall::StartContainer(name) => done($c.call_start_container(&mut *$store, name).await?),
+            WitCall::StopContainer(name, t) => done($c.call_stop_container(&mut *$store, name, *t).await?),
+            WitCall::RestartContainer(name, t) => done($c.call_restart_container(&mut *$store, name, *t).await?),
+            WitCall::InspectContainer(name) => {
+                $c.call_inspect_container(&mut *$store, name).await?.map(|i| Reply::value(container_info(i)))
+            }
+            WitCall::ListContainers => {
+                $c.call_list_containers(&mut *$store).await?.map(|names| Reply::value(json!(names)))
+            }
+            WitCall::Logs(name) => {
+                $c.call_logs(&mut *$store, name).await?.map(|text| Reply { stdout: text, ..Reply::default() })
+            }
+            WitCall::Exec(name, cmd) => $c.call_exec(&mut *$store, name, cmd).await?.map(|r| Reply {
+                result: None,
+                stdout: r.stdout,
+                stderr: r.stderr,
+                exit_code: r.exit_code,
+            }),
+            WitCall::CreateVolume(name) => done($c.call_create_volume(&mut *$store, name).await?),
+            WitCall::DeleteVolume(name) => done($c.call_delete_volume(&mut *$store, name).await?),
+            WitCall::AttachVolume { volume, container, target } => {
+                done($c.call_attach_volume(&mut *$store, volume, container, target).await?)
+            }
+            WitCall::CreateNetwork(name) => done($c.call_create_network(&mut *$store, name).await?),
+            WitCall::DeleteNetwork(name) => done($c.call_delete_network(&mut *$store, name).await?),
+            WitCall::ConnectNetwork { network, container } => {
+                done($c.call_connect_network(&mut *$store, network, container).await?)
+            }
+            WitCall::DisconnectNetwork { network, container } => {
+                done($c.call_disconnect_network(&mut *$store, network, container).await?)
+            }
+            $($newer)*
+            other => unreachable!("director call {other:?} on a container CPI"),
+        })
+    }};
 }
 
-/// Calls a director CPI's export for `call`.
-pub async fn call_director(cpi: &DirectorCpi, store: &mut Store<CallState>, call: &WitCall) -> CallResult {
+/// Calls a container CPI's export for `call` (omni:cpi@0.2.0).
+pub async fn call_container(
+    cpi: &v0_2::container::ContainerCpi,
+    store: &mut Store<CallState>,
+    call: &WitCall,
+) -> CallResult {
+    let c = cpi.omni_cpi_container();
+    container_calls!(c, store, call,
+        WitCall::DetachVolume { volume, container } => {
+            c.call_detach_volume(&mut *store, volume, container).await?.map(|()| Reply::done())
+        }
+        WitCall::ListVolumes => c.call_list_volumes(&mut *store).await?.map(|names| Reply::value(json!(names))),
+        WitCall::ListNetworks => c.call_list_networks(&mut *store).await?.map(|names| Reply::value(json!(names))),
+    )
+}
+
+/// Calls a container CPI built against omni:cpi@0.1.0, which lacks the calls 0.2.0 added.
+pub async fn call_container_v0_1(
+    cpi: &v0_1::container::ContainerCpi,
+    store: &mut Store<CallState>,
+    call: &WitCall,
+) -> CallResult {
+    let c = cpi.omni_cpi_container();
+    container_calls!(c, store, call,
+        WitCall::DetachVolume { .. } => Err(not_in_v0_1("detach-volume")),
+        WitCall::ListVolumes => Err(not_in_v0_1("list-volumes")),
+        WitCall::ListNetworks => Err(not_in_v0_1("list-networks")),
+    )
+}
+
+fn not_in_v0_1(function: &str) -> types::CpiError {
+    types::CpiError {
+        kind: types::ErrorKind::Unsupported,
+        message: format!(
+            "the plugin is built against omni:cpi@0.1.0, which has no `{function}`; rebuilt against omni:cpi@{} (the current SDK) it can provide it",
+            super::component::INTERFACE_VERSION
+        ),
+    }
+}
+
+/// The director calls, the same in every interface version.
+macro_rules! director_calls {
+    ($d:ident, $store:ident, $call:ident) => {{
+        let done = |r: Result<(), types::CpiError>| r.map(|()| Reply::done());
+        Ok(match $call {
+            WitCall::CreateVm(spec) => $d.call_create_vm(&mut *$store, spec).await?.map(|i| Reply::value(vm_info(i))),
+            WitCall::DeleteVm(id) => done($d.call_delete_vm(&mut *$store, id).await?),
+            WitCall::StartVm(id) => done($d.call_start_vm(&mut *$store, id).await?),
+            WitCall::StopVm(id) => done($d.call_stop_vm(&mut *$store, id).await?),
+            WitCall::RebootVm(id) => done($d.call_reboot_vm(&mut *$store, id).await?),
+            WitCall::HasVm(id) => $d.call_has_vm(&mut *$store, id).await?.map(|b| Reply::value(json!(b))),
+            WitCall::InspectVm(id) => $d.call_inspect_vm(&mut *$store, id).await?.map(|i| Reply::value(vm_info(i))),
+            WitCall::ListVms => $d.call_list_vms(&mut *$store).await?.map(|ids| Reply::value(json!(ids))),
+            WitCall::SetVmMetadata(id, metadata) => {
+                done($d.call_set_vm_metadata(&mut *$store, id, metadata).await?)
+            }
+            WitCall::CreateDisk(spec) => {
+                $d.call_create_disk(&mut *$store, spec).await?.map(|i| Reply::value(disk_info(i)))
+            }
+            WitCall::DeleteDisk(id) => done($d.call_delete_disk(&mut *$store, id).await?),
+            WitCall::AttachDisk { vm, disk } => done($d.call_attach_disk(&mut *$store, vm, disk).await?),
+            WitCall::DetachDisk { vm, disk } => done($d.call_detach_disk(&mut *$store, vm, disk).await?),
+            WitCall::HasDisk(id) => $d.call_has_disk(&mut *$store, id).await?.map(|b| Reply::value(json!(b))),
+            WitCall::ListDisks(vm) => {
+                $d.call_list_disks(&mut *$store, vm.as_deref()).await?.map(|ids| Reply::value(json!(ids)))
+            }
+            WitCall::SnapshotDisk { disk, snapshot } => $d
+                .call_snapshot_disk(&mut *$store, disk, snapshot)
+                .await?
+                .map(|id| Reply::value(json!({ "id": id }))),
+            other => unreachable!("container call {other:?} on a director CPI"),
+        })
+    }};
+}
+
+/// Calls a director CPI's export for `call` (omni:cpi@0.2.0).
+pub async fn call_director(
+    cpi: &v0_2::director::DirectorCpi,
+    store: &mut Store<CallState>,
+    call: &WitCall,
+) -> CallResult {
     let d = cpi.omni_cpi_director();
-    let done = |r: Result<(), types::CpiError>| r.map(|()| Reply::done());
-    Ok(match call {
-        WitCall::CreateVm(spec) => d.call_create_vm(&mut *store, spec).await?.map(|i| Reply::value(vm_info(i))),
-        WitCall::DeleteVm(id) => done(d.call_delete_vm(&mut *store, id).await?),
-        WitCall::StartVm(id) => done(d.call_start_vm(&mut *store, id).await?),
-        WitCall::StopVm(id) => done(d.call_stop_vm(&mut *store, id).await?),
-        WitCall::RebootVm(id) => done(d.call_reboot_vm(&mut *store, id).await?),
-        WitCall::HasVm(id) => d.call_has_vm(&mut *store, id).await?.map(|b| Reply::value(json!(b))),
-        WitCall::InspectVm(id) => d.call_inspect_vm(&mut *store, id).await?.map(|i| Reply::value(vm_info(i))),
-        WitCall::ListVms => d.call_list_vms(&mut *store).await?.map(|ids| Reply::value(json!(ids))),
-        WitCall::SetVmMetadata(id, metadata) => done(d.call_set_vm_metadata(&mut *store, id, metadata).await?),
-        WitCall::CreateDisk(spec) => d.call_create_disk(&mut *store, spec).await?.map(|i| Reply::value(disk_info(i))),
-        WitCall::DeleteDisk(id) => done(d.call_delete_disk(&mut *store, id).await?),
-        WitCall::AttachDisk { vm, disk } => done(d.call_attach_disk(&mut *store, vm, disk).await?),
-        WitCall::DetachDisk { vm, disk } => done(d.call_detach_disk(&mut *store, vm, disk).await?),
-        WitCall::HasDisk(id) => d.call_has_disk(&mut *store, id).await?.map(|b| Reply::value(json!(b))),
-        WitCall::ListDisks(vm) => {
-            d.call_list_disks(&mut *store, vm.as_deref()).await?.map(|ids| Reply::value(json!(ids)))
-        }
-        WitCall::SnapshotDisk { disk, snapshot } => {
-            d.call_snapshot_disk(&mut *store, disk, snapshot).await?.map(|id| Reply::value(json!({ "id": id })))
-        }
-        other => unreachable!("container call {other:?} on a director CPI"),
-    })
+    director_calls!(d, store, call)
+}
+
+/// Calls a director CPI built against omni:cpi@0.1.0.
+pub async fn call_director_v0_1(
+    cpi: &v0_1::director::DirectorCpi,
+    store: &mut Store<CallState>,
+    call: &WitCall,
+) -> CallResult {
+    let d = cpi.omni_cpi_director();
+    director_calls!(d, store, call)
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::container::ContainerCpi;
+use super::bindings::{v0_1, v0_2};
 use super::state::CallState;
 
 /// How often the epoch advances; a call's deadline is counted in these ticks.
@@ -50,9 +50,12 @@ impl ComponentHost {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
-        // Both worlds import the same `process` and `log`; adding them once serves both.
-        ContainerCpi::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+        // Both worlds of a version import the same interfaces, so adding one world's serves both.
+        // Every version's imports are named with their version, so one linker holds them all.
+        let setup = |e: wasmtime::Error| EngineError::Setup(format!("{e:#}"));
+        v0_2::container::ContainerCpi::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
+        v0_1::process::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
+        v0_1::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
 
         start_epoch_ticker(&engine);
         let cache_dir = cache_dir.and_then(|dir| match prepare_cache_dir(&dir) {

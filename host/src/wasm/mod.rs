@@ -11,5 +11,5 @@ pub mod engine;
 pub mod sandbox;
 pub mod state;
 
-pub use component::{ComponentCpi, Description, LoadError, World};
+pub use component::{ComponentCpi, Description, Interface, LoadError, World};
 pub use engine::{sha256_hex, ComponentHost};

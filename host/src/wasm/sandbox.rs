@@ -52,6 +52,9 @@ pub struct Sandbox {
     pub path: String,
     /// What the plugin asked for in `describe()`, to say which gate refused an exec.
     pub requests: Requests,
+    /// What the `settings` import answers: each declared setting with the operator's value or
+    /// its default (see `settings::resolve`).
+    pub settings: Vec<(String, String)>,
 }
 
 /// Every request the grants do not cover, with what would grant it.
@@ -223,6 +226,7 @@ impl Sandbox {
             audit,
             path,
             requests: requests.clone(),
+            settings: Vec::new(),
         })
     }
 

@@ -9,7 +9,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{log, process, types};
+use super::bindings::{types, v0_1, v0_2};
 use super::sandbox::Sandbox;
 use crate::audit::{AuditEntry, Decision};
 use crate::process::exec::{self, Invocation};
@@ -150,18 +150,29 @@ impl WasiView for CallState {
 
 impl types::Host for CallState {}
 
-impl log::Host for CallState {
-    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+impl v0_2::log::Host for CallState {
+    async fn log(&mut self, level: v0_2::log::Level, message: String) -> wasmtime::Result<()> {
+        use v0_2::log::Level;
         let plugin = &self.sandbox.plugin;
         let message: String = message.chars().take(4096).collect();
         match level {
-            log::Level::Trace => tracing::trace!(%plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(%plugin, "{message}"),
-            log::Level::Info => tracing::info!(%plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(%plugin, "{message}"),
-            log::Level::Error => tracing::error!(%plugin, "{message}"),
+            Level::Trace => tracing::trace!(%plugin, "{message}"),
+            Level::Debug => tracing::debug!(%plugin, "{message}"),
+            Level::Info => tracing::info!(%plugin, "{message}"),
+            Level::Warn => tracing::warn!(%plugin, "{message}"),
+            Level::Error => tracing::error!(%plugin, "{message}"),
         }
         Ok(())
+    }
+}
+
+impl v0_2::settings::Host for CallState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.sandbox.settings.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
+    }
+
+    async fn all(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.sandbox.settings.clone())
     }
 }
 
@@ -169,8 +180,67 @@ fn cpi_error(kind: types::ErrorKind, message: String) -> types::CpiError {
     types::CpiError { kind, message }
 }
 
-impl process::Host for CallState {
-    async fn run(&mut self, cmd: process::Command) -> wasmtime::Result<Result<process::Output, types::CpiError>> {
+impl v0_2::process::Host for CallState {
+    async fn run(
+        &mut self,
+        cmd: v0_2::process::Command,
+    ) -> wasmtime::Result<Result<v0_2::process::Output, types::CpiError>> {
+        Ok(self.run_command(cmd).await)
+    }
+
+    async fn dry_run(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.dry_run)
+    }
+}
+
+// omni:cpi@0.1.0: the same host behind the older records (`types` is shared; `process` records
+// are field-for-field the same, so conversion is a move).
+
+impl v0_1::log::Host for CallState {
+    async fn log(&mut self, level: v0_1::log::Level, message: String) -> wasmtime::Result<()> {
+        use v0_1::log::Level as Old;
+        use v0_2::log::Level as New;
+        let level = match level {
+            Old::Trace => New::Trace,
+            Old::Debug => New::Debug,
+            Old::Info => New::Info,
+            Old::Warn => New::Warn,
+            Old::Error => New::Error,
+        };
+        v0_2::log::Host::log(self, level, message).await
+    }
+}
+
+impl v0_1::process::Host for CallState {
+    async fn run(
+        &mut self,
+        cmd: v0_1::process::Command,
+    ) -> wasmtime::Result<Result<v0_1::process::Output, types::CpiError>> {
+        let cmd = v0_2::process::Command {
+            program: cmd.program,
+            args: cmd.args,
+            env: cmd.env,
+            cwd: cmd.cwd,
+            stdin: cmd.stdin,
+            timeout_ms: cmd.timeout_ms,
+        };
+        Ok(self.run_command(cmd).await.map(|out| v0_1::process::Output {
+            exit_code: out.exit_code,
+            signal: out.signal,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            stdout_truncated: out.stdout_truncated,
+            stderr_truncated: out.stderr_truncated,
+            timed_out: out.timed_out,
+        }))
+    }
+}
+
+impl CallState {
+    /// The `process.run` import of every version: the two gates, then the program (or, in a dry
+    /// run, a record of it).
+    async fn run_command(&mut self, cmd: v0_2::process::Command) -> Result<v0_2::process::Output, types::CpiError> {
+        use v0_2::process;
         let mut argv = Vec::with_capacity(cmd.args.len() + 1);
         argv.push(cmd.program.clone());
         argv.extend(cmd.args.iter().cloned());
@@ -178,19 +248,19 @@ impl process::Host for CallState {
             Ok(authorized) => authorized,
             Err(reason) => {
                 self.audit(&argv, Decision::Denied, Some(reason.clone()), None);
-                return Ok(Err(cpi_error(types::ErrorKind::Denied, reason)));
+                return Err(cpi_error(types::ErrorKind::Denied, reason));
             }
         };
         if argv.iter().any(|a| a.contains('\0')) {
             let reason = "an argument contains a NUL byte".to_string();
             self.audit(&argv, Decision::Denied, Some(reason.clone()), None);
-            return Ok(Err(cpi_error(types::ErrorKind::InvalidArgument, reason)));
+            return Err(cpi_error(types::ErrorKind::InvalidArgument, reason));
         }
         let limits = self.sandbox.limits;
         if self.dry_run {
             let record = ExecRecord { argv, exit_code: Some(0), timed_out: false, duration: Duration::ZERO };
             self.execs.push(record);
-            return Ok(Ok(process::Output {
+            return Ok(process::Output {
                 exit_code: Some(0),
                 signal: None,
                 stdout: Vec::new(),
@@ -198,7 +268,7 @@ impl process::Host for CallState {
                 stdout_truncated: false,
                 stderr_truncated: false,
                 timed_out: false,
-            }));
+            });
         }
         let detach = authorized.detach;
         let timeout =
@@ -227,7 +297,7 @@ impl process::Host for CallState {
                 };
                 self.audit_detached(&argv, Decision::Allowed, None, Some(&record), detach);
                 self.execs.push(record);
-                Ok(Ok(process::Output {
+                Ok(process::Output {
                     exit_code: out.exit_code,
                     signal: out.signal,
                     stdout_truncated: out.stdout.truncated(),
@@ -235,7 +305,7 @@ impl process::Host for CallState {
                     stdout: out.stdout.bytes,
                     stderr: out.stderr.bytes,
                     timed_out: out.timed_out,
-                }))
+                })
             }
             Err(e) => {
                 self.audit(&argv, Decision::Allowed, Some(format!("could not start: {e}")), None);
@@ -244,7 +314,7 @@ impl process::Host for CallState {
                     exec::ExecError::NotFound { .. } => types::ErrorKind::Unavailable,
                     _ => types::ErrorKind::Failed,
                 };
-                Ok(Err(cpi_error(kind, e.to_string())))
+                Err(cpi_error(kind, e.to_string()))
             }
         }
     }

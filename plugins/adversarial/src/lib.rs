@@ -3,7 +3,8 @@
 //! well-behaved, so a test can check that the plugin still works right after.
 //!
 //! It requests: `sh -c "echo granted"` and `echo` with any arguments; `/sandbox` read-only and
-//! `/scratch` read-write; the variable `GRANTED_VAR`. Tests grant exactly that.
+//! `/scratch` read-write; the variable `GRANTED_VAR`. Tests grant exactly that. It declares one
+//! setting, `greeting` (default `hello`).
 
 use std::hint::black_box;
 
@@ -22,7 +23,7 @@ impl Plugin for Adversary {
                 &["exec", "list_containers"],
                 "the adversary only misbehaves through exec",
             ),
-            default_settings: vec![],
+            default_settings: vec![("greeting".into(), "hello".into())],
             capabilities: Capabilities {
                 exec: vec![
                     ExecRequest { program: "sh".into(), args: vec!["-c".into(), "echo granted".into()] },
@@ -123,6 +124,13 @@ fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
         "connect" => std::net::TcpStream::connect(arg(1).as_str())
             .map_err(|e| io(&format!("connect {}", arg(1)), e))
             .and_then(|_| text("connected")),
+        "setting" => text(setting(&arg(1)).unwrap_or_else(|| "<none>".into())),
+        "settings" => text(settings().iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>()),
+        // What a plugin does with the dry-run flag: plan the command it would run.
+        "plan" => {
+            let out = exec("echo", &[if dry_run() { "planned" } else { "ran" }])?;
+            text(out.stdout_text())
+        }
         "huge-return" => text("y".repeat(arg(1).parse().unwrap_or(8 << 20))),
         other => Err(CpiError::new(ErrorKind::InvalidArgument, format!("unknown behaviour `{other}`"))),
     }

@@ -55,7 +55,7 @@ impl Plugin for Bench {
     }
 }
 
-impl DirectorCpi for Bench {
+impl Director for Bench {
     fn start_vm(id: String) -> CpiResult<()> {
         exec("true", &["start", &id]).map(|_| ())
     }
@@ -106,4 +106,4 @@ impl DirectorCpi for Bench {
     }
 }
 
-omni_cpi_sdk::export_cpi!(Bench);
+omni_cpi_sdk::export_director!(Bench);

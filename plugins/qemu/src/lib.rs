@@ -29,6 +29,10 @@ pub const IMAGE_ROOT: &str = "/var/lib/omni-cpi/qemu/images";
 pub const ACCEL: &str = "tcg";
 /// Seconds a stopping VM gets to exit after QMP `quit` before the stop fails.
 pub const STOP_WAIT_SECS: u64 = 10;
+/// The setting that changes it (`[plugins.qemu.settings] stop_wait_secs = 30`), up to a bound that
+/// keeps a stop within the host's default wall time per call (120 s).
+pub const STOP_WAIT_SETTING: &str = "stop_wait_secs";
+pub const MAX_STOP_WAIT_SECS: u64 = 90;
 
 struct Qemu;
 
@@ -38,7 +42,7 @@ impl Plugin for Qemu {
     }
 }
 
-impl DirectorCpi for Qemu {
+impl Director for Qemu {
     fn create_vm(spec: VmSpec) -> CpiResult<VmInfo> {
         vm::create(spec)
     }
@@ -104,4 +108,4 @@ impl DirectorCpi for Qemu {
     }
 }
 
-omni_cpi_sdk::export_cpi!(Qemu);
+omni_cpi_sdk::export_director!(Qemu);

@@ -10,7 +10,7 @@ use omni_cpi_sdk::prelude::*;
 
 use crate::qmp::{self, Probe};
 use crate::store::{self, VmRecord, BOOT_DISK, CONSOLE_LOG, DISK_FILE, PIDFILE, QMP_SOCKET, SNAPSHOT_FILE};
-use crate::{ACCEL, STOP_WAIT_SECS};
+use crate::{ACCEL, MAX_STOP_WAIT_SECS, STOP_WAIT_SECS, STOP_WAIT_SETTING};
 
 /// Arguments of `qemu-system-x86_64` for a VM: q35 under TCG, no defaults, no display, no network;
 /// the boot overlay as a virtio disk; a virtio-scsi controller for disks; pidfile, QMP socket and
@@ -216,7 +216,11 @@ pub fn stop(vm: &str, dir: &Path) -> CpiResult<()> {
 /// connections once QEMU is gone, e.g. killed without removing its pidfile). Without `kill` (not
 /// granted), a QEMU that does not exit is reported with its pid.
 fn wait_gone(vm: &str, dir: &Path) -> CpiResult<()> {
-    let deadline = Instant::now() + Duration::from_secs(STOP_WAIT_SECS);
+    if dry_run() {
+        return Ok(());
+    }
+    let wait_secs = stop_wait_secs()?;
+    let deadline = Instant::now() + Duration::from_secs(wait_secs);
     while Instant::now() < deadline {
         if !store::exists(&dir.join(PIDFILE))? {
             return Ok(());
@@ -230,10 +234,25 @@ fn wait_gone(vm: &str, dir: &Path) -> CpiResult<()> {
     Err(CpiError::new(
         ErrorKind::Failed,
         format!(
-            "qemu_wasm_cpi: vm {vm} still runs {STOP_WAIT_SECS} s after QMP quit (QEMU pid {pid}); \
+            "qemu_wasm_cpi: vm {vm} still runs {wait_secs} s after QMP quit (QEMU pid {pid}); \
              end it with `kill -KILL {pid}`, then retry"
         ),
     ))
+}
+
+/// Seconds `stop_vm` waits for QEMU to exit: the operator's `stop_wait_secs` setting or the default.
+pub fn stop_wait_secs() -> CpiResult<u64> {
+    let Some(text) = setting(STOP_WAIT_SETTING) else { return Ok(STOP_WAIT_SECS) };
+    match text.trim().parse::<u64>() {
+        Ok(secs) if (1..=MAX_STOP_WAIT_SECS).contains(&secs) => Ok(secs),
+        _ => Err(CpiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "qemu_wasm_cpi: setting `{STOP_WAIT_SETTING}` is {text:?}, not a whole number of seconds from 1 to \
+                 {MAX_STOP_WAIT_SECS}; fix it in the policy's [plugins.NAME.settings]"
+            ),
+        )),
+    }
 }
 
 /// Removes the pidfile and socket a QEMU that no longer runs left behind.

@@ -16,8 +16,7 @@
 //! A VM exists while its directory does, a disk while its directory does.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Write};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,7 +73,9 @@ pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-pub use omni_cpi_sdk::state::{claim_dir, exists, io_error, is_dir, read_text, remove_file, remove_tree, write_atomic};
+pub use omni_cpi_sdk::state::{
+    claim_dir, create_new, exists, io_error, is_dir, read_text, remove_file, remove_tree, write_atomic, CreateNew,
+};
 
 /// Valid names of the subdirectories of `dir`, sorted; none when `dir` is missing.
 pub fn list_names(dir: &Path) -> CpiResult<Vec<String>> {
@@ -181,7 +182,7 @@ pub struct VmLock {
 
 impl Drop for VmLock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        let _ = remove_file(&self.path);
     }
 }
 
@@ -194,14 +195,10 @@ pub fn lock_vm(vm: &str) -> CpiResult<VmLock> {
         if !is_dir(&vm_dir(vm))? {
             return Err(not_found("vm", vm));
         }
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
-                file.write_all(now_secs().to_string().as_bytes()).map_err(|e| io_error("write", &path, e))?;
-                return Ok(VmLock { path });
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found("vm", vm)),
-            Err(e) => return Err(io_error("create", &path, e)),
+        match create_new(&path, now_secs().to_string().as_bytes())? {
+            CreateNew::Created => return Ok(VmLock { path }),
+            CreateNew::Exists => {}
+            CreateNew::NoDirectory => return Err(not_found("vm", vm)),
         }
         // Held by someone: broken when stale (its content is the time it was taken).
         let taken = read_text(&path)?.and_then(|t| t.trim().parse::<u64>().ok());
@@ -240,13 +237,10 @@ pub fn disk_owner(disk: &str) -> CpiResult<Option<String>> {
 pub fn claim_disk(disk: &str, vm: &str) -> CpiResult<()> {
     let path = disk_dir(disk).join(ATTACHED);
     for _ in 0..2 {
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
-                return file.write_all(vm.as_bytes()).map_err(|e| io_error("write", &path, e));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found("disk", disk)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_error("create", &path, e)),
+        match create_new(&path, vm.as_bytes())? {
+            CreateNew::Created => return Ok(()),
+            CreateNew::NoDirectory => return Err(not_found("disk", disk)),
+            CreateNew::Exists => {}
         }
         match disk_owner(disk)? {
             Some(owner) if owner == vm => return Ok(()),

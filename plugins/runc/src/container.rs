@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use omni_cpi_sdk::prelude::*;
 use serde_json::json;
 
-use crate::runc::{self, RuncState};
+use crate::runc::{self, InDryRun, RuncState};
 use crate::store::{self, Mount, Record};
 use crate::validate;
 
@@ -183,11 +183,11 @@ pub fn create(spec: ContainerSpec) -> CpiResult<ContainerInfo> {
     };
     let made = (|| {
         let meta = store::meta_dir(&record.name);
-        std::fs::create_dir(&meta).map_err(|e| store::io_error("create", &meta, e))?;
+        store::create_dir_all(&meta)?;
         record.write_config()?;
         // A leftover runc container of that id (from a delete interrupted between forgetting it in
         // runc and removing its bundle) would pass for this one.
-        if runc::state(&record.name)?.is_some() {
+        if runc::state(&record.name, InDryRun::NotRunning)?.is_some() {
             runc::delete(&record.name)?;
         }
         record.save()
@@ -202,7 +202,7 @@ pub fn create(spec: ContainerSpec) -> CpiResult<ContainerInfo> {
 
 pub fn start(name: &str) -> CpiResult<()> {
     let mut record = existing(name)?;
-    match runc::state(name)? {
+    match runc::state(name, InDryRun::NotRunning)? {
         Some(s) if s.is_live() => return Ok(()),
         // The command exited by itself (stopped), or an earlier run broke off (created).
         Some(_) => runc::delete(name)?,
@@ -217,7 +217,7 @@ pub fn start(name: &str) -> CpiResult<()> {
         runc::netns_add(network)?;
     }
     let meta = store::meta_dir(name);
-    std::fs::create_dir_all(&meta).map_err(|e| store::io_error("create", &meta, e))?;
+    store::create_dir_all(&meta)?;
     record.write_config()?;
     runc::run(name, &store::bundle_dir(name).to_string_lossy())?;
     if !record.started {
@@ -230,7 +230,11 @@ pub fn start(name: &str) -> CpiResult<()> {
 
 pub fn stop(name: &str, timeout_secs: Option<u32>) -> CpiResult<()> {
     existing(name)?;
-    let secs = timeout_secs.unwrap_or(crate::DEFAULT_STOP_TIMEOUT).min(crate::MAX_STOP_TIMEOUT);
+    let secs = match timeout_secs {
+        Some(secs) => secs,
+        None => default_stop_timeout()?,
+    }
+    .min(crate::MAX_STOP_TIMEOUT);
     let timeout = Duration::from_secs(u64::from(secs));
     runc::stop(name, timeout)
 }
@@ -254,7 +258,7 @@ pub fn delete(name: &str) -> CpiResult<()> {
 
 pub fn inspect(name: &str) -> CpiResult<ContainerInfo> {
     let record = existing(name)?;
-    let runc = runc::state(name)?;
+    let runc = runc::state(name, InDryRun::NotRunning)?;
     Ok(info(&record, runc.as_ref()))
 }
 
@@ -276,7 +280,7 @@ pub fn exec(name: &str, cmd: Vec<String>) -> CpiResult<ExecResult> {
     for arg in &cmd {
         validate::no_nul("command argument", arg)?;
     }
-    match runc::state(name)? {
+    match runc::state(name, InDryRun::Running)? {
         Some(s) if s.status == "running" => runc::exec_in(name, &cmd),
         Some(s) => Err(invalid_state(format!("runc: container {name} is {}, not running", s.status))),
         None => Err(invalid_state(format!("runc: container {name} is not running"))),
@@ -286,7 +290,7 @@ pub fn exec(name: &str, cmd: Vec<String>) -> CpiResult<ExecResult> {
 /// Fails with `invalid-state` while the container's processes exist: its mounts and network
 /// namespace are fixed when it starts.
 pub fn require_not_live(name: &str, change: &str) -> CpiResult<()> {
-    match runc::state(name)? {
+    match runc::state(name, InDryRun::NotRunning)? {
         Some(s) if s.is_live() => Err(invalid_state(format!(
             "runc: container {name} is {}: {change} only while it is created or stopped (runc fixes mounts and \
              namespaces at start); stop it, {change}, then start it",
@@ -294,4 +298,20 @@ pub fn require_not_live(name: &str, change: &str) -> CpiResult<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// The operator's `stop_timeout` setting, or the plugin's default (the host passes only keys the
+/// plugin declared, with the operator's value over the default).
+fn default_stop_timeout() -> CpiResult<u32> {
+    let Some(text) = setting(crate::STOP_TIMEOUT_SETTING) else { return Ok(crate::DEFAULT_STOP_TIMEOUT) };
+    text.trim().parse().map_err(|_| {
+        CpiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "runc: setting `{}` is {text:?}, not a whole number of seconds; fix it in the policy's \
+                 [plugins.NAME.settings]",
+                crate::STOP_TIMEOUT_SETTING
+            ),
+        )
+    })
 }

@@ -27,8 +27,10 @@ pub const CGROUP_PARENT: &str = "/omni-cpi-runc";
 /// Where `ip netns` keeps namespaces, and the prefix of the plugin's.
 pub const NETNS_DIR: &str = "/var/run/netns";
 pub const NETNS_PREFIX: &str = "omni-runc-";
-/// Seconds between SIGTERM and SIGKILL when the caller gives no timeout: none.
+/// Seconds between SIGTERM and SIGKILL when the caller gives no timeout: by default none. The
+/// operator may change it with this setting (`[plugins.runc.settings] stop_timeout = 5`).
 pub const DEFAULT_STOP_TIMEOUT: u32 = 0;
+pub const STOP_TIMEOUT_SETTING: &str = "stop_timeout";
 /// Longer timeouts are cut to this, so that the SIGKILL still comes within the host's default wall
 /// time per call (120 s).
 pub const MAX_STOP_TIMEOUT: u32 = 90;
@@ -41,7 +43,7 @@ impl Plugin for Runc {
     }
 }
 
-impl ContainerCpi for Runc {
+impl Container for Runc {
     fn create_container(spec: ContainerSpec) -> Result<ContainerInfo, CpiError> {
         container::create(spec)
     }
@@ -90,6 +92,14 @@ impl ContainerCpi for Runc {
         volume::attach(&volume, &container, &target)
     }
 
+    fn detach_volume(volume: String, container: String) -> Result<(), CpiError> {
+        volume::detach(&volume, &container)
+    }
+
+    fn list_volumes() -> Result<Vec<String>, CpiError> {
+        volume::list()
+    }
+
     fn create_network(name: String) -> Result<(), CpiError> {
         network::create(&name)
     }
@@ -105,6 +115,10 @@ impl ContainerCpi for Runc {
     fn disconnect_network(network: String, container: String) -> Result<(), CpiError> {
         network::disconnect(&network, &container)
     }
+
+    fn list_networks() -> Result<Vec<String>, CpiError> {
+        network::list()
+    }
 }
 
-omni_cpi_sdk::export_cpi!(Runc);
+omni_cpi_sdk::export_container!(Runc);

@@ -83,3 +83,7 @@ pub fn disconnect(network: &str, container_name: &str) -> CpiResult<()> {
     record.write_config()?;
     record.save()
 }
+
+pub fn list() -> CpiResult<Vec<String>> {
+    store::list_names(&store::networks_dir())
+}

@@ -83,10 +83,26 @@ impl RuncState {
     }
 }
 
+/// What a dry run takes `runc state` to say: nothing runs in a dry run, so the plan shows the
+/// commands of the case the action is for (stop and exec: a running container; start and
+/// changes to mounts or networks: one that does not run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InDryRun {
+    Running,
+    NotRunning,
+}
+
 /// `runc state NAME`: `None` when runc does not know the id (never started, or stopped and
-/// deleted by `stop`).
-pub fn state(name: &str) -> CpiResult<Option<RuncState>> {
+/// deleted by `stop`). In a dry run, the command is planned and `assume` answers.
+pub fn state(name: &str, assume: InDryRun) -> CpiResult<Option<RuncState>> {
     let out = runc(&["state", name])?;
+    if dry_run() {
+        return Ok((assume == InDryRun::Running).then(|| RuncState {
+            status: "running".into(),
+            pid: None,
+            raw: Value::Null,
+        }));
+    }
     if !out.success() {
         if !out.timed_out && out.stderr_text().contains(NO_CONTAINER) {
             return Ok(None);
@@ -114,14 +130,14 @@ pub fn delete(name: &str) -> CpiResult<()> {
 /// SIGTERM first and up to `timeout` for the container to exit; then (or at once) SIGKILL through
 /// `runc delete -f`.
 pub fn stop(name: &str, timeout: Duration) -> CpiResult<()> {
-    let Some(current) = state(name)? else { return Ok(()) };
+    let Some(current) = state(name, InDryRun::Running)? else { return Ok(()) };
     if current.status == "running" && !timeout.is_zero() {
         let out = runc(&["kill", name, "TERM"])?;
-        if out.success() {
+        if out.success() && !dry_run() {
             let deadline = Instant::now() + timeout;
             while Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
-                match state(name)? {
+                match state(name, InDryRun::Running)? {
                     Some(s) if s.status == "running" => {}
                     _ => break,
                 }
@@ -146,7 +162,7 @@ pub fn run(name: &str, bundle: &str) -> CpiResult<()> {
     }
     // runc may leave a half-made container behind; forget it so the next start is clean. Only a
     // dead one: never kill what a concurrent start made.
-    if let Ok(Some(left)) = state(name) {
+    if let Ok(Some(left)) = state(name, InDryRun::NotRunning) {
         if !left.is_live() {
             let _ = delete(name);
         }

@@ -54,7 +54,7 @@ pub fn image_dir(image: &str) -> PathBuf {
     Path::new(IMAGE_ROOT).join(image)
 }
 
-pub use omni_cpi_sdk::state::{claim_dir, io_error, is_dir, remove_tree, write_atomic};
+pub use omni_cpi_sdk::state::{claim_dir, create_dir_all, io_error, is_dir, remove_tree, write_atomic};
 
 /// Valid names of the entries of `dir` that are directories, sorted; none when `dir` is missing.
 pub fn list_names(dir: &Path) -> CpiResult<Vec<String>> {

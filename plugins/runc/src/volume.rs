@@ -56,3 +56,22 @@ pub fn attach(volume: &str, container_name: &str, target: &str) -> CpiResult<()>
     record.write_config()?;
     record.save()
 }
+
+/// Undoes `attach`; a volume that is not attached to the container is already detached. Like
+/// attaching, it changes the container's config, so the container must not be running.
+pub fn detach(volume: &str, container_name: &str) -> CpiResult<()> {
+    validate::name("volume name", volume)?;
+    let mut record = container::existing(container_name)?;
+    container::require_volume(volume)?;
+    if !record.mounts.iter().any(|m| m.volume == volume) {
+        return Ok(());
+    }
+    container::require_not_live(container_name, "detach a volume")?;
+    record.mounts.retain(|m| m.volume != volume);
+    record.write_config()?;
+    record.save()
+}
+
+pub fn list() -> CpiResult<Vec<String>> {
+    store::list_names(&store::volumes_dir())
+}

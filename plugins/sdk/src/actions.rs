@@ -5,7 +5,7 @@
 //! [`crate::export_director!`].
 //!
 //! The table here is the host's catalogue (`host/src/contract/catalogue.rs`, REFERENCE.md
-//! "Standard actions") for WIT omni:cpi@0.1.0; the host checks at load that `describe()` uses
+//! "Standard actions") for WIT omni:cpi@0.2.0; the host checks at load that `describe()` uses
 //! these names, and its tests check the shipped plugins that describe themselves with it.
 
 use crate::{ActionInfo, CpiError, ErrorKind, ParamInfo};
@@ -38,10 +38,13 @@ pub const CONTAINER_ACTIONS: &[CatalogueEntry] = &[
     ("create_volume", &[("name", true)]),
     ("delete_volume", &[("name", true)]),
     ("attach_volume", &[("name", true), ("container", true), ("target", true)]),
+    ("detach_volume", &[("name", true), ("container", true)]),
+    ("list_volumes", &[]),
     ("create_network", &[("name", true)]),
     ("delete_network", &[("name", true)]),
     ("connect_network", &[("network", true), ("container", true)]),
     ("disconnect_network", &[("network", true), ("container", true)]),
+    ("list_networks", &[]),
 ];
 
 /// The director interface's actions, in the WIT's order.
@@ -131,6 +134,12 @@ pub trait Container {
     fn attach_volume(volume: String, container: String, target: String) -> Result<(), CpiError> {
         not_implemented("attach_volume")
     }
+    fn detach_volume(volume: String, container: String) -> Result<(), CpiError> {
+        not_implemented("detach_volume")
+    }
+    fn list_volumes() -> Result<Vec<String>, CpiError> {
+        not_implemented("list_volumes")
+    }
     fn create_network(name: String) -> Result<(), CpiError> {
         not_implemented("create_network")
     }
@@ -142,6 +151,9 @@ pub trait Container {
     }
     fn disconnect_network(network: String, container: String) -> Result<(), CpiError> {
         not_implemented("disconnect_network")
+    }
+    fn list_networks() -> Result<Vec<String>, CpiError> {
+        not_implemented("list_networks")
     }
 }
 
@@ -199,13 +211,18 @@ pub trait Director {
     }
 }
 
-/// Exports `$t` (implementing [`crate::prelude::Plugin`] and [`Container`]) as a container CPI
+/// Exports `$t` (implementing [`crate::Plugin`] and [`Container`]) as a container CPI
 /// component: the WIT functions call the trait's methods, the defaults included.
 #[cfg(feature = "container")]
 #[macro_export]
 macro_rules! export_container {
     ($t:ident) => {
-        impl $crate::bindings::exports::omni::cpi::container::Guest for $t {
+        impl $crate::bindings::container::exports::omni::cpi::plugin::Guest for $t {
+            fn describe() -> $crate::PluginInfo {
+                <$t as $crate::Plugin>::describe()
+            }
+        }
+        impl $crate::bindings::container::exports::omni::cpi::container::Guest for $t {
             fn create_container(spec: $crate::ContainerSpec) -> Result<$crate::ContainerInfo, $crate::CpiError> {
                 <$t as $crate::actions::Container>::create_container(spec)
             }
@@ -242,6 +259,12 @@ macro_rules! export_container {
             fn attach_volume(volume: String, container: String, target: String) -> Result<(), $crate::CpiError> {
                 <$t as $crate::actions::Container>::attach_volume(volume, container, target)
             }
+            fn detach_volume(volume: String, container: String) -> Result<(), $crate::CpiError> {
+                <$t as $crate::actions::Container>::detach_volume(volume, container)
+            }
+            fn list_volumes() -> Result<Vec<String>, $crate::CpiError> {
+                <$t as $crate::actions::Container>::list_volumes()
+            }
             fn create_network(name: String) -> Result<(), $crate::CpiError> {
                 <$t as $crate::actions::Container>::create_network(name)
             }
@@ -254,18 +277,26 @@ macro_rules! export_container {
             fn disconnect_network(network: String, container: String) -> Result<(), $crate::CpiError> {
                 <$t as $crate::actions::Container>::disconnect_network(network, container)
             }
+            fn list_networks() -> Result<Vec<String>, $crate::CpiError> {
+                <$t as $crate::actions::Container>::list_networks()
+            }
         }
-        $crate::export_cpi!($t);
+        $crate::bindings::container::export!($t with_types_in $crate::bindings::container);
     };
 }
 
-/// Exports `$t` (implementing [`crate::prelude::Plugin`] and [`Director`]) as a director CPI
+/// Exports `$t` (implementing [`crate::Plugin`] and [`Director`]) as a director CPI
 /// component: the WIT functions call the trait's methods, the defaults included.
 #[cfg(feature = "director")]
 #[macro_export]
 macro_rules! export_director {
     ($t:ident) => {
-        impl $crate::bindings::exports::omni::cpi::director::Guest for $t {
+        impl $crate::bindings::director::exports::omni::cpi::plugin::Guest for $t {
+            fn describe() -> $crate::PluginInfo {
+                <$t as $crate::Plugin>::describe()
+            }
+        }
+        impl $crate::bindings::director::exports::omni::cpi::director::Guest for $t {
             fn create_vm(spec: $crate::VmSpec) -> Result<$crate::VmInfo, $crate::CpiError> {
                 <$t as $crate::actions::Director>::create_vm(spec)
             }
@@ -315,6 +346,6 @@ macro_rules! export_director {
                 <$t as $crate::actions::Director>::snapshot_disk(disk, name)
             }
         }
-        $crate::export_cpi!($t);
+        $crate::bindings::director::export!($t with_types_in $crate::bindings::director);
     };
 }

@@ -1,6 +1,11 @@
 //! Files under a directory the operator granted: the small set of operations a plugin's state
 //! needs, each with "missing" as an answer rather than an error, and every other failure as a
 //! typed [`CpiError`] naming the path (`denied` when the sandbox refused, `failed` otherwise).
+//!
+//! In a dry run (see [`crate::dry_run`]) the host grants every directory read-only, and the
+//! helpers that write change nothing and answer as if they had: `claim_dir` says whether the
+//! claim would succeed, the others succeed. So an action that keeps its state with them plans
+//! through to the commands it would run.
 
 use std::fs;
 use std::io;
@@ -39,6 +44,9 @@ pub fn exists(path: &Path) -> CpiResult<bool> {
 /// Creates `path` (creating its parents): `Ok(false)` when it already existed, which is how names
 /// are claimed atomically.
 pub fn claim_dir(path: &Path) -> CpiResult<bool> {
+    if crate::dry_run() {
+        return Ok(!exists(path)?);
+    }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
     }
@@ -49,8 +57,54 @@ pub fn claim_dir(path: &Path) -> CpiResult<bool> {
     }
 }
 
+/// What [`create_new`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateNew {
+    /// The file did not exist and now holds the bytes: the claim is the caller's.
+    Created,
+    /// It existed already (someone else holds the claim); nothing was written.
+    Exists,
+    /// Its directory does not exist.
+    NoDirectory,
+}
+
+/// Creates the file `path` holding `bytes` only if no file of that name exists: how a lock or a
+/// claim is taken atomically.
+pub fn create_new(path: &Path, bytes: &[u8]) -> CpiResult<CreateNew> {
+    use std::io::Write as _;
+    if crate::dry_run() {
+        return Ok(if exists(path)? {
+            CreateNew::Exists
+        } else if path.parent().map_or(Ok(true), is_dir)? {
+            CreateNew::Created
+        } else {
+            CreateNew::NoDirectory
+        });
+    }
+    match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut file) => {
+            file.write_all(bytes).map_err(|e| io_error("write", path, e))?;
+            Ok(CreateNew::Created)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(CreateNew::Exists),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CreateNew::NoDirectory),
+        Err(e) => Err(io_error("create", path, e)),
+    }
+}
+
+/// Creates the directory `path` and its parents; an existing one is fine.
+pub fn create_dir_all(path: &Path) -> CpiResult<()> {
+    if crate::dry_run() {
+        return Ok(());
+    }
+    fs::create_dir_all(path).map_err(|e| io_error("create", path, e))
+}
+
 /// Removes a directory and everything in it; a missing one is already removed.
 pub fn remove_tree(path: &Path) -> CpiResult<()> {
+    if crate::dry_run() {
+        return Ok(());
+    }
     match fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -60,6 +114,9 @@ pub fn remove_tree(path: &Path) -> CpiResult<()> {
 
 /// Removes a file; a missing one is already removed.
 pub fn remove_file(path: &Path) -> CpiResult<()> {
+    if crate::dry_run() {
+        return Ok(());
+    }
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -78,6 +135,9 @@ pub fn read_text(path: &Path) -> CpiResult<Option<String>> {
 
 /// Writes a file through a temporary name and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> CpiResult<()> {
+    if crate::dry_run() {
+        return Ok(());
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

@@ -662,7 +662,7 @@ fn the_plugin_guide_lists_the_catalogue_parameter_names() {
     use omni_cpi::contract::catalogue::{self, CpiKind};
     let guide = std::fs::read_to_string(support::repo_root().join("plugins/README.md")).expect("guide");
     let table = guide.split("## Parameter names").nth(1).expect("section").split("\n## ").next().expect("table");
-    let mut rows = 0;
+    let mut listed = Vec::new();
     for line in table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let names =
@@ -676,10 +676,14 @@ fn the_plugin_guide_lists_the_catalogue_parameter_names() {
             };
             let standard: Vec<&str> = catalogue::standard_params(kind, &action).iter().map(|p| p.name).collect();
             assert_eq!(params, standard, "plugins/README.md row of `{action}`");
-            rows += 1;
+            listed.push(action);
         }
     }
-    assert!(rows >= 28, "only {rows} actions in the table");
+    for kind in [CpiKind::Container, CpiKind::Director] {
+        for action in catalogue::wit_actions(kind) {
+            assert!(listed.iter().any(|a| a == action), "plugins/README.md does not list `{action}`");
+        }
+    }
 }
 
 /// `"detach": true` is the one way to let a process outlive a timeout: only the step's group is
@@ -774,7 +778,8 @@ fn list_loads_through_the_loader_and_shows_each_binding() {
 }
 
 /// `omni-cpi new` writes a project that builds for wasm32-wasip2 as generated, passes
-/// `conformance --static`, and loads and answers under the policy it comes with; for both kinds.
+/// `conformance --static`, loads and answers under the policy it comes with, and passes the live
+/// kit (which skips what it does not implement yet); for both kinds.
 #[test]
 fn a_new_plugin_project_builds_passes_static_conformance_and_loads_under_its_policy() {
     let wasm_target = Command::new("rustup")
@@ -818,5 +823,58 @@ fn a_new_plugin_project_builds_passes_static_conformance_and_loads_under_its_pol
             .expect("omni-cpi runs");
         assert_eq!(out.status.code(), Some(0), "{name} loads under its policy: {}", stderr(&out));
         assert_eq!(json_of(&out)["result"], serde_json::json!([]), "{name}: nothing yet");
+        // The README's last command: the live kit runs what the plugin supports and skips the rest.
+        let out = Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+            .args(["--policy", policy.to_str().expect("utf-8"), "conformance", name])
+            .current_dir(&project)
+            .output()
+            .expect("omni-cpi runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: live conformance as generated: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
     }
+}
+
+/// The operator's `[plugins.NAME.settings]` override a spec's `default_settings` (the same table
+/// gives a component its settings): only keys the spec declares, each of its default's type.
+#[test]
+fn policy_settings_override_a_specs_default_settings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("settled.json"),
+        r#"{"name": "settled", "type": "container", "validation": {"required_commands": ["echo"]},
+            "default_settings": {"greeting": "hello", "count": 2},
+            "actions": {"logs": {"command": "echo {greeting} {count} {name}", "params": ["name"], "output": "text"}}}"#,
+    )
+    .expect("spec");
+    let run = |settings: &str| {
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            format!(
+                "[plugins.settled]\nsource = \"settled.json\"\n{settings}\n[[plugins.settled.exec]]\nprogram = \"echo\"\nargs = [\"**\"]\n"
+            ),
+        )
+        .expect("policy");
+        let policy = dir.path().join("policy.toml");
+        omni(&["--policy", policy.to_str().expect("utf-8"), "call", "settled", "logs", "name=x"])
+    };
+    let out = run("");
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "\"hello 2 x\"\n"));
+    let out = run("[plugins.settled.settings]\ngreeting = \"hi\"\ncount = 3");
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()),
+        (Some(0), "\"hi 3 x\"\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run("[plugins.settled.settings]\ngreting = \"hi\"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`greting`") && stderr(&out).contains("did you mean `greeting`"), "{}", stderr(&out));
+    let out = run("[plugins.settled.settings]\ncount = \"many\"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("give a value of that type"), "{}", stderr(&out));
 }

@@ -140,6 +140,26 @@ async fn runc_component_is_conformant() {
     assert_fully_conformant(&kit(&cpi).await);
 }
 
+/// The runc plugin as built against omni:cpi@0.1.0 (a prebuilt fixture), under the same grants:
+/// the host still links 0.1.0, so it passes the live kit unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runc_component_built_against_0_1_0_is_still_conformant() {
+    if !support::runtime_available("runc", &["runc", "--version"]) {
+        return;
+    }
+    let mut policy =
+        omni_cpi::policy::Policy::load(&support::repo_root().join("plugins/runc/policy.toml")).expect("policy");
+    let fixture = support::repo_root().join("tests/fixtures/components/runc-wit-0.1.0.wasm");
+    if let Some(entry) = policy.plugins.get_mut("runc") {
+        entry.source = Some(fixture.clone());
+    }
+    let cache = tempfile::tempdir().expect("cache");
+    let loader = omni_cpi::Loader::new(policy, Some(cache.path().to_path_buf())).expect("loader");
+    let cpi = loader.load(&fixture).await.unwrap_or_else(|e| panic!("the 0.1.0 runc loads: {e}"));
+    assert_eq!(cpi.info().document["interface"], "omni:cpi@0.1.0");
+    assert_fully_conformant(&kit(&cpi).await);
+}
+
 /// A real IaaS: QEMU (TCG) with qemu-img and QMP, the director checks in full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_cpi_is_conformant() {

@@ -568,4 +568,52 @@ async fn runc_component_lifecycle_volumes_and_networks() {
         force_remove: runc_force_remove,
     };
     run_all(&rt).await;
+    runc_parity_and_dry_runs(&rt).await;
+}
+
+/// What WIT omni:cpi@0.2.0 added, on a real runtime: `detach_volume`, `list_volumes`,
+/// `list_networks`, and dry runs the plugin plans from what it knows (the dry-run flag) without
+/// changing anything.
+async fn runc_parity_and_dry_runs(rt: &Runtime) {
+    let volume = unique_name("pvol");
+    let network = unique_name("pnet");
+    let name = unique_name("pc");
+    let _cleanup = Cleanup(rt, name.clone());
+    rt.ok("create_volume", json!({ "name": volume })).await;
+    rt.ok("create_network", json!({ "name": network })).await;
+    let names = |o: &Outcome| o.result.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
+    assert!(names(&rt.ok("list_volumes", json!({})).await).contains(&json!(volume)), "list_volumes");
+    assert!(names(&rt.ok("list_networks", json!({})).await).contains(&json!(network)), "list_networks");
+
+    rt.create(&name, json!({})).await;
+    rt.ok("attach_volume", json!({"name": volume, "container": name, "target": "/data"})).await;
+    rt.fails("delete_volume", json!({ "name": volume }), ErrorKind::InUse).await;
+    rt.ok("detach_volume", json!({"name": volume, "container": name})).await;
+    rt.ok("detach_volume", json!({"name": volume, "container": name})).await;
+    // A file in the volume (plugins/runc keeps volumes as directories under its state root).
+    std::fs::write(format!("/var/lib/omni-cpi/runc/volumes/{volume}/marker"), "in the volume").expect("marker");
+    rt.ok("start_container", json!({ "name": name })).await;
+    let mounted = rt.ok("exec", json!({"name": name, "cmd": ["sh", "-c", "cat /data/marker || echo none"]}));
+    assert_eq!(mounted.await.stdout, "none\n", "a detached volume is not mounted at the next start");
+
+    // Dry runs: the plan lists the commands of the real call, and nothing changes.
+    let plan = |action: &'static str, extra: Value| {
+        let params = params(rt, extra);
+        async move { rt.cpi.plan(action, &params, &CallOptions::default()).await }
+    };
+    let delete = plan("delete_container", json!({ "name": name })).await.expect("plans a delete");
+    let argvs: Vec<String> = delete.steps().iter().map(|s| s.argv().join(" ")).collect();
+    assert!(argvs.iter().any(|a| a.ends_with(&format!("delete -f {name}"))), "{argvs:?}");
+    assert_eq!(rt.state(&name).await, "running", "a planned delete deleted nothing");
+    let other = unique_name("pdry");
+    let create = plan("create_container", json!({ "name": other, "image": rt.image })).await;
+    assert!(create.is_ok(), "a dry-run create plans: {create:?}");
+    rt.fails("inspect_container", json!({ "name": other }), ErrorKind::NotFound).await;
+    let stop = plan("stop_container", json!({ "name": name })).await.expect("plans a stop");
+    assert!(stop.steps().iter().any(|s| s.argv().join(" ").contains(&format!("delete -f {name}"))), "{stop:?}");
+
+    rt.ok("delete_container", json!({ "name": name })).await;
+    rt.ok("delete_volume", json!({ "name": volume })).await;
+    rt.ok("delete_network", json!({ "name": network })).await;
+    assert!(!names(&rt.ok("list_volumes", json!({})).await).contains(&json!(volume)), "list_volumes after delete");
 }

@@ -80,19 +80,15 @@ pub fn build_plugins(root: &Path) -> Result<()> {
         println!("== adding the {PLUGIN_TARGET} target ==");
         run_command(Command::new("rustup").args(["target", "add", PLUGIN_TARGET]))?;
     }
-    // One package at a time: the SDK's `container` and `director` features select a world and
-    // exclude each other, and a workspace-wide build would unify them.
-    for package in plugin_packages(root)? {
-        println!("== building plugin {package} ({PLUGIN_TARGET}) ==");
-        run_command(cargo().current_dir(root.join("plugins")).args([
-            "build",
-            "--release",
-            "--target",
-            PLUGIN_TARGET,
-            "-p",
-            &package,
-        ]))?;
+    // One build of every plugin package: the SDK's features are additive, so they share it.
+    let packages = plugin_packages(root)?;
+    println!("== building plugins {} ({PLUGIN_TARGET}) ==", packages.join(", "));
+    let mut build = cargo();
+    build.current_dir(root.join("plugins")).args(["build", "--release", "--target", PLUGIN_TARGET]);
+    for package in &packages {
+        build.args(["-p", package]);
     }
+    run_command(&mut build)?;
     let out = root.join("plugins/target").join(PLUGIN_TARGET).join("release");
     let mut built: Vec<String> = std::fs::read_dir(&out)
         .with_context(|| format!("reading {}", out.display()))?
@@ -132,6 +128,14 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .context("plugins are not formatted: run `cargo fmt --all` in plugins/")?;
     runtimes::ensure(root)?;
     build_plugins(root)?;
+    println!("== testing the plugin SDK (its unit tests and the rustdoc example, on this machine) ==");
+    run_command(cargo().current_dir(root.join("plugins")).args([
+        "test",
+        "-p",
+        "omni-cpi-sdk",
+        "-p",
+        "omni-cpi-sdk-base",
+    ]))?;
     warn_if_disk_is_short(root);
     println!("== running every test (runtimes required: a missing one fails) ==");
     let mut cargo_test = cargo();

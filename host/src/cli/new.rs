@@ -38,11 +38,9 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>) ->
     if !sdk.join("Cargo.toml").is_file() {
         bail!("{} is not the omni-cpi SDK (no Cargo.toml); pass --sdk PATH to omni-cpi's plugins/sdk", sdk.display());
     }
-    let (kind_word, source, features, probe) = match kind {
-        KindArg::Container => ("container", CONTAINER_RS, "", "list_containers"),
-        KindArg::Director => {
-            ("director", DIRECTOR_RS, ", default-features = false, features = [\"director\"]", "list_vms")
-        }
+    let (kind_word, source, probe) = match kind {
+        KindArg::Container => ("container", CONTAINER_RS, "list_containers"),
+        KindArg::Director => ("director", DIRECTOR_RS, "list_vms"),
     };
     let wasm = format!("target/wasm32-wasip2/release/{name}.wasm");
     let fill = |template: &str| {
@@ -51,7 +49,6 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>) ->
             .replace("{crate}", name)
             .replace("{kind}", kind_word)
             .replace("{sdk}", &format!("{:?}", sdk.display().to_string()))
-            .replace("{features}", features)
             .replace("{wasm}", &wasm)
             .replace("{probe}", probe)
     };

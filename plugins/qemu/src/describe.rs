@@ -13,24 +13,7 @@ pub fn info() -> PluginInfo {
     let vm = |description: &str| format!("The VM's id (its name). {description}");
     let disk = |description: &str| format!("The disk's id (its name). {description}");
     let mut describe = Describe::director("qemu_wasm_cpi", env!("CARGO_PKG_VERSION"))
-        .implements(&[
-            "create_vm",
-            "delete_vm",
-            "start_vm",
-            "stop_vm",
-            "reboot_vm",
-            "has_vm",
-            "inspect_vm",
-            "list_vms",
-            "set_vm_metadata",
-            "create_disk",
-            "delete_disk",
-            "attach_disk",
-            "detach_disk",
-            "has_disk",
-            "list_disks",
-            "snapshot_disk",
-        ])
+        .implements_all()
         .setting(STOP_WAIT_SETTING, &STOP_WAIT_SECS.to_string())
         .conformance_param("image", "empty")
         .conformance_param("cpus", "1")

@@ -17,23 +17,16 @@ fn invalid(message: String) -> CpiError {
     CpiError::new(ErrorKind::InvalidArgument, format!("qemu_wasm_cpi: invalid {message}"))
 }
 
-/// Whether `value` is a valid name: letters, digits, `_`, `.`, `-`, starting with a letter or
-/// digit, at most [`MAX_NAME`] bytes (so never `.`, `..` or a path).
+/// Whether `value` is a valid name (the WIT's rule, see `omni_cpi_sdk::names`), at most
+/// [`MAX_NAME`] bytes.
 pub fn is_name(value: &str) -> bool {
-    let mut chars = value.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    first_ok && value.len() <= MAX_NAME && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    omni_cpi_sdk::names::is_name(value, MAX_NAME)
 }
 
 /// A VM, disk, snapshot or image name (see [`is_name`]).
 pub fn name(what: &str, value: &str) -> CpiResult<()> {
-    if is_name(value) {
-        return Ok(());
-    }
-    Err(invalid(format!(
-        "{what} name {value:?}: use letters, digits, `_`, `.` and `-`, starting with a letter or digit, \
-         at most {MAX_NAME} characters"
-    )))
+    omni_cpi_sdk::names::check(&format!("{what} name"), value, MAX_NAME)
+        .map_err(|e| CpiError::new(e.kind, format!("qemu_wasm_cpi: {}", e.message)))
 }
 
 pub fn cpus(value: u32) -> CpiResult<()> {

@@ -17,27 +17,7 @@ pub fn info() -> PluginInfo {
          ({DEFAULT_STOP_TIMEOUT}: kill at once, as a shell as PID 1 ignores SIGTERM)"
     );
     let mut describe = Describe::container("runc_cpi", env!("CARGO_PKG_VERSION"))
-        .implements(&[
-            "create_container",
-            "delete_container",
-            "start_container",
-            "stop_container",
-            "restart_container",
-            "inspect_container",
-            "list_containers",
-            "logs",
-            "exec",
-            "create_volume",
-            "delete_volume",
-            "attach_volume",
-            "detach_volume",
-            "list_volumes",
-            "create_network",
-            "delete_network",
-            "connect_network",
-            "disconnect_network",
-            "list_networks",
-        ])
+        .implements_all()
         .setting(STOP_TIMEOUT_SETTING, &DEFAULT_STOP_TIMEOUT.to_string())
         .conformance_param("image", "busybox")
         .conformance_param("stop_timeout", "0")

@@ -15,21 +15,10 @@ fn invalid(message: String) -> CpiError {
     CpiError::new(ErrorKind::InvalidArgument, message)
 }
 
-/// A container, volume, network or image name: letters, digits, `_`, `.`, `-`, starting with a
-/// letter or digit (the WIT's rule), at most [`MAX_NAME`] bytes.
+/// A container, volume, network or image name (the WIT's rule, see `omni_cpi_sdk::names`), at
+/// most [`MAX_NAME`] bytes.
 pub fn name(what: &str, value: &str) -> CpiResult<()> {
-    let mut chars = value.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !first_ok || !rest_ok {
-        return Err(invalid(format!(
-            "invalid {what} {value:?}: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"
-        )));
-    }
-    if value.len() > MAX_NAME {
-        return Err(invalid(format!("invalid {what}: longer than {MAX_NAME} characters")));
-    }
-    Ok(())
+    omni_cpi_sdk::names::check(what, value, MAX_NAME)
 }
 
 /// An absolute path in the container made of plain components (`/data`, `/srv/.cache`): no `.`

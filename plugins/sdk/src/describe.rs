@@ -9,7 +9,7 @@
 //! goes: the operator's grant then cannot be widened to `--all` or `--help` by a caller.
 
 use crate::actions::{CatalogueEntry, CONTAINER_ACTIONS, DIRECTOR_ACTIONS};
-use crate::{ActionInfo, Capabilities, CpiKind, DirRequest, ExecRequest, ParamInfo, PluginInfo};
+use crate::{Capabilities, CpiKind, DirRequest, ExecRequest, PluginInfo};
 
 /// The settings key prefix of conformance parameters (see [`Describe::conformance_param`]).
 pub const CONFORMANCE_PREFIX: &str = "conformance.";
@@ -70,6 +70,12 @@ impl Describe {
             }
             self.implemented.push(action);
         }
+        self
+    }
+
+    /// Every action of the kind: a CPI that implements the whole interface.
+    pub fn implements_all(mut self) -> Describe {
+        self.implemented = self.catalogue.iter().map(|(name, _)| name.to_string()).collect();
         self
     }
 
@@ -145,27 +151,17 @@ impl Describe {
         if !self.mistakes.is_empty() {
             panic!("describe() of `{}`: {}", self.name, self.mistakes.join("; "));
         }
-        let actions = self
-            .catalogue
-            .iter()
-            .map(|(action, params)| ActionInfo {
-                name: action.to_string(),
-                params: params
-                    .iter()
-                    .map(|(param, required)| ParamInfo {
-                        name: param.to_string(),
-                        required: *required,
-                        description: self
-                            .descriptions
-                            .iter()
-                            .find(|(a, p, _)| a == action && p == param)
-                            .map(|(_, _, d)| d.clone())
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-                unsupported: (!self.implemented.iter().any(|i| i == action)).then(|| self.why_not.clone()),
-            })
-            .collect();
+        let implemented: Vec<&str> = self.implemented.iter().map(String::as_str).collect();
+        let mut actions = crate::actions::describe_actions(self.catalogue, &implemented, &self.why_not);
+        for action in &mut actions {
+            for param in &mut action.params {
+                if let Some((_, _, description)) =
+                    self.descriptions.iter().find(|(a, p, _)| *a == action.name && *p == param.name)
+                {
+                    param.description = description.clone();
+                }
+            }
+        }
         PluginInfo {
             name: self.name,
             kind: self.kind,

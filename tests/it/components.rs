@@ -291,6 +291,10 @@ async fn the_cli_serves_a_component_like_a_spec() {
     assert_eq!(info["capabilities"]["requested"]["dirs"], json!([["/sandbox", false], ["/scratch", true]]));
     assert_eq!(info["capabilities"]["effective"]["dirs"][0]["guest"], "/sandbox");
     assert_eq!(info["limits"]["memory_bytes"], 32 << 20);
+    assert_eq!(
+        (info["interface"].as_str(), info["settings"]["greeting"].as_str()),
+        (Some("omni:cpi@0.2.0"), Some("hello"))
+    );
 
     let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"exec-granted\"]"]);
     assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "granted\n"));

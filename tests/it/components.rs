@@ -442,6 +442,17 @@ async fn components_of_the_wrong_world_or_version_are_refused() {
                  (export "omni:cpi/plugin@0.1.0" (instance $p)))"#,
             "exactly one of `container`",
         ),
+        (
+            r#"(component
+                 (core module $m (func (export "d")))
+                 (core instance $i (instantiate $m))
+                 (func $d (canon lift (core func $i "d")))
+                 (instance $p (export "describe" (func $d)))
+                 (instance $c (export "logs" (func $d)))
+                 (export "omni:cpi/plugin@0.1.0" (instance $p))
+                 (export "omni:cpi/container@0.2.0" (instance $c)))"#,
+            "exports interfaces of different versions",
+        ),
     ];
     for (i, (wat, needle)) in cases.iter().enumerate() {
         let path = f.dir.path().join(format!("wrong-{i}.wasm"));

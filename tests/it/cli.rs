@@ -846,9 +846,10 @@ fn policy_settings_override_a_specs_default_settings() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("settled.json"),
-        r#"{"name": "settled", "type": "container", "validation": {"required_commands": ["echo"]},
+        r#"{"name": "settled", "type": "container", "validation": {"required_commands": ["echo", "sh"]},
             "default_settings": {"greeting": "hello", "count": 2},
-            "actions": {"logs": {"command": "echo {greeting} {count} {name}", "params": ["name"], "output": "text"}}}"#,
+            "actions": {"logs": {"command": "echo {greeting} {count} {name}", "params": ["name"], "output": "text"},
+                        "inspect_container": {"command": "sh -c 'echo {greeting}'", "output": "text"}}}"#,
     )
     .expect("spec");
     let run = |settings: &str| {
@@ -877,4 +878,9 @@ fn policy_settings_override_a_specs_default_settings() {
     let out = run("[plugins.settled.settings]\ncount = \"many\"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("give a value of that type"), "{}", stderr(&out));
+    // The operator's value meets the author's rules: where the text is read again as code, only
+    // safe characters (the default `hello` passes; this does not, and the spec does not load).
+    let out = run("[plugins.settled.settings]\ngreeting = \"$(id)\"");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr(&out).contains("read again as code"), "{}", stderr(&out));
 }

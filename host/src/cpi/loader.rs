@@ -139,7 +139,10 @@ impl Loader {
 
     /// A JSON spec behind its entry's grants, or unrestricted when no policy is in force.
     fn load_spec(&self, path: &Path, entry: Option<&PluginGrants>) -> Result<JsonCpi, CpiLoadError> {
-        let granted_env = entry.map_or(&[][..], |e| e.env.as_slice());
+        let grants = crate::json::spec::EntryGrants {
+            env: entry.map_or(&[][..], |e| e.env.as_slice()),
+            settings: entry.map(|e| &e.settings),
+        };
         let text = crate::json::spec::read_text(path).map_err(CpiLoadError::Spec)?;
         if let Some(PluginGrants { sha256: Some(pinned), name, .. }) = entry {
             let actual = crate::wasm::sha256_hex(text.as_bytes());
@@ -152,15 +155,14 @@ impl Loader {
                 });
             }
         }
-        let mut spec = match self.compat {
-            Some(mode) => crate::json::spec::load_str_compat_granting(path, text, mode, granted_env),
-            None => crate::json::spec::load_str_granting(path, text, granted_env),
+        let spec = match self.compat {
+            Some(mode) => crate::json::spec::load_str_compat_granting(path, text, mode, grants),
+            None => crate::json::spec::load_str_granting(path, text, grants),
         }
         .map_err(CpiLoadError::Spec)?;
         let gate = match entry {
             Some(grants) => {
                 check_env_grants(&spec, grants).map_err(CpiLoadError::Spec)?;
-                apply_settings(&mut spec, grants).map_err(CpiLoadError::Spec)?;
                 ExecGate::granting(grants, self.audit.clone())
             }
             None => ExecGate::allow_all(&spec.name, self.audit.clone()),
@@ -204,39 +206,6 @@ impl Loader {
             new_entry_head.as_deref(),
         ))
     }
-}
-
-/// The operator's `[plugins.NAME.settings]` over the spec's `default_settings`: only keys the spec
-/// declares, each parsed as the type of its default (a number stays a number).
-fn apply_settings(spec: &mut crate::json::spec::Spec, grants: &PluginGrants) -> Result<(), Diagnostics> {
-    use serde_json::Value;
-    let entry = &grants.name;
-    for (key, text) in &grants.settings {
-        let Some(default) = spec.default_settings.get(key) else {
-            let declared: Vec<&str> = spec.default_settings.keys().map(String::as_str).collect();
-            let near = crate::suggest::closest(key, declared.iter().copied())
-                .map(|n| format!("; did you mean `{n}`?"))
-                .unwrap_or_default();
-            return Err(Diagnostics(vec![crate::diagnostic::Diagnostic::error(format!(
-                "`[plugins.{entry}.settings]` sets `{key}`, which {} does not declare in `default_settings`{near}",
-                spec.source.display()
-            ))]));
-        };
-        let value = match default {
-            Value::String(_) => Some(Value::String(text.clone())),
-            Value::Bool(_) => text.parse::<bool>().ok().map(Value::Bool),
-            Value::Number(_) => serde_json::from_str::<serde_json::Number>(text).ok().map(Value::Number),
-            _ => None,
-        };
-        let Some(value) = value else {
-            return Err(Diagnostics(vec![crate::diagnostic::Diagnostic::error(format!(
-                "`[plugins.{entry}.settings]` sets `{key}` to {text:?}, but its default in {} is {default}; give a value of that type",
-                spec.source.display()
-            ))]));
-        };
-        spec.default_settings.insert(key.clone(), value);
-    }
-    Ok(())
 }
 
 /// Under a policy, every variable a spec sets or inherits must be granted by name (`env`).

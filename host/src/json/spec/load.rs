@@ -90,13 +90,22 @@ pub const KEYS_BY_OBJECT: &[(&str, &[&str])] = &[
 /// Reads and loads a spec file. Variables that hijack execution ([`crate::policy::hijacks_execution`])
 /// are refused: only [`load_file_granting`], with the policy's exact grants, admits them.
 pub fn load_file(path: &Path) -> Result<Spec, Diagnostics> {
-    load_file_granting(path, &[])
+    load_file_granting(path, EntryGrants::default())
 }
 
-/// Reads and loads a spec file whose `env` may also name the variables in `granted_env` (the
-/// exact names the operator's policy entry grants), hijacking ones included.
-pub fn load_file_granting(path: &Path, granted_env: &[String]) -> Result<Spec, Diagnostics> {
-    load_str_granting(path, read_text(path)?, granted_env)
+/// What the operator's policy entry gives a spec at load: the variables it grants by exact name
+/// (hijacking ones included), which the spec's `env` may then name, and the entry's
+/// `[settings]`, which replace `default_settings` values before any check reads them (so a value
+/// the operator sets is held to the same rules as the author's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EntryGrants<'a> {
+    pub env: &'a [String],
+    pub settings: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+/// Reads and loads a spec file under its policy entry's grants.
+pub fn load_file_granting(path: &Path, grants: EntryGrants<'_>) -> Result<Spec, Diagnostics> {
+    load_str_granting(path, read_text(path)?, grants)
 }
 
 /// A spec file's text: at most [`MAX_SPEC_BYTES`], UTF-8. Read once: callers that check the
@@ -127,17 +136,24 @@ pub fn read_text(path: &Path) -> Result<String, Diagnostics> {
 
 /// Loads a spec from text; `path` is used in messages.
 pub fn load_str(path: impl Into<PathBuf>, text: String) -> Result<Spec, Diagnostics> {
-    load_str_granting(path, text, &[])
+    load_str_granting(path, text, EntryGrants::default())
 }
 
-/// [`load_str`] admitting the variables in `granted_env` (see [`load_file_granting`]).
-pub fn load_str_granting(path: impl Into<PathBuf>, text: String, granted_env: &[String]) -> Result<Spec, Diagnostics> {
+/// [`load_str`] under a policy entry's grants (see [`EntryGrants`]).
+pub fn load_str_granting(path: impl Into<PathBuf>, text: String, grants: EntryGrants<'_>) -> Result<Spec, Diagnostics> {
     let source = SourceFile::new(path, text);
     let root = json::parse(source.text()).map_err(|e| {
         let span = Span::new(e.offset, e.offset + 1);
         Diagnostics(vec![Diagnostic::error(format!("invalid JSON: {}", e.message)).at(source.locate(span))])
     })?;
-    let mut decoder = Decoder { source: &source, errors: Vec::new(), warnings: Vec::new(), granted_env, kind: None };
+    let mut decoder = Decoder {
+        source: &source,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        granted_env: grants.env,
+        settings: grants.settings,
+        kind: None,
+    };
     let spec = decoder.spec(&root);
     match spec {
         Some(spec) if decoder.errors.is_empty() => Ok(Spec { warnings: decoder.warnings, ..spec }),
@@ -190,6 +206,8 @@ struct Decoder<'s> {
     warnings: Vec<Diagnostic>,
     /// Variable names the operator's policy grants this spec by exact name.
     granted_env: &'s [String],
+    /// The operator's values for `default_settings` keys.
+    settings: Option<&'s std::collections::BTreeMap<String, String>>,
     /// The spec's kind, once decoded: bare-name parameters of standard actions take their shape
     /// from the catalogue ([`catalogue::standard_params`]).
     kind: Option<CpiKind>,
@@ -411,6 +429,48 @@ impl Decoder<'_> {
         ok.then_some(template)
     }
 
+    /// The operator's `[plugins.NAME.settings]` over `default_settings`: only keys the spec
+    /// declares, each parsed as its default's type (a number stays a number). Applied before any
+    /// template is checked, so an operator's value meets the same checks as the author's.
+    fn apply_operator_settings(&mut self, defaults: &mut serde_json::Map<String, Value>, span: Span) {
+        let Some(settings) = self.settings else { return };
+        for (key, text) in settings {
+            let Some(default) = defaults.get(key) else {
+                let near = crate::suggest::closest(key, defaults.keys().map(String::as_str))
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                let declared: Vec<String> = defaults.keys().map(|k| format!("`{k}`")).collect();
+                self.error(
+                    span,
+                    format!("the policy's `[plugins.NAME.settings]` sets `{key}`, which `default_settings` does not declare{near}"),
+                    Some(format!(
+                        "set only declared settings ({})",
+                        if declared.is_empty() { "this spec declares none".to_string() } else { declared.join(", ") }
+                    )),
+                );
+                continue;
+            };
+            let value = match default {
+                Value::String(_) => Some(Value::String(text.clone())),
+                Value::Bool(_) => text.parse::<bool>().ok().map(Value::Bool),
+                Value::Number(_) => serde_json::from_str::<serde_json::Number>(text).ok().map(Value::Number),
+                _ => None,
+            };
+            match value {
+                Some(value) => {
+                    defaults.insert(key.clone(), value);
+                }
+                None => self.error(
+                    span,
+                    format!(
+                        "the policy's `[plugins.NAME.settings]` sets `{key}` to {text:?}, but its default is {default}"
+                    ),
+                    Some("give a value of that type (a list or object default cannot be set from the policy)".into()),
+                ),
+            }
+        }
+    }
+
     /// A placeholder whose value is read again as code (the script of `sh -c`, arithmetic, a
     /// remote command): its parameter's pattern must admit only safe characters, or, for a
     /// default setting, its value must consist of them.
@@ -502,7 +562,8 @@ impl Decoder<'_> {
             },
         };
         let env = first(members, "env").map(|m| self.env(&m.value)).unwrap_or_default();
-        let default_settings = match first(members, "default_settings") {
+        let settings_member = first(members, "default_settings");
+        let mut default_settings = match settings_member {
             Some(m) => match self.map(&m.value, "`default_settings`", "setting") {
                 Some(_) => match m.value.to_value() {
                     Value::Object(map) => map,
@@ -512,6 +573,8 @@ impl Decoder<'_> {
             },
             None => serde_json::Map::new(),
         };
+        let settings_span = settings_member.map_or(root_start, |m| m.value.span);
+        self.apply_operator_settings(&mut default_settings, settings_span);
         let validation = first(members, "validation").map(|m| self.validation(&m.value)).unwrap_or_default();
         let conformance_params =
             first(members, "conformance").map(|m| self.conformance_params(&m.value)).unwrap_or_default();

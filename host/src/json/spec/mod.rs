@@ -24,7 +24,9 @@ use crate::json::template::Template;
 // A spec's kind and its parameters' types are the catalogue's.
 pub use crate::contract::catalogue::{CpiKind, ParamType};
 
-pub use load::{load_file, load_file_granting, load_str, load_str_granting, read_text, KEYS_BY_OBJECT, MAX_SPEC_BYTES};
+pub use load::{
+    load_file, load_file_granting, load_str, load_str_granting, read_text, EntryGrants, KEYS_BY_OBJECT, MAX_SPEC_BYTES,
+};
 
 /// The JSON Schema of the format without the standard actions; [`schema`] adds them.
 const SCHEMA_BASE: &str = include_str!("cpi.schema.json");
@@ -355,16 +357,16 @@ pub fn convert_file(path: &Path, mode: compat::Compat) -> Result<(String, Vec<Di
 /// Loads a file in a compatibility format (`--compat`): translated to the native format, with
 /// warnings about the original attached to the spec.
 pub fn load_file_compat(path: &Path, mode: compat::Compat) -> Result<Spec, Diagnostics> {
-    load_file_compat_granting(path, mode, &[])
+    load_file_compat_granting(path, mode, EntryGrants::default())
 }
 
 /// [`load_file_compat`] admitting the variables the policy grants by exact name.
 pub fn load_file_compat_granting(
     path: &Path,
     mode: compat::Compat,
-    granted_env: &[String],
+    grants: EntryGrants<'_>,
 ) -> Result<Spec, Diagnostics> {
-    load_str_compat_granting(path, load::read_text(path)?, mode, granted_env)
+    load_str_compat_granting(path, load::read_text(path)?, mode, grants)
 }
 
 /// [`load_file_compat_granting`] on text already read from `path`.
@@ -372,11 +374,11 @@ pub fn load_str_compat_granting(
     path: &Path,
     text: String,
     mode: compat::Compat,
-    granted_env: &[String],
+    grants: EntryGrants<'_>,
 ) -> Result<Spec, Diagnostics> {
     let translation = translate_text(path, text, mode)?;
     let label = PathBuf::from(format!("{} (translated by --compat omnicloud)", path.display()));
-    match load::load_str_granting(label, translation.native, granted_env) {
+    match load::load_str_granting(label, translation.native, grants) {
         Ok(mut spec) => {
             let mut warnings = translation.warnings;
             warnings.append(&mut spec.warnings);

@@ -68,27 +68,75 @@ async fn podman_cpi_is_conformant() {
     assert_fully_conformant(&kit(&cpi).await);
 }
 
+fn podman_available() -> bool {
+    support::runtime_available(
+        "podman with the busybox image",
+        &["podman", "image", "exists", "localhost/busybox:latest"],
+    )
+}
+
+/// A copy of the shipped spec `cpis/NAME.json` with each `(from, to)` edit made once, in a temp
+/// dir: a deliberately broken CPI. Each `from` must occur exactly once, so that a change to the
+/// spec makes the test say so instead of silently testing the intact spec.
+fn broken_copy(name: &str, edits: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let mut text = std::fs::read_to_string(support::cpi_path(name)).expect("shipped spec");
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "cpis/{name}.json no longer holds exactly one {from:?}; update this test"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(format!("broken_{name}.json"));
+    std::fs::write(&path, text).expect("write");
+    (dir, path)
+}
+
+/// The kit with only `checks` (and the leak check).
+async fn kit_only(cpi: &Cpi, checks: &[&str]) -> Report {
+    let options = Options { only: checks.iter().map(|c| c.to_string()).collect(), ..Options::default() };
+    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
+    conformance::run(cpi, &options, &mut progress).await
+}
+
+/// Exactly `id` failed, saying it expected `expected` and got `got` (substrings); every other
+/// check that ran passed (none skipped: the defect is found among checks that did run).
+fn assert_caught_by(report: &Report, id: &str, expected: &str, got: &str) {
+    let mut caught = false;
+    for result in &report.results {
+        match &result.verdict {
+            Verdict::Failed(f) if result.id == id => {
+                assert!(
+                    f.expected.contains(expected) && f.got.contains(got),
+                    "{id} failed for another reason: expected {:?}, got {:?} (wanted {expected:?} / {got:?})",
+                    f.expected,
+                    f.got
+                );
+                caught = true;
+            }
+            Verdict::Passed => {}
+            other => {
+                panic!("{}: only {id} should fail, and every other check pass; {} is {other:?}", report.cpi, result.id)
+            }
+        }
+    }
+    assert!(caught, "{}: {id} did not catch the defect: {:?}", report.cpi, failed_ids(report));
+}
+
 /// The podman CPI without its rule that a network in use is `in_use` (podman's own error is then
 /// an untyped `failed`): C-NETWORK-02 catches it, and nothing else does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_catches_a_network_in_use_reported_untyped() {
-    if !support::runtime_available(
-        "podman with the busybox image",
-        &["podman", "image", "exists", "localhost/busybox:latest"],
-    ) {
+    if !podman_available() {
         return;
     }
-    let text = std::fs::read_to_string(support::cpi_path("podman")).expect("podman.json");
     let rule = ",\n        { \"kind\": \"in_use\", \"stderr\": \"network is being used\" }";
-    assert!(text.contains(rule), "podman.json's delete_network rule moved; update this test");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broken = dir.path().join("broken_network_in_use.json");
-    std::fs::write(&broken, text.replace(rule, "")).expect("write");
+    let (_dir, broken) = broken_copy("podman", &[(rule, "")]);
     let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
-    let options = Options { only: vec!["C-NETWORK-01".into(), "C-NETWORK-02".into()], ..Options::default() };
-    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
-    let report = conformance::run(&cpi, &options, &mut progress).await;
-    assert_eq!(failed_ids(&report), BTreeSet::from(["C-NETWORK-02"]), "only the in_use check fails");
+    let report = kit_only(&cpi, &["C-NETWORK-01", "C-NETWORK-02"]).await;
+    assert_caught_by(&report, "C-NETWORK-02", "delete_network fails with in_use", "error[failed]");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

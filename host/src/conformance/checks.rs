@@ -323,95 +323,111 @@ async fn failed_create(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Volumes and networks: what every volume and network check starts from, and how it ends.
+impl Ctx<'_> {
+    async fn new_volume(&mut self) -> Result<String, Failure> {
+        let volume = self.name("v");
+        self.ok("create_volume", json!({ "name": volume })).await?;
+        self.created(Resource::Volume(volume.clone()));
+        Ok(volume)
+    }
+
+    /// A created container with `volume` at `/data`: attached by `attach_volume` when the CPI
+    /// has it, else mounted at creation (`volumes`), the only way for podman and docker.
+    async fn container_with_volume(&mut self, volume: &str) -> Result<String, Failure> {
+        if supported(self.cpi, "attach_volume") {
+            let name = self.new_container(json!({})).await?;
+            self.ok("attach_volume", json!({"name": volume, "container": name, "target": "/data"})).await?;
+            Ok(name)
+        } else {
+            self.new_container(json!({ "volumes": [format!("{volume}:/data")] })).await
+        }
+    }
+
+    async fn delete_volume(&mut self, volume: &str) -> Result<(), Failure> {
+        self.ok("delete_volume", json!({ "name": volume })).await?;
+        self.forget(&Resource::Volume(volume.to_string()));
+        Ok(())
+    }
+
+    /// Runs `script` in the container with `sh -c`; it must exit 0 and print `stdout`.
+    async fn exec_prints(&mut self, name: &str, script: &str, stdout: &str, what: &str) -> Result<(), Failure> {
+        let out = self.ok("exec", json!({"name": name, "cmd": ["sh", "-c", script]})).await?;
+        if out.exit_code != Some(0) || out.stdout != stdout {
+            return Err(self.failure(
+                format!("{what}: exec of {script:?} exits 0 and prints {stdout:?}"),
+                format!("exit code {:?}, stdout {:?}, stderr {:?}", out.exit_code, out.stdout, out.stderr),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A network and a created container connected to it.
+    async fn connected_container(&mut self) -> Result<(String, String), Failure> {
+        let network = self.name("n");
+        self.ok("create_network", json!({ "name": network })).await?;
+        self.created(Resource::Network(network.clone()));
+        let name = self.new_container(json!({})).await?;
+        self.ok("connect_network", json!({"network": network, "container": name})).await?;
+        Ok((network, name))
+    }
+
+    /// Disconnects twice: the second finds nothing to do, and succeeds.
+    async fn disconnect_twice(&mut self, network: &str, name: &str, when: &str) -> Result<(), Failure> {
+        let params = json!({"network": network, "container": name});
+        self.ok("disconnect_network", params.clone()).await.map_err(|f| f.when(format!("{when}, the first time")))?;
+        self.ok("disconnect_network", params).await.map_err(|f| f.when(format!("{when}, again")))?;
+        Ok(())
+    }
+
+    async fn delete_network(&mut self, network: &str) -> Result<(), Failure> {
+        self.ok("delete_network", json!({ "name": network })).await?;
+        self.forget(&Resource::Network(network.to_string()));
+        Ok(())
+    }
+}
+
+impl Failure {
+    /// Says when in the check the expectation failed.
+    fn when(self, when: impl std::fmt::Display) -> Failure {
+        Failure { expected: format!("{when}: {}", self.expected), ..self }
+    }
+}
+
 async fn volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let volume = ctx.name("v");
-    ctx.ok("create_volume", json!({ "name": volume })).await?;
-    ctx.created(Resource::Volume(volume.clone()));
-    let attach = supported(ctx.cpi, "attach_volume");
-    let with_volume = |ctx: &mut Ctx<'_>| {
-        let volume = volume.clone();
-        let extra = if attach { json!({}) } else { json!({ "volumes": [format!("{volume}:/data")] }) };
-        (ctx.name("vc"), extra)
-    };
-    let (writer, extra) = with_volume(ctx);
-    let mut params = json!({"name": writer, "command": ["sh", "-c", "exec sleep 3600"]});
-    if let (Some(p), Value::Object(extra)) = (params.as_object_mut(), extra.clone()) {
-        p.extend(extra);
-    }
-    ctx.ok("create_container", params.clone()).await?;
-    ctx.created(Resource::Container(writer.clone()));
-    if attach {
-        ctx.ok("attach_volume", json!({"name": volume, "container": writer, "target": "/data"})).await?;
-    }
+    let volume = ctx.new_volume().await?;
+    let writer = ctx.container_with_volume(&volume).await?;
     ctx.ok("start_container", json!({ "name": writer })).await?;
-    let wrote = ctx
-        .ok(
-            "exec",
-            json!({"name": writer, "cmd": ["sh", "-c", "echo kept > /data/conformance && cat /data/conformance"]}),
-        )
+    ctx.exec_prints(&writer, "echo kept > /data/conformance && cat /data/conformance", "kept\n", "the first container")
         .await?;
-    if wrote.exit_code != Some(0) || wrote.stdout != "kept\n" {
-        return Err(ctx.failure(
-            "exec writes /data/conformance in the volume",
-            format!("exit code {:?}, stdout {:?}, stderr {:?}", wrote.exit_code, wrote.stdout, wrote.stderr),
-        ));
-    }
     ctx.delete_container(&writer).await?;
 
-    let (reader, _) = with_volume(ctx);
-    if let Some(p) = params.as_object_mut() {
-        p.insert("name".into(), Value::String(reader.clone()));
-    }
-    ctx.ok("create_container", params).await?;
-    ctx.created(Resource::Container(reader.clone()));
-    if attach {
-        ctx.ok("attach_volume", json!({"name": volume, "container": reader, "target": "/data"})).await?;
-    }
+    let reader = ctx.container_with_volume(&volume).await?;
     ctx.ok("start_container", json!({ "name": reader })).await?;
-    let read = ctx.ok("exec", json!({"name": reader, "cmd": ["cat", "/data/conformance"]})).await?;
-    if read.stdout != "kept\n" {
-        return Err(ctx.failure(
-            "a second container reads what the first wrote to the volume",
-            format!("stdout {:?}, stderr {:?}", read.stdout, read.stderr),
-        ));
-    }
+    ctx.exec_prints(&reader, "cat /data/conformance", "kept\n", "a second container reads what the first wrote")
+        .await?;
     ctx.delete_container(&reader).await?;
-    ctx.ok("delete_volume", json!({ "name": volume })).await?;
-    ctx.forget(&Resource::Volume(volume.clone()));
+    ctx.delete_volume(&volume).await?;
     ctx.ok_or("delete_volume", json!({ "name": volume }), &[ErrorKind::NotFound]).await
 }
 
 async fn network(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let network = ctx.name("n");
-    ctx.ok("create_network", json!({ "name": network })).await?;
-    ctx.created(Resource::Network(network.clone()));
-    let name = ctx.new_container(json!({})).await?;
-    ctx.ok("connect_network", json!({"network": network, "container": name})).await?;
+    let (network, name) = ctx.connected_container().await?;
     ctx.ok("start_container", json!({ "name": name })).await?;
     ctx.ok("stop_container", json!({ "name": name })).await?;
-    ctx.ok("disconnect_network", json!({"network": network, "container": name})).await?;
-    ctx.ok("disconnect_network", json!({"network": network, "container": name})).await?;
+    ctx.disconnect_twice(&network, &name, "container stopped").await?;
     ctx.delete_container(&name).await?;
-    ctx.ok("delete_network", json!({ "name": network })).await?;
-    ctx.forget(&Resource::Network(network));
-    Ok(())
+    ctx.delete_network(&network).await
 }
 
 /// While a running container is connected, its network cannot go: the caller must learn that
-/// from the kind. (Disconnecting a running container is not required: runc fixes a container's
-/// namespaces at start and answers invalid_state.)
+/// from the kind.
 async fn network_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let network = ctx.name("n");
-    ctx.ok("create_network", json!({ "name": network })).await?;
-    ctx.created(Resource::Network(network.clone()));
-    let name = ctx.new_container(json!({})).await?;
-    ctx.ok("connect_network", json!({"network": network, "container": name})).await?;
+    let (network, name) = ctx.connected_container().await?;
     ctx.ok("start_container", json!({ "name": name })).await?;
     ctx.fails("delete_network", json!({ "name": network }), &[ErrorKind::InUse]).await?;
     ctx.delete_container(&name).await?;
-    ctx.ok("delete_network", json!({ "name": network })).await?;
-    ctx.forget(&Resource::Network(network));
-    Ok(())
+    ctx.delete_network(&network).await.map_err(|f| f.when("once the container is gone"))
 }
 
 async fn repeated(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
@@ -568,33 +584,51 @@ async fn vm_bad_image(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Disks: what every disk check starts from.
+impl Ctx<'_> {
+    /// A new disk named `KIND<n>` under the run prefix; its id (the result's `id`, else the name).
+    /// Checks create a disk before the VM it is attached to: cleanup runs newest first, and
+    /// deleting the VM frees the disk, which then can go too, whatever step the check failed at.
+    async fn new_disk(&mut self, kind: &str) -> Result<String, Failure> {
+        let name = self.name(kind);
+        let created = self.ok("create_disk", json!({"name": name, "size_mb": 16})).await?;
+        let disk = created.result.as_ref().and_then(|r| r["id"].as_str()).unwrap_or(&name).to_string();
+        self.created(Resource::Disk(disk.clone()));
+        Ok(disk)
+    }
+
+    /// How many times `list_disks` of the VM names the disk.
+    async fn times_listed(&mut self, vm: &str, disk: &str) -> Result<usize, Failure> {
+        let listed = self.ok("list_disks", json!({ "vm": vm })).await?;
+        Ok(names(&listed).iter().filter(|n| *n == disk).count())
+    }
+
+    async fn delete_disk(&mut self, disk: &str) -> Result<(), Failure> {
+        self.ok("delete_disk", json!({ "disk": disk })).await?;
+        self.forget(&Resource::Disk(disk.to_string()));
+        Ok(())
+    }
+}
+
 async fn disk_lifecycle(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
     let vm = ctx.new_vm().await?;
-    let disk_name = ctx.name("d");
-    let created = ctx.ok("create_disk", json!({"name": disk_name, "size_mb": 16})).await?;
-    let disk = created.result.as_ref().and_then(|r| r["id"].as_str()).unwrap_or(&disk_name).to_string();
-    ctx.created(Resource::Disk(disk.clone()));
     ctx.has("has_disk", "disk", &disk, true).await?;
     ctx.ok("attach_disk", json!({"vm": vm, "disk": disk})).await?;
-    let listed = ctx.ok("list_disks", json!({ "vm": vm })).await?;
-    if !names(&listed).contains(&disk) {
-        return Err(ctx.failure(format!("list_disks of {vm} includes {disk}"), format!("{:?}", listed.result)));
+    if ctx.times_listed(&vm, &disk).await? == 0 {
+        return Err(ctx.failure(format!("list_disks of {vm} includes {disk}"), "it is missing"));
     }
     ctx.ok("detach_disk", json!({"vm": vm, "disk": disk})).await?;
     ctx.ok("attach_disk", json!({"vm": vm, "disk": disk})).await?;
     ctx.ok("delete_vm", json!({ "vm": vm })).await?;
     ctx.forget(&Resource::Vm(vm.clone()));
     ctx.has("has_disk", "disk", &disk, true).await?;
-    ctx.ok("delete_disk", json!({ "disk": disk })).await?;
-    ctx.forget(&Resource::Disk(disk.clone()));
+    ctx.delete_disk(&disk).await?;
     ctx.has("has_disk", "disk", &disk, false).await
 }
 
 async fn snapshot(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let disk_name = ctx.name("sd");
-    let created = ctx.ok("create_disk", json!({"name": disk_name, "size_mb": 16})).await?;
-    let disk = created.result.as_ref().and_then(|r| r["id"].as_str()).unwrap_or(&disk_name).to_string();
-    ctx.created(Resource::Disk(disk.clone()));
+    let disk = ctx.new_disk("sd").await?;
     let snapshot_name = ctx.name("snap");
     let outcome = ctx.ok("snapshot_disk", json!({"disk": disk, "snapshot": snapshot_name})).await?;
     let id = outcome.result.as_ref().and_then(|r| r["id"].as_str()).map(str::to_string);

@@ -139,6 +139,99 @@ async fn the_kit_catches_a_network_in_use_reported_untyped() {
     assert_caught_by(&report, "C-NETWORK-02", "delete_network fails with in_use", "error[failed]");
 }
 
+/// The podman CPI without its rule that a volume in use is `in_use`: C-VOLUME-04 catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_volume_in_use_reported_untyped() {
+    if !podman_available() {
+        return;
+    }
+    let rule = ",\n        { \"kind\": \"in_use\", \"stderr\": \"volume is being used\" }";
+    let (_dir, broken) = broken_copy("podman", &[(rule, "")]);
+    let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+    let report = kit_only(&cpi, &["C-VOLUME-01", "C-VOLUME-04", "C-VOLUME-05"]).await;
+    assert_caught_by(&report, "C-VOLUME-04", "container created: delete_volume fails with in_use", "error[failed]");
+}
+
+/// podman (and docker) create a missing named volume silently; the shipped specs check first.
+/// Without that hook the create succeeds, and without the rule that types the hook's refusal it
+/// is untyped: C-VOLUME-05 catches both, and its cleanup removes what the first one made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_container_created_with_a_missing_volume() {
+    if !podman_available() {
+        return;
+    }
+    let text = std::fs::read_to_string(support::cpi_path("podman")).expect("podman.json");
+    let hook_start = text.find("      \"pre_check_volumes_exist\"").expect("podman.json checks volumes exist");
+    let hook = &text[hook_start..hook_start + text[hook_start..].find('\n').expect("line") + 1];
+    let rule =
+        ",\n        { \"kind\": \"not_found\", \"exit_code\": 3, \"stderr\": \"\\\\Apodman_cpi: no such volume\" }";
+    for (edit, got) in [((hook, ""), "success"), ((rule, ""), "error[failed]")] {
+        let (_dir, broken) = broken_copy("podman", &[edit]);
+        let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+        let report = kit_only(&cpi, &["C-VOLUME-01", "C-VOLUME-04", "C-VOLUME-05"]).await;
+        assert_caught_by(&report, "C-VOLUME-05", "create_container fails with not_found", got);
+        let volumes = std::process::Command::new("podman")
+            .args(["volume", "ls", "--format", "{{.Name}}"])
+            .output()
+            .expect("podman volume ls");
+        let left: Vec<String> = String::from_utf8_lossy(&volumes.stdout)
+            .lines()
+            .filter(|v| v.starts_with(&report.prefix))
+            .map(str::to_string)
+            .collect();
+        assert!(left.is_empty(), "the check's cleanup removes the volume podman made: {left:?}");
+    }
+}
+
+/// The LXC CPI with its volume root in a private directory.
+fn lxc_cpi(path: &Path, volumes: &Path) -> Cpi {
+    let mut loaded = spec::load_file(path).unwrap_or_else(|e| panic!("{} loads:\n{e}", path.display()));
+    loaded.default_settings.insert("volume_root".into(), json!(volumes));
+    Cpi::from(JsonCpi::unrestricted(loaded))
+}
+
+const VOLUME_CHECKS: [&str; 5] = ["C-VOLUME-01", "C-VOLUME-02", "C-VOLUME-03", "C-VOLUME-04", "C-VOLUME-05"];
+
+/// LXC CPIs whose attach_volume leaves a missing volume untyped, or a second attach untyped:
+/// C-VOLUME-02 catches each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_attach_volume_errors_reported_untyped() {
+    if !support::runtime_available("LXC", &["lxc-create", "--version"]) {
+        return;
+    }
+    let missing = "        { \"kind\": \"not_found\", \"stderr\": \"no such volume\" },\n";
+    let again = ",\n        { \"kind\": \"already_exists\", \"stderr\": \"is already attached\" }";
+    for (rule, expected) in [
+        (missing, "attaching a volume that does not exist: attach_volume fails with not_found"),
+        (again, "attaching the same volume again: attach_volume succeeds or fails with already_exists"),
+    ] {
+        let (_dir, broken) = broken_copy("lxc", &[(rule, "")]);
+        let volumes = tempfile::tempdir().expect("volume root");
+        let report = kit_only(&lxc_cpi(&broken, volumes.path()), &VOLUME_CHECKS).await;
+        assert_caught_by(&report, "C-VOLUME-02", expected, "error[failed]");
+    }
+}
+
+/// LXC CPIs whose detach_volume does nothing (yet succeeds), or fails for a volume no longer
+/// attached: C-VOLUME-03 catches each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_detach_volume_that_lies_or_is_not_idempotent() {
+    if !support::runtime_available("LXC", &["lxc-create", "--version"]) {
+        return;
+    }
+    let guard = "grep -q -F -e \\\"$e\\\" \\\"$c\\\" || exit 0;";
+    let not_attached = "grep -q -F -e \\\"$e\\\" \\\"$c\\\" || { echo \\\"lxc_cpi: volume $4 is not attached to $2\\\" >&2; exit 1; };";
+    for (edit, expected, got) in [
+        ("exit 0;", "the volume's file is gone from /data", "stdout \"present\\n\""),
+        (not_attached, "detaching again: detach_volume succeeds", "error[failed]"),
+    ] {
+        let (_dir, broken) = broken_copy("lxc", &[(guard, edit)]);
+        let volumes = tempfile::tempdir().expect("volume root");
+        let report = kit_only(&lxc_cpi(&broken, volumes.path()), &VOLUME_CHECKS).await;
+        assert_caught_by(&report, "C-VOLUME-03", expected, got);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_cpi_is_conformant_against_podmans_socket() {
     if !support::runtime_available(

@@ -54,6 +54,10 @@ pub fn catalogue() -> &'static [CheckInfo] {
         CheckInfo { id: "C-EXISTS-01", level: Must, kind: C, statement: "creating a name that exists is typed already_exists", needs: &["create_container", "delete_container"] },
         CheckInfo { id: "C-FAILCREATE-01", level: Must, kind: C, statement: "a create that fails (unknown image) is an error and leaves nothing behind", needs: &["create_container", "list_containers", "inspect_container"] },
         CheckInfo { id: "C-VOLUME-01", level: Should, kind: C, statement: "a volume attached to a container keeps data written by exec for the next container; delete, delete again succeeds or not_found", needs: &["create_volume", "delete_volume", "create_container", "start_container", "exec"] },
+        CheckInfo { id: "C-VOLUME-02", level: Should, kind: C, statement: "attaching a volume again succeeds or is already_exists; a missing volume, or container, is not_found; the container starts with it", needs: &["create_volume", "delete_volume", "attach_volume", "create_container", "start_container", "exec", "delete_container"] },
+        CheckInfo { id: "C-VOLUME-03", level: Should, kind: C, statement: "detach_volume of a stopped container succeeds, and again; once started, the volume is gone from it and can be deleted", needs: &["create_volume", "delete_volume", "attach_volume", "detach_volume", "create_container", "start_container", "stop_container", "exec"] },
+        CheckInfo { id: "C-VOLUME-04", level: Should, kind: C, statement: "deleting a volume a created, running or stopped container uses is typed in_use; once the container is gone, delete succeeds", needs: &["create_volume", "delete_volume", "create_container", "start_container", "stop_container", "delete_container"] },
+        CheckInfo { id: "C-VOLUME-05", level: Should, kind: C, statement: "creating a container with a volume that does not exist is typed not_found and leaves no container and no volume", needs: &["create_volume", "delete_volume", "create_container", "list_containers", "inspect_container"] },
         CheckInfo { id: "C-NETWORK-01", level: Should, kind: C, statement: "network: create → connect → start → stop → disconnect → disconnect again succeeds → delete", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "stop_container"] },
         CheckInfo { id: "C-NETWORK-02", level: Should, kind: C, statement: "deleting a network a running container uses is typed in_use; once the container is gone, delete succeeds", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "delete_container"] },
         CheckInfo { id: "C-ROBUST-01", level: Should, kind: C, statement: "the lifecycle works N times in a row on the same name (--repeat)", needs: &["create_container", "start_container", "exec", "stop_container", "delete_container"] },
@@ -101,6 +105,10 @@ pub(crate) async fn run(id: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         "C-EXISTS-01" => already_exists(ctx).await,
         "C-FAILCREATE-01" => failed_create(ctx).await,
         "C-VOLUME-01" => volume(ctx).await,
+        "C-VOLUME-02" => attach_volume(ctx).await,
+        "C-VOLUME-03" => detach_volume(ctx).await,
+        "C-VOLUME-04" => volume_in_use(ctx).await,
+        "C-VOLUME-05" => missing_volume(ctx).await,
         "C-NETWORK-01" => network(ctx).await,
         "C-NETWORK-02" => network_in_use(ctx).await,
         "C-ROBUST-01" => repeated(ctx).await,
@@ -409,6 +417,100 @@ async fn volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     ctx.delete_container(&reader).await?;
     ctx.delete_volume(&volume).await?;
     ctx.ok_or("delete_volume", json!({ "name": volume }), &[ErrorKind::NotFound]).await
+}
+
+/// Attaching is idempotent or says it was done already, and a missing volume or container is
+/// named by the kind. The container then starts with the volume where it was asked to be.
+async fn attach_volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.new_volume().await?;
+    // Registered before the container, so that a volume a faulty attach creates is removed after it.
+    let missing_volume = ctx.name("nosuchvolume");
+    ctx.created(Resource::Volume(missing_volume.clone()));
+    let name = ctx.new_container(json!({})).await?;
+    let attach = |volume: &str, container: &str| json!({"name": volume, "container": container, "target": "/data"});
+    ctx.ok("attach_volume", attach(&volume, &name)).await?;
+    ctx.ok_or("attach_volume", attach(&volume, &name), &[ErrorKind::AlreadyExists])
+        .await
+        .map_err(|f| f.when("attaching the same volume again"))?;
+    ctx.fails("attach_volume", attach(&missing_volume, &name), &[ErrorKind::NotFound])
+        .await
+        .map_err(|f| f.when("attaching a volume that does not exist"))?;
+    let missing_container = ctx.name("nosuchcontainer");
+    ctx.fails("attach_volume", attach(&volume, &missing_container), &[ErrorKind::NotFound])
+        .await
+        .map_err(|f| f.when("attaching to a container that does not exist"))?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.exec_prints(&name, "echo attached > /data/conformance && cat /data/conformance", "attached\n", "after start")
+        .await
+}
+
+/// A detached volume leaves the container when it next starts, and is no longer in use.
+async fn detach_volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.new_volume().await?;
+    let name = ctx.new_container(json!({})).await?;
+    ctx.ok("attach_volume", json!({"name": volume, "container": name, "target": "/data"})).await?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.exec_prints(
+        &name,
+        "echo attached > /data/conformance && cat /data/conformance",
+        "attached\n",
+        "while attached",
+    )
+    .await?;
+    ctx.ok("stop_container", json!({ "name": name })).await?;
+    let detach = json!({"name": volume, "container": name});
+    ctx.ok("detach_volume", detach.clone()).await?;
+    ctx.ok("detach_volume", detach).await.map_err(|f| f.when("detaching again"))?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.exec_prints(
+        &name,
+        "if [ -e /data/conformance ]; then echo present; else echo absent; fi",
+        "absent\n",
+        "after detach and start, the volume's file is gone from /data",
+    )
+    .await?;
+    ctx.delete_volume(&volume).await.map_err(|f| f.when("after detach, with the container still there"))
+}
+
+/// While a container uses a volume, in any state, the volume cannot go: the caller must learn
+/// that from the kind. Once the container is gone, it can.
+async fn volume_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.new_volume().await?;
+    let name = ctx.container_with_volume(&volume).await?;
+    let in_use = json!({ "name": volume });
+    ctx.fails("delete_volume", in_use.clone(), &[ErrorKind::InUse]).await.map_err(|f| f.when("container created"))?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.fails("delete_volume", in_use.clone(), &[ErrorKind::InUse]).await.map_err(|f| f.when("container running"))?;
+    ctx.ok("stop_container", json!({ "name": name })).await?;
+    ctx.fails("delete_volume", in_use, &[ErrorKind::InUse]).await.map_err(|f| f.when("container stopped"))?;
+    ctx.delete_container(&name).await?;
+    ctx.delete_volume(&volume).await.map_err(|f| f.when("once the container is gone"))
+}
+
+/// A container cannot be made with a volume that is not there (runtimes that would create it
+/// silently must not), and nothing is left of the attempt: no container, no volume.
+async fn missing_volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.name("nosuchvolume");
+    let name = ctx.name("c");
+    // Registered first, so that what a faulty create makes is still removed, container first.
+    ctx.created(Resource::Volume(volume.clone()));
+    ctx.created(Resource::Container(name.clone()));
+    let params =
+        json!({"name": name, "command": ["sh", "-c", "exec sleep 3600"], "volumes": [format!("{volume}:/data")]});
+    ctx.fails("create_container", params, &[ErrorKind::NotFound]).await?;
+    if ctx.listed(&name).await? {
+        return Err(ctx.failure("a create that failed leaves no container", format!("{name} is listed")));
+    }
+    ctx.fails("inspect_container", json!({ "name": name }), &[ErrorKind::NotFound])
+        .await
+        .map_err(|f| f.when("after the failed create"))?;
+    if supported(ctx.cpi, "list_volumes") {
+        let listed = ctx.ok("list_volumes", json!({})).await?;
+        if names(&listed).contains(&volume) {
+            return Err(ctx.failure("a create that failed leaves no volume", format!("{volume} is listed")));
+        }
+    }
+    Ok(())
 }
 
 async fn network(ctx: &mut Ctx<'_>) -> Result<(), Failure> {

@@ -135,8 +135,48 @@ async fn the_kit_catches_a_network_in_use_reported_untyped() {
     let rule = ",\n        { \"kind\": \"in_use\", \"stderr\": \"network is being used\" }";
     let (_dir, broken) = broken_copy("podman", &[(rule, "")]);
     let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
-    let report = kit_only(&cpi, &["C-NETWORK-01", "C-NETWORK-02"]).await;
+    let report = kit_only(&cpi, &["C-NETWORK-01", "C-NETWORK-02", "C-NETWORK-03"]).await;
     assert_caught_by(&report, "C-NETWORK-02", "delete_network fails with in_use", "error[failed]");
+}
+
+/// Two podman CPIs that cannot take a running container off a network: one refuses while it
+/// runs (invalid_state, as runc must), one says it did and did nothing. C-NETWORK-03 catches
+/// both; C-NETWORK-01, which disconnects a stopped container, passes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_running_container_that_cannot_leave_its_network() {
+    if !podman_available() {
+        return;
+    }
+    let command = r#""command": "podman network disconnect {network} {container}","#;
+    let rules = r#""errors": [{ "kind": "not_found", "stderr": "unable to find network" }]"#;
+    let refuses_running = [
+        (
+            command,
+            concat!(
+                r#""command": "podman network disconnect {network} {container}","#,
+                "\n      ",
+                r#""pre_check_stopped": "sh -c 'r=$(podman container inspect --format {{.State.Running}} \"$1\") || exit 1; [ \"$r\" != true ] || { echo \"podman_cpi: container $1 is running\" >&2; exit 4; }' sh {container}","#
+            ),
+        ),
+        (
+            rules,
+            r#""errors": [{ "kind": "not_found", "stderr": "unable to find network" }, { "kind": "invalid_state", "exit_code": 4, "stderr": "is running" }]"#,
+        ),
+    ];
+    let does_nothing = [(command, r#""command": "podman container exists {container}","#)];
+    for (edits, expected, got) in [
+        (
+            &refuses_running[..],
+            "container running, the first time: disconnect_network succeeds",
+            "error[invalid_state]",
+        ),
+        (&does_nothing[..], "with the container running: delete_network succeeds", "error[in_use]"),
+    ] {
+        let (_dir, broken) = broken_copy("podman", edits);
+        let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+        let report = kit_only(&cpi, &["C-NETWORK-01", "C-NETWORK-02", "C-NETWORK-03"]).await;
+        assert_caught_by(&report, "C-NETWORK-03", expected, got);
+    }
 }
 
 /// The podman CPI without its rule that a volume in use is `in_use`: C-VOLUME-04 catches it.
@@ -278,7 +318,23 @@ async fn runc_component_is_conformant() {
     let cache = tempfile::tempdir().expect("cache");
     let loader = omni_cpi::Loader::new(policy, Some(cache.path().to_path_buf())).expect("loader");
     let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("runc loads: {e}"));
-    assert_fully_conformant(&kit(&cpi).await);
+    let report = kit(&cpi).await;
+    // runc fixes a container's network namespace when it starts: a running container cannot
+    // leave its network (invalid_state), which fails the SHOULD check C-NETWORK-03 and nothing
+    // else. The run stays conformant: every MUST passes.
+    let network_03 = report.results.iter().find(|r| r.id == "C-NETWORK-03").expect("C-NETWORK-03 ran");
+    match &network_03.verdict {
+        Verdict::Failed(f) => assert!(f.got.starts_with("error[invalid_state]"), "{f:?}"),
+        other => panic!("runc cannot disconnect a running container, yet C-NETWORK-03 is {other:?}"),
+    }
+    assert_eq!(network_03.level, conformance::Level::Should);
+    assert!(report.conformant());
+    let others =
+        Report { results: report.results.iter().filter(|r| r.id != "C-NETWORK-03").cloned().collect(), ..report };
+    assert_fully_conformant(&others);
+    let skipped: BTreeSet<&str> =
+        others.results.iter().filter(|r| matches!(r.verdict, Verdict::Skipped { .. })).map(|r| r.id).collect();
+    assert_eq!(skipped, BTreeSet::from(["C-VOLUME-03"]), "runc's WIT world has no detach_volume");
 }
 
 /// A real IaaS: QEMU (TCG) with qemu-img and QMP, the director checks in full.

@@ -60,6 +60,7 @@ pub fn catalogue() -> &'static [CheckInfo] {
         CheckInfo { id: "C-VOLUME-05", level: Should, kind: C, statement: "creating a container with a volume that does not exist is typed not_found and leaves no container and no volume", needs: &["create_volume", "delete_volume", "create_container", "list_containers", "inspect_container"] },
         CheckInfo { id: "C-NETWORK-01", level: Should, kind: C, statement: "network: create → connect → start → stop → disconnect → disconnect again succeeds → delete", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "stop_container"] },
         CheckInfo { id: "C-NETWORK-02", level: Should, kind: C, statement: "deleting a network a running container uses is typed in_use; once the container is gone, delete succeeds", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "delete_container"] },
+        CheckInfo { id: "C-NETWORK-03", level: Should, kind: C, statement: "disconnecting a running container succeeds, and again; the network is then free (delete succeeds) while it runs", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container"] },
         CheckInfo { id: "C-ROBUST-01", level: Should, kind: C, statement: "the lifecycle works N times in a row on the same name (--repeat)", needs: &["create_container", "start_container", "exec", "stop_container", "delete_container"] },
         CheckInfo { id: "C-ROBUST-02", level: Should, kind: C, statement: "N lifecycles in parallel on distinct names all succeed (--parallel)", needs: &["create_container", "start_container", "exec", "delete_container"] },
         CheckInfo { id: LEAK_CHECK, level: Must, kind: C, statement: "after the run, no container with the run's prefix remains", needs: &["list_containers"] },
@@ -111,6 +112,7 @@ pub(crate) async fn run(id: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         "C-VOLUME-05" => missing_volume(ctx).await,
         "C-NETWORK-01" => network(ctx).await,
         "C-NETWORK-02" => network_in_use(ctx).await,
+        "C-NETWORK-03" => disconnect_running(ctx).await,
         "C-ROBUST-01" => repeated(ctx).await,
         "C-ROBUST-02" => parallel(ctx).await,
         "D-VM-01" => vm_lifecycle(ctx).await,
@@ -530,6 +532,16 @@ async fn network_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     ctx.fails("delete_network", json!({ "name": network }), &[ErrorKind::InUse]).await?;
     ctx.delete_container(&name).await?;
     ctx.delete_network(&network).await.map_err(|f| f.when("once the container is gone"))
+}
+
+/// A running container can leave a network, and a repeated disconnect is not an error; the
+/// network is then free while the container goes on running. (A runtime that fixes a
+/// container's namespaces at start, like runc, answers invalid_state and fails this SHOULD.)
+async fn disconnect_running(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let (network, name) = ctx.connected_container().await?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.disconnect_twice(&network, &name, "container running").await?;
+    ctx.delete_network(&network).await.map_err(|f| f.when("after disconnecting, with the container running"))
 }
 
 async fn repeated(ctx: &mut Ctx<'_>) -> Result<(), Failure> {

@@ -353,6 +353,36 @@ async fn qemu_cpi_is_conformant() {
     assert_eq!(snapshots, 0, "the kit removes the snapshots it made");
 }
 
+/// QEMU CPIs that leave a refused delete of an attached disk, a second attach, or a second
+/// detach untyped or failing: D-DISK-02, D-DISK-03 and D-DISK-04 catch one each, and only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_disk_errors_reported_untyped() {
+    if !support::qemu_available() {
+        return;
+    }
+    let rule = |kind: &str, code: u8, stderr: &str| {
+        format!("    {{\n      \"kind\": \"{kind}\",\n      \"exit_code\": {code},\n      \"stderr\": \"{stderr}\"\n    }},\n")
+    };
+    let in_use = rule("in_use", 16, "qemu_cpi: .*in use");
+    let already = rule("already_exists", 17, "qemu_cpi: .*already (exists|attached)");
+    let detach_idempotent = r#"die 3 \"no such disk: $disk\"; exit 0; fi;"#;
+    let detach_not_attached = r#"die 3 \"no such disk: $disk\"; die 1 \"disk $disk is not attached to vm $vm\"; fi;"#;
+    for ((from, to), id, expected) in [
+        ((in_use.as_str(), ""), "D-DISK-02", "delete_disk fails with in_use"),
+        (
+            (already.as_str(), ""),
+            "D-DISK-03",
+            "attaching the disk to the same VM again: attach_disk succeeds or fails with already_exists",
+        ),
+        ((detach_idempotent, detach_not_attached), "D-DISK-04", "detaching the disk again: detach_disk succeeds"),
+    ] {
+        let (_dir, broken) = broken_copy("qemu", &[(from, to)]);
+        let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+        let report = kit_only(&cpi, &["D-DISK-01", "D-DISK-02", "D-DISK-03", "D-DISK-04"]).await;
+        assert_caught_by(&report, id, expected, "error[failed]");
+    }
+}
+
 #[tokio::test]
 async fn director_checks_run_against_a_director_component() {
     let Some(wasm) = support::plugin_wasm("omni_cpi_testdirector") else { return };
@@ -370,7 +400,11 @@ async fn director_checks_run_against_a_director_component() {
     assert_fully_conformant(&report);
     let skipped: BTreeSet<&str> =
         report.results.iter().filter(|r| matches!(r.verdict, Verdict::Skipped { .. })).map(|r| r.id).collect();
-    assert_eq!(skipped, BTreeSet::from(["D-DISK-01", "D-SNAP-01"]), "disks are declared unsupported");
+    assert_eq!(
+        skipped,
+        BTreeSet::from(["D-DISK-01", "D-DISK-02", "D-DISK-03", "D-DISK-04", "D-SNAP-01"]),
+        "disks are declared unsupported"
+    );
     assert!(report.results.iter().all(|r| r.id.starts_with("D-")), "only director checks run on a director");
 }
 

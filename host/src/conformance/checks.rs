@@ -70,6 +70,9 @@ pub fn catalogue() -> &'static [CheckInfo] {
         CheckInfo { id: "D-VM-04", level: Must, kind: D, statement: "has_vm of a bogus id is false, not an error", needs: &["has_vm"] },
         CheckInfo { id: "D-VM-05", level: Must, kind: D, statement: "create_vm with a bogus image is a typed error and leaves no VM", needs: &["create_vm", "list_vms"] },
         CheckInfo { id: "D-DISK-01", level: Should, kind: D, statement: "disk: create → has → attach → listed on the VM → detach → attach again → survives its VM → delete → has false", needs: &["create_vm", "delete_vm", "create_disk", "has_disk", "attach_disk", "detach_disk", "list_disks", "delete_disk"] },
+        CheckInfo { id: "D-DISK-02", level: Should, kind: D, statement: "deleting a disk attached to a VM is typed in_use and keeps the disk; once detached, delete succeeds", needs: &["create_vm", "delete_vm", "create_disk", "has_disk", "attach_disk", "detach_disk", "delete_disk"] },
+        CheckInfo { id: "D-DISK-03", level: Should, kind: D, statement: "attaching a disk already attached to the VM succeeds or is already_exists; it stays attached once (one detach undoes it)", needs: &["create_vm", "delete_vm", "create_disk", "attach_disk", "detach_disk", "list_disks", "delete_disk"] },
+        CheckInfo { id: "D-DISK-04", level: Should, kind: D, statement: "detaching a disk twice succeeds; list_disks of the VM then omits it, and it can be deleted", needs: &["create_vm", "delete_vm", "create_disk", "attach_disk", "detach_disk", "list_disks", "delete_disk"] },
         CheckInfo { id: "D-SNAP-01", level: Should, kind: D, statement: "snapshot_disk returns an id", needs: &["create_disk", "delete_disk", "snapshot_disk"] },
         CheckInfo { id: DIRECTOR_LEAK_CHECK, level: Must, kind: D, statement: "after the run, no VM with the run's prefix remains", needs: &["list_vms"] },
     ];
@@ -121,6 +124,9 @@ pub(crate) async fn run(id: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         "D-VM-04" => vm_bogus(ctx).await,
         "D-VM-05" => vm_bad_image(ctx).await,
         "D-DISK-01" => disk_lifecycle(ctx).await,
+        "D-DISK-02" => disk_in_use(ctx).await,
+        "D-DISK-03" => disk_attach_again(ctx).await,
+        "D-DISK-04" => disk_detach_again(ctx).await,
         "D-SNAP-01" => snapshot(ctx).await,
         other => Err(Failure { expected: format!("a check named {other}"), got: "no such check".into(), call: None }),
     }
@@ -739,6 +745,64 @@ async fn disk_lifecycle(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     ctx.has("has_disk", "disk", &disk, true).await?;
     ctx.delete_disk(&disk).await?;
     ctx.has("has_disk", "disk", &disk, false).await
+}
+
+/// An attached disk cannot be deleted from under its VM: the caller learns it from the kind, and
+/// the disk is still there. Once detached, it can be.
+async fn disk_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
+    let vm = ctx.new_vm().await?;
+    ctx.ok("attach_disk", json!({"vm": vm, "disk": disk})).await?;
+    ctx.fails("delete_disk", json!({ "disk": disk }), &[ErrorKind::InUse]).await?;
+    ctx.has("has_disk", "disk", &disk, true).await.map_err(|f| f.when("after the refused delete"))?;
+    ctx.ok("detach_disk", json!({"vm": vm, "disk": disk})).await?;
+    ctx.delete_disk(&disk).await.map_err(|f| f.when("once detached"))?;
+    ctx.has("has_disk", "disk", &disk, false).await
+}
+
+/// The Director retries an attach whose answer it lost (BOSH's attach_disk): a second attach to
+/// the same VM is done already, either as a success or as already_exists, never a second
+/// attachment or an untyped error.
+async fn disk_attach_again(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
+    let vm = ctx.new_vm().await?;
+    let attach = json!({"vm": vm, "disk": disk});
+    ctx.ok("attach_disk", attach.clone()).await?;
+    ctx.ok_or("attach_disk", attach.clone(), &[ErrorKind::AlreadyExists])
+        .await
+        .map_err(|f| f.when("attaching the disk to the same VM again"))?;
+    let times = ctx.times_listed(&vm, &disk).await?;
+    if times != 1 {
+        return Err(
+            ctx.failure(format!("after two attaches, list_disks of {vm} names {disk} once"), format!("{times} times"))
+        );
+    }
+    ctx.ok("detach_disk", attach).await?;
+    let times = ctx.times_listed(&vm, &disk).await?;
+    if times != 0 {
+        return Err(ctx.failure(
+            format!("one detach undoes both attaches: list_disks of {vm} omits {disk}"),
+            format!("it is listed {times} times"),
+        ));
+    }
+    Ok(())
+}
+
+/// Detach, like every removal, is idempotent: the second finds nothing to do, and succeeds.
+async fn disk_detach_again(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
+    let vm = ctx.new_vm().await?;
+    let params = json!({"vm": vm, "disk": disk});
+    ctx.ok("attach_disk", params.clone()).await?;
+    ctx.ok("detach_disk", params.clone()).await?;
+    ctx.ok("detach_disk", params).await.map_err(|f| f.when("detaching the disk again"))?;
+    let times = ctx.times_listed(&vm, &disk).await?;
+    if times != 0 {
+        return Err(
+            ctx.failure(format!("after detach, list_disks of {vm} omits {disk}"), format!("listed {times} times"))
+        );
+    }
+    ctx.delete_disk(&disk).await.map_err(|f| f.when("once detached"))
 }
 
 async fn snapshot(ctx: &mut Ctx<'_>) -> Result<(), Failure> {

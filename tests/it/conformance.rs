@@ -68,27 +68,208 @@ async fn podman_cpi_is_conformant() {
     assert_fully_conformant(&kit(&cpi).await);
 }
 
+fn podman_available() -> bool {
+    support::runtime_available(
+        "podman with the busybox image",
+        &["podman", "image", "exists", "localhost/busybox:latest"],
+    )
+}
+
+/// A copy of the shipped spec `cpis/NAME.json` with each `(from, to)` edit made once, in a temp
+/// dir: a deliberately broken CPI. Each `from` must occur exactly once, so that a change to the
+/// spec makes the test say so instead of silently testing the intact spec.
+fn broken_copy(name: &str, edits: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let mut text = std::fs::read_to_string(support::cpi_path(name)).expect("shipped spec");
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "cpis/{name}.json no longer holds exactly one {from:?}; update this test"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(format!("broken_{name}.json"));
+    std::fs::write(&path, text).expect("write");
+    (dir, path)
+}
+
+/// The kit with only `checks` (and the leak check).
+async fn kit_only(cpi: &Cpi, checks: &[&str]) -> Report {
+    let options = Options { only: checks.iter().map(|c| c.to_string()).collect(), ..Options::default() };
+    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
+    conformance::run(cpi, &options, &mut progress).await
+}
+
+/// Exactly `id` failed, saying it expected `expected` and got `got` (substrings); every other
+/// check that ran passed (none skipped: the defect is found among checks that did run).
+fn assert_caught_by(report: &Report, id: &str, expected: &str, got: &str) {
+    let mut caught = false;
+    for result in &report.results {
+        match &result.verdict {
+            Verdict::Failed(f) if result.id == id => {
+                assert!(
+                    f.expected.contains(expected) && f.got.contains(got),
+                    "{id} failed for another reason: expected {:?}, got {:?} (wanted {expected:?} / {got:?})",
+                    f.expected,
+                    f.got
+                );
+                caught = true;
+            }
+            Verdict::Passed => {}
+            other => {
+                panic!("{}: only {id} should fail, and every other check pass; {} is {other:?}", report.cpi, result.id)
+            }
+        }
+    }
+    assert!(caught, "{}: {id} did not catch the defect: {:?}", report.cpi, failed_ids(report));
+}
+
 /// The podman CPI without its rule that a network in use is `in_use` (podman's own error is then
 /// an untyped `failed`): C-NETWORK-02 catches it, and nothing else does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_catches_a_network_in_use_reported_untyped() {
-    if !support::runtime_available(
-        "podman with the busybox image",
-        &["podman", "image", "exists", "localhost/busybox:latest"],
-    ) {
+    if !podman_available() {
+        return;
+    }
+    let rule = ",\n        { \"kind\": \"in_use\", \"stderr\": \"network is being used\" }";
+    let (_dir, broken) = broken_copy("podman", &[(rule, "")]);
+    let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+    let report = kit_only(&cpi, &["C-NETWORK-01", "C-NETWORK-02", "C-NETWORK-03"]).await;
+    assert_caught_by(&report, "C-NETWORK-02", "delete_network fails with in_use", "error[failed]");
+}
+
+/// Two podman CPIs that cannot take a running container off a network: one refuses while it
+/// runs (invalid_state, as runc must), one says it did and did nothing. C-NETWORK-03 catches
+/// both; C-NETWORK-01, which disconnects a stopped container, passes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_running_container_that_cannot_leave_its_network() {
+    if !podman_available() {
+        return;
+    }
+    let command = r#""command": "podman network disconnect {network} {container}","#;
+    let rules = r#""errors": [{ "kind": "not_found", "stderr": "unable to find network" }]"#;
+    let refuses_running = [
+        (
+            command,
+            concat!(
+                r#""command": "podman network disconnect {network} {container}","#,
+                "\n      ",
+                r#""pre_check_stopped": "sh -c 'r=$(podman container inspect --format {{.State.Running}} \"$1\") || exit 1; [ \"$r\" != true ] || { echo \"podman_cpi: container $1 is running\" >&2; exit 4; }' sh {container}","#
+            ),
+        ),
+        (
+            rules,
+            r#""errors": [{ "kind": "not_found", "stderr": "unable to find network" }, { "kind": "invalid_state", "exit_code": 4, "stderr": "is running" }]"#,
+        ),
+    ];
+    let does_nothing = [(command, r#""command": "podman container exists {container}","#)];
+    for (edits, expected, got) in [
+        (
+            &refuses_running[..],
+            "container running, the first time: disconnect_network succeeds",
+            "error[invalid_state]",
+        ),
+        (&does_nothing[..], "with the container running: delete_network succeeds", "error[in_use]"),
+    ] {
+        let (_dir, broken) = broken_copy("podman", edits);
+        let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+        let report = kit_only(&cpi, &["C-NETWORK-01", "C-NETWORK-02", "C-NETWORK-03"]).await;
+        assert_caught_by(&report, "C-NETWORK-03", expected, got);
+    }
+}
+
+/// The podman CPI without its rule that a volume in use is `in_use`: C-VOLUME-04 catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_volume_in_use_reported_untyped() {
+    if !podman_available() {
+        return;
+    }
+    let rule = ",\n        { \"kind\": \"in_use\", \"stderr\": \"volume is being used\" }";
+    let (_dir, broken) = broken_copy("podman", &[(rule, "")]);
+    let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+    let report = kit_only(&cpi, &["C-VOLUME-01", "C-VOLUME-04", "C-VOLUME-05"]).await;
+    assert_caught_by(&report, "C-VOLUME-04", "container created: delete_volume fails with in_use", "error[failed]");
+}
+
+/// podman (and docker) create a missing named volume silently; the shipped specs check first.
+/// Without that hook the create succeeds, and without the rule that types the hook's refusal it
+/// is untyped: C-VOLUME-05 catches both, and its cleanup removes what the first one made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_container_created_with_a_missing_volume() {
+    if !podman_available() {
         return;
     }
     let text = std::fs::read_to_string(support::cpi_path("podman")).expect("podman.json");
-    let rule = ",\n        { \"kind\": \"in_use\", \"stderr\": \"network is being used\" }";
-    assert!(text.contains(rule), "podman.json's delete_network rule moved; update this test");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broken = dir.path().join("broken_network_in_use.json");
-    std::fs::write(&broken, text.replace(rule, "")).expect("write");
-    let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
-    let options = Options { only: vec!["C-NETWORK-01".into(), "C-NETWORK-02".into()], ..Options::default() };
-    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
-    let report = conformance::run(&cpi, &options, &mut progress).await;
-    assert_eq!(failed_ids(&report), BTreeSet::from(["C-NETWORK-02"]), "only the in_use check fails");
+    let hook_start = text.find("      \"pre_check_volumes_exist\"").expect("podman.json checks volumes exist");
+    let hook = &text[hook_start..hook_start + text[hook_start..].find('\n').expect("line") + 1];
+    let rule =
+        ",\n        { \"kind\": \"not_found\", \"exit_code\": 3, \"stderr\": \"\\\\Apodman_cpi: no such volume\" }";
+    for (edit, got) in [((hook, ""), "success"), ((rule, ""), "error[failed]")] {
+        let (_dir, broken) = broken_copy("podman", &[edit]);
+        let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+        let report = kit_only(&cpi, &["C-VOLUME-01", "C-VOLUME-04", "C-VOLUME-05"]).await;
+        assert_caught_by(&report, "C-VOLUME-05", "create_container fails with not_found", got);
+        let volumes = std::process::Command::new("podman")
+            .args(["volume", "ls", "--format", "{{.Name}}"])
+            .output()
+            .expect("podman volume ls");
+        let left: Vec<String> = String::from_utf8_lossy(&volumes.stdout)
+            .lines()
+            .filter(|v| v.starts_with(&report.prefix))
+            .map(str::to_string)
+            .collect();
+        assert!(left.is_empty(), "the check's cleanup removes the volume podman made: {left:?}");
+    }
+}
+
+/// The LXC CPI with its volume root in a private directory.
+fn lxc_cpi(path: &Path, volumes: &Path) -> Cpi {
+    let mut loaded = spec::load_file(path).unwrap_or_else(|e| panic!("{} loads:\n{e}", path.display()));
+    loaded.default_settings.insert("volume_root".into(), json!(volumes));
+    Cpi::from(JsonCpi::unrestricted(loaded))
+}
+
+const VOLUME_CHECKS: [&str; 5] = ["C-VOLUME-01", "C-VOLUME-02", "C-VOLUME-03", "C-VOLUME-04", "C-VOLUME-05"];
+
+/// LXC CPIs whose attach_volume leaves a missing volume untyped, or a second attach untyped:
+/// C-VOLUME-02 catches each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_attach_volume_errors_reported_untyped() {
+    if !support::runtime_available("LXC", &["lxc-create", "--version"]) {
+        return;
+    }
+    let missing = "        { \"kind\": \"not_found\", \"stderr\": \"no such volume\" },\n";
+    let again = ",\n        { \"kind\": \"already_exists\", \"stderr\": \"is already attached\" }";
+    for (rule, expected) in [
+        (missing, "attaching a volume that does not exist: attach_volume fails with not_found"),
+        (again, "attaching the same volume again: attach_volume succeeds or fails with already_exists"),
+    ] {
+        let (_dir, broken) = broken_copy("lxc", &[(rule, "")]);
+        let volumes = tempfile::tempdir().expect("volume root");
+        let report = kit_only(&lxc_cpi(&broken, volumes.path()), &VOLUME_CHECKS).await;
+        assert_caught_by(&report, "C-VOLUME-02", expected, "error[failed]");
+    }
+}
+
+/// LXC CPIs whose detach_volume does nothing (yet succeeds), or fails for a volume no longer
+/// attached: C-VOLUME-03 catches each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_a_detach_volume_that_lies_or_is_not_idempotent() {
+    if !support::runtime_available("LXC", &["lxc-create", "--version"]) {
+        return;
+    }
+    let guard = "grep -q -F -e \\\"$e\\\" \\\"$c\\\" || exit 0;";
+    let not_attached = "grep -q -F -e \\\"$e\\\" \\\"$c\\\" || { echo \\\"lxc_cpi: volume $4 is not attached to $2\\\" >&2; exit 1; };";
+    for (edit, expected, got) in [
+        ("exit 0;", "the volume's file is gone from /data", "stdout \"present\\n\""),
+        (not_attached, "detaching again: detach_volume succeeds", "error[failed]"),
+    ] {
+        let (_dir, broken) = broken_copy("lxc", &[(guard, edit)]);
+        let volumes = tempfile::tempdir().expect("volume root");
+        let report = kit_only(&lxc_cpi(&broken, volumes.path()), &VOLUME_CHECKS).await;
+        assert_caught_by(&report, "C-VOLUME-03", expected, got);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +318,23 @@ async fn runc_component_is_conformant() {
     let cache = tempfile::tempdir().expect("cache");
     let loader = omni_cpi::Loader::new(policy, Some(cache.path().to_path_buf())).expect("loader");
     let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("runc loads: {e}"));
-    assert_fully_conformant(&kit(&cpi).await);
+    let report = kit(&cpi).await;
+    // runc fixes a container's network namespace when it starts: a running container cannot
+    // leave its network (invalid_state), which fails the SHOULD check C-NETWORK-03 and nothing
+    // else. The run stays conformant: every MUST passes.
+    let network_03 = report.results.iter().find(|r| r.id == "C-NETWORK-03").expect("C-NETWORK-03 ran");
+    match &network_03.verdict {
+        Verdict::Failed(f) => assert!(f.got.starts_with("error[invalid_state]"), "{f:?}"),
+        other => panic!("runc cannot disconnect a running container, yet C-NETWORK-03 is {other:?}"),
+    }
+    assert_eq!(network_03.level, conformance::Level::Should);
+    assert!(report.conformant());
+    let others =
+        Report { results: report.results.iter().filter(|r| r.id != "C-NETWORK-03").cloned().collect(), ..report };
+    assert_fully_conformant(&others);
+    let skipped: BTreeSet<&str> =
+        others.results.iter().filter(|r| matches!(r.verdict, Verdict::Skipped { .. })).map(|r| r.id).collect();
+    assert_eq!(skipped, BTreeSet::from(["C-VOLUME-03"]), "runc's WIT world has no detach_volume");
 }
 
 /// The runc plugin as built against omni:cpi@0.1.0 (a prebuilt fixture), under the same grants:
@@ -176,6 +373,36 @@ async fn qemu_cpi_is_conformant() {
     assert_eq!(snapshots, 0, "the kit removes the snapshots it made");
 }
 
+/// QEMU CPIs that leave a refused delete of an attached disk, a second attach, or a second
+/// detach untyped or failing: D-DISK-02, D-DISK-03 and D-DISK-04 catch one each, and only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_catches_disk_errors_reported_untyped() {
+    if !support::qemu_available() {
+        return;
+    }
+    let rule = |kind: &str, code: u8, stderr: &str| {
+        format!("    {{\n      \"kind\": \"{kind}\",\n      \"exit_code\": {code},\n      \"stderr\": \"{stderr}\"\n    }},\n")
+    };
+    let in_use = rule("in_use", 16, "qemu_cpi: .*in use");
+    let already = rule("already_exists", 17, "qemu_cpi: .*already (exists|attached)");
+    let detach_idempotent = r#"die 3 \"no such disk: $disk\"; exit 0; fi;"#;
+    let detach_not_attached = r#"die 3 \"no such disk: $disk\"; die 1 \"disk $disk is not attached to vm $vm\"; fi;"#;
+    for ((from, to), id, expected) in [
+        ((in_use.as_str(), ""), "D-DISK-02", "delete_disk fails with in_use"),
+        (
+            (already.as_str(), ""),
+            "D-DISK-03",
+            "attaching the disk to the same VM again: attach_disk succeeds or fails with already_exists",
+        ),
+        ((detach_idempotent, detach_not_attached), "D-DISK-04", "detaching the disk again: detach_disk succeeds"),
+    ] {
+        let (_dir, broken) = broken_copy("qemu", &[(from, to)]);
+        let cpi = Cpi::from(JsonCpi::load_unrestricted(&broken).expect("loads"));
+        let report = kit_only(&cpi, &["D-DISK-01", "D-DISK-02", "D-DISK-03", "D-DISK-04"]).await;
+        assert_caught_by(&report, id, expected, "error[failed]");
+    }
+}
+
 #[tokio::test]
 async fn director_checks_run_against_a_director_component() {
     let Some(wasm) = support::plugin_wasm("omni_cpi_testdirector") else { return };
@@ -193,7 +420,11 @@ async fn director_checks_run_against_a_director_component() {
     assert_fully_conformant(&report);
     let skipped: BTreeSet<&str> =
         report.results.iter().filter(|r| matches!(r.verdict, Verdict::Skipped { .. })).map(|r| r.id).collect();
-    assert_eq!(skipped, BTreeSet::from(["D-DISK-01", "D-SNAP-01"]), "disks are declared unsupported");
+    assert_eq!(
+        skipped,
+        BTreeSet::from(["D-DISK-01", "D-DISK-02", "D-DISK-03", "D-DISK-04", "D-SNAP-01"]),
+        "disks are declared unsupported"
+    );
     assert!(report.results.iter().all(|r| r.id.starts_with("D-")), "only director checks run on a director");
 }
 

@@ -138,7 +138,19 @@ fn assert_all_passed(report: &Report) {
         .collect();
     assert!(failed.is_empty(), "{} failed checks:\n{}", report.cpi, failed.join("\n"));
     let ids: Vec<&str> = report.results.iter().map(|r| r.id).collect();
-    for id in ["D-VM-01", "D-VM-02", "D-VM-03", "D-VM-04", "D-VM-05", "D-DISK-01", "D-SNAP-01", "D-LEAK-01"] {
+    for id in [
+        "D-VM-01",
+        "D-VM-02",
+        "D-VM-03",
+        "D-VM-04",
+        "D-VM-05",
+        "D-DISK-01",
+        "D-DISK-02",
+        "D-DISK-03",
+        "D-DISK-04",
+        "D-SNAP-01",
+        "D-LEAK-01",
+    ] {
         assert!(ids.contains(&id), "{id} did not run: {ids:?}");
     }
     assert_eq!(report.count(|v| matches!(v, Verdict::Skipped { .. })), 0, "vSphere supports every director check");

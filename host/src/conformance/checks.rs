@@ -54,8 +54,13 @@ pub fn catalogue() -> &'static [CheckInfo] {
         CheckInfo { id: "C-EXISTS-01", level: Must, kind: C, statement: "creating a name that exists is typed already_exists", needs: &["create_container", "delete_container"] },
         CheckInfo { id: "C-FAILCREATE-01", level: Must, kind: C, statement: "a create that fails (unknown image) is an error and leaves nothing behind", needs: &["create_container", "list_containers", "inspect_container"] },
         CheckInfo { id: "C-VOLUME-01", level: Should, kind: C, statement: "a volume attached to a container keeps data written by exec for the next container; delete, delete again succeeds or not_found", needs: &["create_volume", "delete_volume", "create_container", "start_container", "exec"] },
+        CheckInfo { id: "C-VOLUME-02", level: Should, kind: C, statement: "attaching a volume again succeeds or is already_exists; a missing volume, or container, is not_found; the container starts with it", needs: &["create_volume", "delete_volume", "attach_volume", "create_container", "start_container", "exec", "delete_container"] },
+        CheckInfo { id: "C-VOLUME-03", level: Should, kind: C, statement: "detach_volume of a stopped container succeeds, and again; once started, the volume is gone from it and can be deleted", needs: &["create_volume", "delete_volume", "attach_volume", "detach_volume", "create_container", "start_container", "stop_container", "exec"] },
+        CheckInfo { id: "C-VOLUME-04", level: Should, kind: C, statement: "deleting a volume a created, running or stopped container uses is typed in_use; once the container is gone, delete succeeds", needs: &["create_volume", "delete_volume", "create_container", "start_container", "stop_container", "delete_container"] },
+        CheckInfo { id: "C-VOLUME-05", level: Should, kind: C, statement: "creating a container with a volume that does not exist is typed not_found and leaves no container and no volume", needs: &["create_volume", "delete_volume", "create_container", "list_containers", "inspect_container"] },
         CheckInfo { id: "C-NETWORK-01", level: Should, kind: C, statement: "network: create → connect → start → stop → disconnect → disconnect again succeeds → delete", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "stop_container"] },
         CheckInfo { id: "C-NETWORK-02", level: Should, kind: C, statement: "deleting a network a running container uses is typed in_use; once the container is gone, delete succeeds", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container", "delete_container"] },
+        CheckInfo { id: "C-NETWORK-03", level: Should, kind: C, statement: "disconnecting a running container succeeds, and again; the network is then free (delete succeeds) while it runs", needs: &["create_network", "delete_network", "connect_network", "disconnect_network", "create_container", "start_container"] },
         CheckInfo { id: "C-ROBUST-01", level: Should, kind: C, statement: "the lifecycle works N times in a row on the same name (--repeat)", needs: &["create_container", "start_container", "exec", "stop_container", "delete_container"] },
         CheckInfo { id: "C-ROBUST-02", level: Should, kind: C, statement: "N lifecycles in parallel on distinct names all succeed (--parallel)", needs: &["create_container", "start_container", "exec", "delete_container"] },
         CheckInfo { id: LEAK_CHECK, level: Must, kind: C, statement: "after the run, no container with the run's prefix remains", needs: &["list_containers"] },
@@ -65,6 +70,9 @@ pub fn catalogue() -> &'static [CheckInfo] {
         CheckInfo { id: "D-VM-04", level: Must, kind: D, statement: "has_vm of a bogus id is false, not an error", needs: &["has_vm"] },
         CheckInfo { id: "D-VM-05", level: Must, kind: D, statement: "create_vm with a bogus image is a typed error and leaves no VM", needs: &["create_vm", "list_vms"] },
         CheckInfo { id: "D-DISK-01", level: Should, kind: D, statement: "disk: create → has → attach → listed on the VM → detach → attach again → survives its VM → delete → has false", needs: &["create_vm", "delete_vm", "create_disk", "has_disk", "attach_disk", "detach_disk", "list_disks", "delete_disk"] },
+        CheckInfo { id: "D-DISK-02", level: Should, kind: D, statement: "deleting a disk attached to a VM is typed in_use and keeps the disk; once detached, delete succeeds", needs: &["create_vm", "delete_vm", "create_disk", "has_disk", "attach_disk", "detach_disk", "delete_disk"] },
+        CheckInfo { id: "D-DISK-03", level: Should, kind: D, statement: "attaching a disk already attached to the VM succeeds or is already_exists; it stays attached once (one detach undoes it)", needs: &["create_vm", "delete_vm", "create_disk", "attach_disk", "detach_disk", "list_disks", "delete_disk"] },
+        CheckInfo { id: "D-DISK-04", level: Should, kind: D, statement: "detaching a disk twice succeeds; list_disks of the VM then omits it, and it can be deleted", needs: &["create_vm", "delete_vm", "create_disk", "attach_disk", "detach_disk", "list_disks", "delete_disk"] },
         CheckInfo { id: "D-SNAP-01", level: Should, kind: D, statement: "snapshot_disk returns an id", needs: &["create_disk", "delete_disk", "snapshot_disk"] },
         CheckInfo { id: DIRECTOR_LEAK_CHECK, level: Must, kind: D, statement: "after the run, no VM with the run's prefix remains", needs: &["list_vms"] },
     ];
@@ -101,8 +109,13 @@ pub(crate) async fn run(id: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         "C-EXISTS-01" => already_exists(ctx).await,
         "C-FAILCREATE-01" => failed_create(ctx).await,
         "C-VOLUME-01" => volume(ctx).await,
+        "C-VOLUME-02" => attach_volume(ctx).await,
+        "C-VOLUME-03" => detach_volume(ctx).await,
+        "C-VOLUME-04" => volume_in_use(ctx).await,
+        "C-VOLUME-05" => missing_volume(ctx).await,
         "C-NETWORK-01" => network(ctx).await,
         "C-NETWORK-02" => network_in_use(ctx).await,
+        "C-NETWORK-03" => disconnect_running(ctx).await,
         "C-ROBUST-01" => repeated(ctx).await,
         "C-ROBUST-02" => parallel(ctx).await,
         "D-VM-01" => vm_lifecycle(ctx).await,
@@ -111,6 +124,9 @@ pub(crate) async fn run(id: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         "D-VM-04" => vm_bogus(ctx).await,
         "D-VM-05" => vm_bad_image(ctx).await,
         "D-DISK-01" => disk_lifecycle(ctx).await,
+        "D-DISK-02" => disk_in_use(ctx).await,
+        "D-DISK-03" => disk_attach_again(ctx).await,
+        "D-DISK-04" => disk_detach_again(ctx).await,
         "D-SNAP-01" => snapshot(ctx).await,
         other => Err(Failure { expected: format!("a check named {other}"), got: "no such check".into(), call: None }),
     }
@@ -323,95 +339,215 @@ async fn failed_create(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Volumes and networks: what every volume and network check starts from, and how it ends.
+impl Ctx<'_> {
+    async fn new_volume(&mut self) -> Result<String, Failure> {
+        let volume = self.name("v");
+        self.ok("create_volume", json!({ "name": volume })).await?;
+        self.created(Resource::Volume(volume.clone()));
+        Ok(volume)
+    }
+
+    /// A created container with `volume` at `/data`: attached by `attach_volume` when the CPI
+    /// has it, else mounted at creation (`volumes`), the only way for podman and docker.
+    async fn container_with_volume(&mut self, volume: &str) -> Result<String, Failure> {
+        if supported(self.cpi, "attach_volume") {
+            let name = self.new_container(json!({})).await?;
+            self.ok("attach_volume", json!({"name": volume, "container": name, "target": "/data"})).await?;
+            Ok(name)
+        } else {
+            self.new_container(json!({ "volumes": [format!("{volume}:/data")] })).await
+        }
+    }
+
+    async fn delete_volume(&mut self, volume: &str) -> Result<(), Failure> {
+        self.ok("delete_volume", json!({ "name": volume })).await?;
+        self.forget(&Resource::Volume(volume.to_string()));
+        Ok(())
+    }
+
+    /// Runs `script` in the container with `sh -c`; it must exit 0 and print `stdout`.
+    async fn exec_prints(&mut self, name: &str, script: &str, stdout: &str, what: &str) -> Result<(), Failure> {
+        let out = self.ok("exec", json!({"name": name, "cmd": ["sh", "-c", script]})).await?;
+        if out.exit_code != Some(0) || out.stdout != stdout {
+            return Err(self.failure(
+                format!("{what}: exec of {script:?} exits 0 and prints {stdout:?}"),
+                format!("exit code {:?}, stdout {:?}, stderr {:?}", out.exit_code, out.stdout, out.stderr),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A network and a created container connected to it.
+    async fn connected_container(&mut self) -> Result<(String, String), Failure> {
+        let network = self.name("n");
+        self.ok("create_network", json!({ "name": network })).await?;
+        self.created(Resource::Network(network.clone()));
+        let name = self.new_container(json!({})).await?;
+        self.ok("connect_network", json!({"network": network, "container": name})).await?;
+        Ok((network, name))
+    }
+
+    /// Disconnects twice: the second finds nothing to do, and succeeds.
+    async fn disconnect_twice(&mut self, network: &str, name: &str, when: &str) -> Result<(), Failure> {
+        let params = json!({"network": network, "container": name});
+        self.ok("disconnect_network", params.clone()).await.map_err(|f| f.when(format!("{when}, the first time")))?;
+        self.ok("disconnect_network", params).await.map_err(|f| f.when(format!("{when}, again")))?;
+        Ok(())
+    }
+
+    async fn delete_network(&mut self, network: &str) -> Result<(), Failure> {
+        self.ok("delete_network", json!({ "name": network })).await?;
+        self.forget(&Resource::Network(network.to_string()));
+        Ok(())
+    }
+}
+
+impl Failure {
+    /// Says when in the check the expectation failed.
+    fn when(self, when: impl std::fmt::Display) -> Failure {
+        Failure { expected: format!("{when}: {}", self.expected), ..self }
+    }
+}
+
 async fn volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let volume = ctx.name("v");
-    ctx.ok("create_volume", json!({ "name": volume })).await?;
-    ctx.created(Resource::Volume(volume.clone()));
-    let attach = supported(ctx.cpi, "attach_volume");
-    let with_volume = |ctx: &mut Ctx<'_>| {
-        let volume = volume.clone();
-        let extra = if attach { json!({}) } else { json!({ "volumes": [format!("{volume}:/data")] }) };
-        (ctx.name("vc"), extra)
-    };
-    let (writer, extra) = with_volume(ctx);
-    let mut params = json!({"name": writer, "command": ["sh", "-c", "exec sleep 3600"]});
-    if let (Some(p), Value::Object(extra)) = (params.as_object_mut(), extra.clone()) {
-        p.extend(extra);
-    }
-    ctx.ok("create_container", params.clone()).await?;
-    ctx.created(Resource::Container(writer.clone()));
-    if attach {
-        ctx.ok("attach_volume", json!({"name": volume, "container": writer, "target": "/data"})).await?;
-    }
+    let volume = ctx.new_volume().await?;
+    let writer = ctx.container_with_volume(&volume).await?;
     ctx.ok("start_container", json!({ "name": writer })).await?;
-    let wrote = ctx
-        .ok(
-            "exec",
-            json!({"name": writer, "cmd": ["sh", "-c", "echo kept > /data/conformance && cat /data/conformance"]}),
-        )
+    ctx.exec_prints(&writer, "echo kept > /data/conformance && cat /data/conformance", "kept\n", "the first container")
         .await?;
-    if wrote.exit_code != Some(0) || wrote.stdout != "kept\n" {
-        return Err(ctx.failure(
-            "exec writes /data/conformance in the volume",
-            format!("exit code {:?}, stdout {:?}, stderr {:?}", wrote.exit_code, wrote.stdout, wrote.stderr),
-        ));
-    }
     ctx.delete_container(&writer).await?;
 
-    let (reader, _) = with_volume(ctx);
-    if let Some(p) = params.as_object_mut() {
-        p.insert("name".into(), Value::String(reader.clone()));
-    }
-    ctx.ok("create_container", params).await?;
-    ctx.created(Resource::Container(reader.clone()));
-    if attach {
-        ctx.ok("attach_volume", json!({"name": volume, "container": reader, "target": "/data"})).await?;
-    }
+    let reader = ctx.container_with_volume(&volume).await?;
     ctx.ok("start_container", json!({ "name": reader })).await?;
-    let read = ctx.ok("exec", json!({"name": reader, "cmd": ["cat", "/data/conformance"]})).await?;
-    if read.stdout != "kept\n" {
-        return Err(ctx.failure(
-            "a second container reads what the first wrote to the volume",
-            format!("stdout {:?}, stderr {:?}", read.stdout, read.stderr),
-        ));
-    }
+    ctx.exec_prints(&reader, "cat /data/conformance", "kept\n", "a second container reads what the first wrote")
+        .await?;
     ctx.delete_container(&reader).await?;
-    ctx.ok("delete_volume", json!({ "name": volume })).await?;
-    ctx.forget(&Resource::Volume(volume.clone()));
+    ctx.delete_volume(&volume).await?;
     ctx.ok_or("delete_volume", json!({ "name": volume }), &[ErrorKind::NotFound]).await
 }
 
-async fn network(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let network = ctx.name("n");
-    ctx.ok("create_network", json!({ "name": network })).await?;
-    ctx.created(Resource::Network(network.clone()));
+/// Attaching is idempotent or says it was done already, and a missing volume or container is
+/// named by the kind. The container then starts with the volume where it was asked to be.
+async fn attach_volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.new_volume().await?;
+    // Registered before the container, so that a volume a faulty attach creates is removed after it.
+    let missing_volume = ctx.name("nosuchvolume");
+    ctx.created(Resource::Volume(missing_volume.clone()));
     let name = ctx.new_container(json!({})).await?;
-    ctx.ok("connect_network", json!({"network": network, "container": name})).await?;
+    let attach = |volume: &str, container: &str| json!({"name": volume, "container": container, "target": "/data"});
+    ctx.ok("attach_volume", attach(&volume, &name)).await?;
+    ctx.ok_or("attach_volume", attach(&volume, &name), &[ErrorKind::AlreadyExists])
+        .await
+        .map_err(|f| f.when("attaching the same volume again"))?;
+    ctx.fails("attach_volume", attach(&missing_volume, &name), &[ErrorKind::NotFound])
+        .await
+        .map_err(|f| f.when("attaching a volume that does not exist"))?;
+    let missing_container = ctx.name("nosuchcontainer");
+    ctx.fails("attach_volume", attach(&volume, &missing_container), &[ErrorKind::NotFound])
+        .await
+        .map_err(|f| f.when("attaching to a container that does not exist"))?;
     ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.exec_prints(&name, "echo attached > /data/conformance && cat /data/conformance", "attached\n", "after start")
+        .await
+}
+
+/// A detached volume leaves the container when it next starts, and is no longer in use.
+async fn detach_volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.new_volume().await?;
+    let name = ctx.new_container(json!({})).await?;
+    ctx.ok("attach_volume", json!({"name": volume, "container": name, "target": "/data"})).await?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.exec_prints(
+        &name,
+        "echo attached > /data/conformance && cat /data/conformance",
+        "attached\n",
+        "while attached",
+    )
+    .await?;
     ctx.ok("stop_container", json!({ "name": name })).await?;
-    ctx.ok("disconnect_network", json!({"network": network, "container": name})).await?;
-    ctx.ok("disconnect_network", json!({"network": network, "container": name})).await?;
+    let detach = json!({"name": volume, "container": name});
+    ctx.ok("detach_volume", detach.clone()).await?;
+    ctx.ok("detach_volume", detach).await.map_err(|f| f.when("detaching again"))?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.exec_prints(
+        &name,
+        "if [ -e /data/conformance ]; then echo present; else echo absent; fi",
+        "absent\n",
+        "after detach and start, the volume's file is gone from /data",
+    )
+    .await?;
+    ctx.delete_volume(&volume).await.map_err(|f| f.when("after detach, with the container still there"))
+}
+
+/// While a container uses a volume, in any state, the volume cannot go: the caller must learn
+/// that from the kind. Once the container is gone, it can.
+async fn volume_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.new_volume().await?;
+    let name = ctx.container_with_volume(&volume).await?;
+    let in_use = json!({ "name": volume });
+    ctx.fails("delete_volume", in_use.clone(), &[ErrorKind::InUse]).await.map_err(|f| f.when("container created"))?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.fails("delete_volume", in_use.clone(), &[ErrorKind::InUse]).await.map_err(|f| f.when("container running"))?;
+    ctx.ok("stop_container", json!({ "name": name })).await?;
+    ctx.fails("delete_volume", in_use, &[ErrorKind::InUse]).await.map_err(|f| f.when("container stopped"))?;
     ctx.delete_container(&name).await?;
-    ctx.ok("delete_network", json!({ "name": network })).await?;
-    ctx.forget(&Resource::Network(network));
+    ctx.delete_volume(&volume).await.map_err(|f| f.when("once the container is gone"))
+}
+
+/// A container cannot be made with a volume that is not there (runtimes that would create it
+/// silently must not), and nothing is left of the attempt: no container, no volume.
+async fn missing_volume(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let volume = ctx.name("nosuchvolume");
+    let name = ctx.name("c");
+    // Registered first, so that what a faulty create makes is still removed, container first.
+    ctx.created(Resource::Volume(volume.clone()));
+    ctx.created(Resource::Container(name.clone()));
+    let params =
+        json!({"name": name, "command": ["sh", "-c", "exec sleep 3600"], "volumes": [format!("{volume}:/data")]});
+    ctx.fails("create_container", params, &[ErrorKind::NotFound]).await?;
+    if ctx.listed(&name).await? {
+        return Err(ctx.failure("a create that failed leaves no container", format!("{name} is listed")));
+    }
+    ctx.fails("inspect_container", json!({ "name": name }), &[ErrorKind::NotFound])
+        .await
+        .map_err(|f| f.when("after the failed create"))?;
+    if supported(ctx.cpi, "list_volumes") {
+        let listed = ctx.ok("list_volumes", json!({})).await?;
+        if names(&listed).contains(&volume) {
+            return Err(ctx.failure("a create that failed leaves no volume", format!("{volume} is listed")));
+        }
+    }
     Ok(())
 }
 
+async fn network(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let (network, name) = ctx.connected_container().await?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.ok("stop_container", json!({ "name": name })).await?;
+    ctx.disconnect_twice(&network, &name, "container stopped").await?;
+    ctx.delete_container(&name).await?;
+    ctx.delete_network(&network).await
+}
+
 /// While a running container is connected, its network cannot go: the caller must learn that
-/// from the kind. (Disconnecting a running container is not required: runc fixes a container's
-/// namespaces at start and answers invalid_state.)
+/// from the kind.
 async fn network_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let network = ctx.name("n");
-    ctx.ok("create_network", json!({ "name": network })).await?;
-    ctx.created(Resource::Network(network.clone()));
-    let name = ctx.new_container(json!({})).await?;
-    ctx.ok("connect_network", json!({"network": network, "container": name})).await?;
+    let (network, name) = ctx.connected_container().await?;
     ctx.ok("start_container", json!({ "name": name })).await?;
     ctx.fails("delete_network", json!({ "name": network }), &[ErrorKind::InUse]).await?;
     ctx.delete_container(&name).await?;
-    ctx.ok("delete_network", json!({ "name": network })).await?;
-    ctx.forget(&Resource::Network(network));
-    Ok(())
+    ctx.delete_network(&network).await.map_err(|f| f.when("once the container is gone"))
+}
+
+/// A running container can leave a network, and a repeated disconnect is not an error; the
+/// network is then free while the container goes on running. (A runtime that fixes a
+/// container's namespaces at start, like runc, answers invalid_state and fails this SHOULD.)
+async fn disconnect_running(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let (network, name) = ctx.connected_container().await?;
+    ctx.ok("start_container", json!({ "name": name })).await?;
+    ctx.disconnect_twice(&network, &name, "container running").await?;
+    ctx.delete_network(&network).await.map_err(|f| f.when("after disconnecting, with the container running"))
 }
 
 async fn repeated(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
@@ -568,33 +704,109 @@ async fn vm_bad_image(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Disks: what every disk check starts from.
+impl Ctx<'_> {
+    /// A new disk named `KIND<n>` under the run prefix; its id (the result's `id`, else the name).
+    /// Checks create a disk before the VM it is attached to: cleanup runs newest first, and
+    /// deleting the VM frees the disk, which then can go too, whatever step the check failed at.
+    async fn new_disk(&mut self, kind: &str) -> Result<String, Failure> {
+        let name = self.name(kind);
+        let created = self.ok("create_disk", json!({"name": name, "size_mb": 16})).await?;
+        let disk = created.result.as_ref().and_then(|r| r["id"].as_str()).unwrap_or(&name).to_string();
+        self.created(Resource::Disk(disk.clone()));
+        Ok(disk)
+    }
+
+    /// How many times `list_disks` of the VM names the disk.
+    async fn times_listed(&mut self, vm: &str, disk: &str) -> Result<usize, Failure> {
+        let listed = self.ok("list_disks", json!({ "vm": vm })).await?;
+        Ok(names(&listed).iter().filter(|n| *n == disk).count())
+    }
+
+    async fn delete_disk(&mut self, disk: &str) -> Result<(), Failure> {
+        self.ok("delete_disk", json!({ "disk": disk })).await?;
+        self.forget(&Resource::Disk(disk.to_string()));
+        Ok(())
+    }
+}
+
 async fn disk_lifecycle(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
     let vm = ctx.new_vm().await?;
-    let disk_name = ctx.name("d");
-    let created = ctx.ok("create_disk", json!({"name": disk_name, "size_mb": 16})).await?;
-    let disk = created.result.as_ref().and_then(|r| r["id"].as_str()).unwrap_or(&disk_name).to_string();
-    ctx.created(Resource::Disk(disk.clone()));
     ctx.has("has_disk", "disk", &disk, true).await?;
     ctx.ok("attach_disk", json!({"vm": vm, "disk": disk})).await?;
-    let listed = ctx.ok("list_disks", json!({ "vm": vm })).await?;
-    if !names(&listed).contains(&disk) {
-        return Err(ctx.failure(format!("list_disks of {vm} includes {disk}"), format!("{:?}", listed.result)));
+    if ctx.times_listed(&vm, &disk).await? == 0 {
+        return Err(ctx.failure(format!("list_disks of {vm} includes {disk}"), "it is missing"));
     }
     ctx.ok("detach_disk", json!({"vm": vm, "disk": disk})).await?;
     ctx.ok("attach_disk", json!({"vm": vm, "disk": disk})).await?;
     ctx.ok("delete_vm", json!({ "vm": vm })).await?;
     ctx.forget(&Resource::Vm(vm.clone()));
     ctx.has("has_disk", "disk", &disk, true).await?;
-    ctx.ok("delete_disk", json!({ "disk": disk })).await?;
-    ctx.forget(&Resource::Disk(disk.clone()));
+    ctx.delete_disk(&disk).await?;
     ctx.has("has_disk", "disk", &disk, false).await
 }
 
+/// An attached disk cannot be deleted from under its VM: the caller learns it from the kind, and
+/// the disk is still there. Once detached, it can be.
+async fn disk_in_use(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
+    let vm = ctx.new_vm().await?;
+    ctx.ok("attach_disk", json!({"vm": vm, "disk": disk})).await?;
+    ctx.fails("delete_disk", json!({ "disk": disk }), &[ErrorKind::InUse]).await?;
+    ctx.has("has_disk", "disk", &disk, true).await.map_err(|f| f.when("after the refused delete"))?;
+    ctx.ok("detach_disk", json!({"vm": vm, "disk": disk})).await?;
+    ctx.delete_disk(&disk).await.map_err(|f| f.when("once detached"))?;
+    ctx.has("has_disk", "disk", &disk, false).await
+}
+
+/// The Director retries an attach whose answer it lost (BOSH's attach_disk): a second attach to
+/// the same VM is done already, either as a success or as already_exists, never a second
+/// attachment or an untyped error.
+async fn disk_attach_again(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
+    let vm = ctx.new_vm().await?;
+    let attach = json!({"vm": vm, "disk": disk});
+    ctx.ok("attach_disk", attach.clone()).await?;
+    ctx.ok_or("attach_disk", attach.clone(), &[ErrorKind::AlreadyExists])
+        .await
+        .map_err(|f| f.when("attaching the disk to the same VM again"))?;
+    let times = ctx.times_listed(&vm, &disk).await?;
+    if times != 1 {
+        return Err(
+            ctx.failure(format!("after two attaches, list_disks of {vm} names {disk} once"), format!("{times} times"))
+        );
+    }
+    ctx.ok("detach_disk", attach).await?;
+    let times = ctx.times_listed(&vm, &disk).await?;
+    if times != 0 {
+        return Err(ctx.failure(
+            format!("one detach undoes both attaches: list_disks of {vm} omits {disk}"),
+            format!("it is listed {times} times"),
+        ));
+    }
+    Ok(())
+}
+
+/// Detach, like every removal, is idempotent: the second finds nothing to do, and succeeds.
+async fn disk_detach_again(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let disk = ctx.new_disk("d").await?;
+    let vm = ctx.new_vm().await?;
+    let params = json!({"vm": vm, "disk": disk});
+    ctx.ok("attach_disk", params.clone()).await?;
+    ctx.ok("detach_disk", params.clone()).await?;
+    ctx.ok("detach_disk", params).await.map_err(|f| f.when("detaching the disk again"))?;
+    let times = ctx.times_listed(&vm, &disk).await?;
+    if times != 0 {
+        return Err(
+            ctx.failure(format!("after detach, list_disks of {vm} omits {disk}"), format!("listed {times} times"))
+        );
+    }
+    ctx.delete_disk(&disk).await.map_err(|f| f.when("once detached"))
+}
+
 async fn snapshot(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let disk_name = ctx.name("sd");
-    let created = ctx.ok("create_disk", json!({"name": disk_name, "size_mb": 16})).await?;
-    let disk = created.result.as_ref().and_then(|r| r["id"].as_str()).unwrap_or(&disk_name).to_string();
-    ctx.created(Resource::Disk(disk.clone()));
+    let disk = ctx.new_disk("sd").await?;
     let snapshot_name = ctx.name("snap");
     let outcome = ctx.ok("snapshot_disk", json!({"disk": disk, "snapshot": snapshot_name})).await?;
     let id = outcome.result.as_ref().and_then(|r| r["id"].as_str()).map(str::to_string);

@@ -136,12 +136,14 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(cpi: &'a Cpi, base: Params, prefix: String, options: &Options) -> Ctx<'a> {
+    /// `named` is how many names the run has made so far: names stay unique across the checks of
+    /// a run, so that what one check could not remove never collides with the next one's.
+    fn new(cpi: &'a Cpi, base: Params, prefix: String, options: &Options, named: u32) -> Ctx<'a> {
         Ctx {
             cpi,
             base,
             prefix,
-            counter: 0,
+            counter: named,
             created: Vec::new(),
             last_call: None,
             repeat: options.repeat,
@@ -308,6 +310,7 @@ pub async fn run(cpi: &Cpi, options: &Options, progress: &mut dyn FnMut(&CheckRe
     sweep(cpi, &base, &family).await;
 
     let mut results = Vec::new();
+    let mut named = 0;
     for info in catalogue().iter().filter(|c| c.kind == kind) {
         let selected = (options.only.is_empty() || options.only.iter().any(|o| o == info.id))
             && !options.skip.iter().any(|s| s == info.id);
@@ -318,9 +321,10 @@ pub async fn run(cpi: &Cpi, options: &Options, progress: &mut dyn FnMut(&CheckRe
         let verdict = match checks::unsupported_needs(cpi, info) {
             Some(reason) => Verdict::Skipped { reason },
             None => {
-                let mut ctx = Ctx::new(cpi, base.clone(), prefix.clone(), options);
+                let mut ctx = Ctx::new(cpi, base.clone(), prefix.clone(), options, named);
                 let outcome = checks::run(info.id, &mut ctx).await;
                 let leaked = ctx.cleanup().await;
+                named = ctx.counter;
                 match (outcome, leaked.is_empty()) {
                     (Err(failure), _) => Verdict::Failed(failure),
                     (Ok(()), true) => Verdict::Passed,
@@ -337,7 +341,7 @@ pub async fn run(cpi: &Cpi, options: &Options, progress: &mut dyn FnMut(&CheckRe
 
     if let Some(info) = catalogue().iter().find(|c| checks::is_leak_check(c.id) && c.kind == kind) {
         let check_started = Instant::now();
-        let mut ctx = Ctx::new(cpi, base.clone(), prefix.clone(), options);
+        let mut ctx = Ctx::new(cpi, base.clone(), prefix.clone(), options, named);
         let verdict = match checks::leftovers(&mut ctx, &prefix).await {
             Ok(()) => Verdict::Passed,
             Err(failure) => Verdict::Failed(failure),

@@ -333,7 +333,7 @@ pub const ACTIONS: &[StandardAction] = &[
             text("target", "the path inside the container"),
         ],
         result: ResultShape::Nothing,
-        errors: &[NotFound, InvalidState],
+        errors: &[NotFound, InvalidState, AlreadyExists],
         summary: "mount a volume into a container",
     },
     StandardAction {
@@ -519,7 +519,7 @@ pub const ACTIONS: &[StandardAction] = &[
         required: true,
         params: &[VM, DISK],
         result: ResultShape::Nothing,
-        errors: &[NotFound, InUse],
+        errors: &[NotFound, InUse, AlreadyExists],
         summary: "attach a disk to a VM",
     },
     StandardAction {

@@ -477,7 +477,14 @@ async fn podman_and_docker_mount_host_paths_only_inside_the_operators_prefixes()
                 "{name}: {host}: {err:?}"
             );
         }
-        passed_the_checks(oci_create(&cpi, json!({"volumes": ["omni-v1:/data", "v.2_x:/a/b:ro,z"]})).await, "named");
+        // Named volumes pass the host-path check; whether they exist is the next hook's question
+        // (podman and docker would create a missing one silently, so the CPI refuses it there).
+        let err = oci_create(&cpi, json!({"volumes": ["omni-v1:/data", "v.2_x:/a/b:ro,z"]})).await.expect_err("named");
+        let step = err.failed_step.as_ref().map(|s| s.step.as_str());
+        assert!(
+            matches!(step, Some("pre_check_volumes_exist" | "command")) && err.kind != ErrorKind::Denied,
+            "{name}: named volumes passed the host-path check: {err:?}"
+        );
         // Not a mount of a named volume or a host path: refused by the pattern before anything runs.
         for bad in
             ["../x:/d", "./x:/d", "~/x:/d", "vol", "vol:rel", "vol:/d:rshared", "vol:/d:ro:z", "v:/d\n", "-v:/d", ":/d"]

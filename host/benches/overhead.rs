@@ -387,11 +387,142 @@ fn main() {
         spread: format!("omni-cpi {}", dry.spread()),
     });
 
+    served_rows(&runtime, &cli, work.path(), &spec_path, &mut rows);
+
     let report = render(&rows);
     print!("{report}");
     let out = repo_root().join("BENCHMARKS.md");
     std::fs::write(&out, &report).expect("write BENCHMARKS.md");
     eprintln!("wrote {}", out.display());
+}
+
+/// One keep-alive HTTP/1.1 connection to `omni-cpi serve`, as an Agent would hold it.
+struct ServedConnection {
+    stream: tokio::io::BufReader<tokio::net::UnixStream>,
+}
+
+impl ServedConnection {
+    async fn open(socket: &Path) -> ServedConnection {
+        let stream = tokio::net::UnixStream::connect(socket).await.expect("connect to the server");
+        ServedConnection { stream: tokio::io::BufReader::new(stream) }
+    }
+
+    /// POSTs `body` to `path`; the status.
+    async fn post(&mut self, path: &str, body: &str) -> u16 {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: omni\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await.expect("write");
+        let mut status = 0;
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.expect("read");
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            if let Some(code) = trimmed.strip_prefix("HTTP/1.1 ") {
+                status = code.split(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            } else if let Some((name, value)) = trimmed.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.expect("body");
+        status
+    }
+}
+
+/// (9) `omni-cpi serve`: a served dry run over the unix socket against the same call through the
+/// CLI, and served dry runs per second with 32 clients on keep-alive connections.
+fn served_rows(runtime: &tokio::runtime::Runtime, cli: &Path, work: &Path, spec: &Path, rows: &mut Vec<Row>) {
+    eprintln!("(9) omni-cpi serve ...");
+    let policy = work.join("serve.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[serve]\nmax_in_flight = 256\nmax_in_flight_per_cpi = 256\n[plugins.bench_json]\nsource = \"{}\"\n\
+             [[plugins.bench_json.exec]]\nprogram = \"true\"\nargs = [\"**\"]\n",
+            spec.display()
+        ),
+    )
+    .expect("policy");
+    let socket = work.join("serve.sock");
+    let mut server = Command::new(cli)
+        .args(["--policy", policy.to_str().expect("utf-8"), "serve", "--listen"])
+        .arg(format!("unix:{}", socket.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("omni-cpi serve starts");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.as_mut().expect("stdout")), &mut ready)
+        .expect("ready line");
+    assert!(ready.starts_with("omni-cpi serve: ready"), "{ready}");
+    let path = "/v1/cpis/bench_json/actions/start_vm?dry_run=true";
+    let body = r#"{"vm": "vm-1"}"#;
+
+    let mut connection = runtime.block_on(ServedConnection::open(&socket));
+    let remote = format!("unix:{}", socket.display());
+    let (served, through_cli) = interleaved(
+        300,
+        30,
+        || assert_eq!(runtime.block_on(connection.post(path, body)), 200),
+        || run_ok(Command::new(cli).args(["--remote", &remote, "call", "bench_json", "start_vm", "vm=x", "--dry-run"])),
+    );
+    rows.push(Row {
+        id: "9a",
+        what: "served dry run `start_vm` over the unix socket (keep-alive) vs the same through `omni-cpi --remote … call --dry-run`".into(),
+        ours: show(served.median()),
+        baseline: show(through_cli.median()),
+        ratio: format!("{:.3}×", served.median().as_secs_f64() / through_cli.median().as_secs_f64()),
+        budget: "p50 ≤ 1 ms",
+        met: Some(served.median() <= Duration::from_millis(1)),
+        spread: format!("served {}; CLI {}", served.spread(), through_cli.spread()),
+    });
+
+    let clients = 32;
+    let per_client = 250;
+    let started = Instant::now();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    let mut connection = ServedConnection::open(&socket).await;
+                    for _ in 0..per_client {
+                        assert_eq!(connection.post(path, body).await, 200);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("client");
+        }
+    });
+    let took = started.elapsed();
+    let rate = (clients * per_client) as f64 / took.as_secs_f64();
+    rows.push(Row {
+        id: "9b",
+        what: format!(
+            "served dry runs per second, {clients} clients on keep-alive connections, 2 cores shared with the clients"
+        ),
+        ours: format!("{rate:.0}/s"),
+        baseline: "-".into(),
+        ratio: "-".into(),
+        budget: "≥ 2,000/s",
+        met: Some(rate >= 2000.0),
+        spread: format!("{} calls in {took:.2?}", clients * per_client),
+    });
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
 }
 
 fn rss_kib() -> u64 {

@@ -39,6 +39,23 @@ pub struct AuditEntry {
     /// timeout.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub detach: bool,
+    /// Who asked for the call, when a server runs it (`uid:0`, `token:agent`); see [`as_caller`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+}
+
+tokio::task_local! {
+    static CALLER: String;
+}
+
+/// Runs `call` with `caller` named in every audit line it causes: `omni-cpi serve` wraps each
+/// request's call in it, so the log says who asked, not only which plugin ran what.
+pub async fn as_caller<F: std::future::Future>(caller: String, call: F) -> F::Output {
+    CALLER.scope(caller, call).await
+}
+
+fn current_caller() -> Option<String> {
+    CALLER.try_with(Clone::clone).ok()
 }
 
 impl AuditEntry {
@@ -63,6 +80,7 @@ impl AuditEntry {
             http_status: None,
             duration_ms: finished.map(|(_, d)| d.as_millis() as u64),
             detach: false,
+            caller: current_caller(),
         }
     }
 
@@ -89,6 +107,7 @@ impl AuditEntry {
             http_status: finished.map(|(status, _)| status),
             duration_ms: finished.map(|(_, d)| d.as_millis() as u64),
             detach: false,
+            caller: current_caller(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod json;
 pub mod policy;
 pub mod process;
 pub mod secrets;
+pub mod serve;
 pub(crate) mod suggest;
 pub mod wasm;
 

@@ -63,6 +63,34 @@ pub struct Policy {
     pub path: Option<PathBuf>,
     pub audit_log: Option<PathBuf>,
     pub plugins: BTreeMap<String, PluginGrants>,
+    /// Who may call `omni-cpi serve`, and its limits.
+    pub serve: ServePolicy,
+}
+
+/// `[serve]`: the local users a server answers on its unix socket, and its limits. Deny by
+/// default: with no list, only the user the server runs as may connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServePolicy {
+    pub allow_uids: Vec<u32>,
+    pub allow_gids: Vec<u32>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Calls running at once, over all CPIs; more wait their turn.
+    pub max_in_flight: usize,
+    /// Calls running at once on one CPI.
+    pub max_in_flight_per_cpi: usize,
+}
+
+impl Default for ServePolicy {
+    fn default() -> Self {
+        ServePolicy {
+            allow_uids: Vec::new(),
+            allow_gids: Vec::new(),
+            max_body_bytes: 1 << 20,
+            max_in_flight: 256,
+            max_in_flight_per_cpi: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +306,20 @@ struct PolicyFile {
     audit_log: Option<PathBuf>,
     #[serde(default)]
     plugins: BTreeMap<String, PluginEntry>,
+    #[serde(default)]
+    serve: ServeEntry,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServeEntry {
+    #[serde(default)]
+    allow_uids: Vec<u32>,
+    #[serde(default)]
+    allow_gids: Vec<u32>,
+    max_body_bytes: Option<usize>,
+    max_in_flight: Option<usize>,
+    max_in_flight_per_cpi: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -450,7 +492,24 @@ impl Policy {
             };
             plugins.insert(name, grants);
         }
-        Ok(Policy { path: Some(path.to_path_buf()), audit_log: file.audit_log.map(|p| base.join(p)), plugins })
+        let defaults = ServePolicy::default();
+        let positive = |value: Option<usize>, key: &str, default: usize| match value {
+            Some(0) => Err(invalid(format!("serve.{key} must be at least 1"))),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        let serve = ServePolicy {
+            allow_uids: file.serve.allow_uids,
+            allow_gids: file.serve.allow_gids,
+            max_body_bytes: positive(file.serve.max_body_bytes, "max_body_bytes", defaults.max_body_bytes)?,
+            max_in_flight: positive(file.serve.max_in_flight, "max_in_flight", defaults.max_in_flight)?,
+            max_in_flight_per_cpi: positive(
+                file.serve.max_in_flight_per_cpi,
+                "max_in_flight_per_cpi",
+                defaults.max_in_flight_per_cpi,
+            )?,
+        };
+        Ok(Policy { path: Some(path.to_path_buf()), audit_log: file.audit_log.map(|p| base.join(p)), plugins, serve })
     }
 
     /// Whether a policy is in force: one was loaded from a file or names plugins. Without one

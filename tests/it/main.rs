@@ -16,4 +16,5 @@ mod injection;
 mod requests;
 mod runtimes;
 mod security;
+mod serve;
 mod vsphere;

@@ -24,6 +24,10 @@ const PROGRAMS: &[(&str, &str)] = &[
     // Bare metal: an IPMI client and a simulated BMC.
     ("ipmitool", "ipmitool"),
     ("ipmi_sim", "openipmi"),
+    // `omni-cpi serve`'s tests: a real HTTP client, a caller of another uid, process lookups.
+    ("curl", "curl"),
+    ("setpriv", "util-linux"),
+    ("pgrep", "procps"),
 ];
 
 /// Files that must exist → Debian package that provides them.

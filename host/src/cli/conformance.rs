@@ -10,7 +10,14 @@ use omni_cpi::{CallOptions, ErrorKind, Loader};
 
 use super::{params, ConformanceArgs, KindArg, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
-pub async fn run(loader: &Loader, args: &ConformanceArgs, cpi_dir: &Path, output: Output) -> Result<u8> {
+/// The kit against a CPI loaded here, or (with `remote`) against the CPI as a server serves it.
+pub async fn run(
+    loader: &Loader,
+    remote: Option<&omni_cpi::serve::client::Remote>,
+    args: &ConformanceArgs,
+    cpi_dir: &Path,
+    output: Output,
+) -> Result<u8> {
     if args.list {
         return list(output);
     }
@@ -20,7 +27,12 @@ pub async fn run(loader: &Loader, args: &ConformanceArgs, cpi_dir: &Path, output
     let [target] = args.targets.as_slice() else {
         bail!("name one CPI to check (or use --static / --list)");
     };
-    let cpi = super::load_cpi(loader, target, cpi_dir, output).await?;
+    let cpi = match remote {
+        Some(remote) => omni_cpi::Cpi::from(
+            omni_cpi::cpi::RemoteCpi::connect(remote.clone(), target).await.map_err(anyhow::Error::msg)?,
+        ),
+        None => super::load_cpi(loader, target, cpi_dir, output).await?,
+    };
     if let Some(kind) = args.kind {
         let wanted = match kind {
             KindArg::Container => CpiKind::Container,

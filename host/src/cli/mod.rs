@@ -4,6 +4,7 @@
 mod conformance;
 mod new;
 mod params;
+mod remote;
 mod show;
 
 use std::ffi::OsString;
@@ -43,6 +44,10 @@ pub struct Args {
     /// policy's network grants. Repeatable. Without a grant no request is sent.
     #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]", value_parser = parse_network_grant)]
     allow_host: Vec<omni_cpi::policy::NetworkGrant>,
+    /// Send call, info, list and conformance to `omni-cpi serve` at ADDRESS (unix:PATH, or
+    /// tcp:HOST:PORT with the token in $OMNI_CPI_TOKEN) instead of loading CPIs here.
+    #[arg(long, global = true, env = "OMNI_CPI_REMOTE", value_parser = parse_listen, value_name = "ADDRESS")]
+    remote: Option<omni_cpi::serve::Listen>,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
     #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -105,6 +110,20 @@ enum Command {
         /// The omni-cpi SDK to depend on (default: the one in the repository omni-cpi was built from).
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+    /// Serve the policy's CPIs over HTTP (see openapi.yaml) to local callers: on a unix socket to
+    /// the users the policy's [serve] allows, and on loopback TCP to holders of a bearer token.
+    /// SIGHUP reloads the policy; SIGTERM stops after the calls in flight.
+    Serve {
+        /// unix:PATH or tcp:HOST:PORT (loopback only); repeatable.
+        #[arg(long = "listen", value_parser = parse_listen, default_value = "unix:/run/omni-cpi/omni-cpi.sock")]
+        listen: Vec<omni_cpi::serve::Listen>,
+        /// `NAME TOKEN` lines, mode 0600: the bearer tokens TCP callers present.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// After SIGTERM, how long calls in flight may run before their processes are killed.
+        #[arg(long, value_parser = parse_timeout, default_value = "30s")]
+        shutdown_grace: Duration,
     },
     /// Rewrite an OmniCloud v0/v2 CPI file into the native format (printed, or written to --out);
     /// every difference from the original is reported as a warning.
@@ -169,6 +188,10 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     omni_cpi::contract::duration::parse_positive(text)
 }
 
+fn parse_listen(text: &str) -> Result<omni_cpi::serve::Listen, String> {
+    omni_cpi::serve::Listen::parse(text)
+}
+
 fn parse_network_grant(text: &str) -> Result<omni_cpi::policy::NetworkGrant, String> {
     omni_cpi::policy::NetworkGrant::parse(text)
 }
@@ -186,6 +209,13 @@ fn loader(args: &Args) -> Result<Loader> {
 }
 
 pub async fn run(args: Args) -> Result<u8> {
+    if let Some(address) = &args.remote {
+        let remote = omni_cpi::serve::client::Remote {
+            address: address.clone(),
+            token: std::env::var("OMNI_CPI_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        return remote::run(&args, remote).await;
+    }
     let loader = loader(&args)?;
     match &args.command {
         Command::Validate { paths, check_requirements } => {
@@ -244,11 +274,27 @@ pub async fn run(args: Args) -> Result<u8> {
                 }
             }
         }
+        Command::Serve { listen, token_file, shutdown_grace } => {
+            let Some(policy) = args.policy.clone() else {
+                bail!("serve needs a policy (--policy FILE or ${POLICY_ENV}): it serves exactly the CPIs the policy binds");
+            };
+            let tokens = token_file.as_deref().map(omni_cpi::serve::Tokens::load).transpose()?;
+            let cache_dir = args.cache_dir.clone().or_else(ComponentHost::default_cache_dir);
+            omni_cpi::serve::serve(omni_cpi::serve::ServeConfig {
+                policy,
+                listen: listen.clone(),
+                tokens,
+                cache_dir,
+                shutdown_grace: *shutdown_grace,
+            })
+            .await?;
+            Ok(EXIT_OK)
+        }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&omni_cpi::json::spec::schema())?);
             Ok(EXIT_OK)
         }
-        Command::Conformance(c) => conformance::run(&loader, c, &args.cpi_dir, args.output).await,
+        Command::Conformance(c) => conformance::run(&loader, None, c, &args.cpi_dir, args.output).await,
         Command::New { kind, name, dir, sdk } => {
             let dir = new::run(*kind, name, dir.as_deref(), sdk.as_deref())?;
             let word = match kind {

@@ -80,14 +80,14 @@ impl FromStr for ErrorKind {
 }
 
 /// The step of an action that failed, for the error report: what ran and what it said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedStep {
     /// `command` for the action's own command, otherwise the hook's name (`pre_delete`).
     pub step: String,
     /// For a request step: the method and URL.
     pub argv: Vec<String>,
     pub exit_code: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     /// The last part of stderr (bounded), which is where runtimes put the reason; for a request
     /// step, of the response body.
@@ -95,15 +95,15 @@ pub struct FailedStep {
 }
 
 /// A typed failure of one CPI call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{action}: {message}")]
 pub struct CpiError {
     pub kind: ErrorKind,
     pub action: String,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<Box<FailedStep>>,
 }
 

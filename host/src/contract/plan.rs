@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -198,37 +198,37 @@ impl Plan {
 }
 
 /// What one step did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepReport {
     pub name: String,
     pub argv: Vec<String>,
     pub exit_code: Option<i32>,
     /// The HTTP status of a request step.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     pub timed_out: bool,
     /// It failed, and its `ignore_failure` let the action go on.
     pub failure_ignored: bool,
-    #[serde(serialize_with = "as_millis", rename = "duration_ms")]
+    #[serde(serialize_with = "as_millis", deserialize_with = "from_millis", rename = "duration_ms")]
     pub duration: Duration,
 }
 
-/// The successful result of a call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The successful result of a call (also as a server's client reads it back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub cpi: String,
     pub action: String,
     /// Exit code of the action's command (for `exec`, the code of the command run inside).
     pub exit_code: Option<i32>,
     /// The response status of a request action; its body is `stdout`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     pub stdout: String,
     pub stderr: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
     /// stdout parsed as the spec's `output` says; absent when the action does not parse output.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
     pub steps: Vec<StepReport>,
     pub ignored_params: Vec<String>,
@@ -236,4 +236,8 @@ pub struct Outcome {
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_millis)
 }

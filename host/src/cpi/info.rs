@@ -51,6 +51,7 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "default_settings": d.default_settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "conformance_params": cpi.conformance_params(),
         "settings": sandbox.settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "capabilities": {
             "requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env},
@@ -131,6 +132,12 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
     Info { document: info, text }
 }
 
+/// A served CPI: the document its server answered, and that document as text.
+pub(super) fn of_remote(cpi: &super::RemoteCpi) -> Info {
+    let text = serde_json::to_string_pretty(&cpi.document).unwrap_or_default() + "\n";
+    Info { document: cpi.document.clone(), text }
+}
+
 /// A component parameter's type: the catalogue's (describe() names only catalogue parameters).
 fn catalogue_type(cpi: &ComponentCpi, action: &str, param: &str) -> ParamType {
     catalogue::standard_param(cpi.kind(), action, param).map_or(ParamType::String, |p| p.ty)
@@ -195,6 +202,7 @@ pub(super) fn of_spec(cpi: &JsonCpi) -> Info {
         "source": spec.source,
         "actions": actions,
         "default_settings": spec.default_settings,
+        "conformance_params": spec.conformance_params,
         "required_commands": spec.validation.required_commands,
         "version_requirements": spec.validation.version_requirements.iter()
             .map(|v| json!({"tool": v.tool, "range": v.range.to_string(), "command": v.command.source()})).collect::<Vec<_>>(),

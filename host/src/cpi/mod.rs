@@ -5,6 +5,7 @@
 mod info;
 mod inspect;
 mod loader;
+mod remote;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde_json::Value;
 pub use info::Info;
 pub use inspect::{inspect, Inspection};
 pub use loader::{is_wasm, CpiLoadError, Loader, Unbound};
+pub use remote::RemoteCpi;
 
 use crate::contract::catalogue::CpiKind;
 use crate::contract::error::CpiError;
@@ -36,6 +38,8 @@ pub struct Cpi {
 enum Inner {
     Json(JsonCpi),
     Component(Arc<ComponentCpi>),
+    /// Served by `omni-cpi serve`, called over its API.
+    Remote(Arc<RemoteCpi>),
 }
 
 /// Which form a CPI has, for display (callers never branch on it).
@@ -93,12 +97,19 @@ impl From<ComponentCpi> for Cpi {
     }
 }
 
+impl From<RemoteCpi> for Cpi {
+    fn from(cpi: RemoteCpi) -> Cpi {
+        Cpi { form: Inner::Remote(Arc::new(cpi)) }
+    }
+}
+
 impl Cpi {
     /// The name calls and reports use: a spec's `name`, a component's policy entry.
     pub fn name(&self) -> &str {
         match &self.form {
             Inner::Json(cpi) => &cpi.spec().name,
             Inner::Component(cpi) => &cpi.name,
+            Inner::Remote(cpi) => &cpi.name,
         }
     }
 
@@ -106,6 +117,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => cpi.spec().kind,
             Inner::Component(cpi) => cpi.kind(),
+            Inner::Remote(cpi) => cpi.kind,
         }
     }
 
@@ -113,6 +125,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(_) => Form::Spec,
             Inner::Component(_) => Form::Component,
+            Inner::Remote(cpi) => cpi.form,
         }
     }
 
@@ -121,6 +134,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => &cpi.spec().source,
             Inner::Component(cpi) => &cpi.source,
+            Inner::Remote(cpi) => &cpi.source,
         }
     }
 
@@ -129,6 +143,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => spec_actions(cpi.spec()),
             Inner::Component(cpi) => component_actions(&cpi.description),
+            Inner::Remote(cpi) => cpi.actions.clone(),
         }
     }
 
@@ -145,6 +160,7 @@ impl Cpi {
         let version = match &self.form {
             Inner::Json(cpi) => cpi.spec().version.clone(),
             Inner::Component(cpi) => Some(cpi.description.version.clone()),
+            Inner::Remote(cpi) => cpi.version.clone(),
         };
         format!(
             "{}{}, {} {}, {} actions ({unsupported} declared unsupported)",
@@ -164,6 +180,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => &cpi.spec().name,
             Inner::Component(cpi) => &cpi.description.name,
+            Inner::Remote(cpi) => &cpi.declared_name,
         }
     }
 
@@ -172,6 +189,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => info::of_spec(cpi),
             Inner::Component(cpi) => info::of_component(cpi),
+            Inner::Remote(cpi) => info::of_remote(cpi),
         }
     }
 
@@ -183,8 +201,9 @@ impl Cpi {
                 all.extend(crate::json::spec::check_required_actions(cpi.spec()));
                 all
             }
-            // A component's actions were checked against the catalogue at load.
-            Inner::Component(_) => Vec::new(),
+            // A component's actions were checked against the catalogue at load; a served CPI's
+            // by the server.
+            Inner::Component(_) | Inner::Remote(_) => Vec::new(),
         }
     }
 
@@ -193,7 +212,7 @@ impl Cpi {
     pub async fn check_requirements(&self) -> Vec<RequirementCheck> {
         match &self.form {
             Inner::Json(cpi) => crate::json::requirements::check(cpi).await,
-            Inner::Component(_) => Vec::new(),
+            Inner::Component(_) | Inner::Remote(_) => Vec::new(),
         }
     }
 
@@ -203,6 +222,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => cpi.spec().conformance_params.clone(),
             Inner::Component(cpi) => cpi.conformance_params(),
+            Inner::Remote(cpi) => cpi.conformance_params.clone(),
         }
     }
 
@@ -213,6 +233,7 @@ impl Cpi {
             Inner::Component(cpi) => {
                 cpi.description.default_settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
             }
+            Inner::Remote(cpi) => cpi.default_settings.clone(),
         }
     }
 
@@ -222,6 +243,8 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => cpi.plan(action, params, options).map(|plan| Checked(Some(plan))),
             Inner::Component(cpi) => cpi.check(action, params, options).map(|()| Checked(None)),
+            // The server checks, with the same check, before it runs anything.
+            Inner::Remote(_) => Ok(Checked(None)),
         }
     }
 
@@ -258,6 +281,11 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => cpi.plan(action, params, options),
             Inner::Component(cpi) => cpi.plan(action, params, options).await,
+            Inner::Remote(_) => Err(CpiError::new(
+                crate::contract::error::ErrorKind::Unsupported,
+                action,
+                "a served CPI's plan stays on its server: ask it with `call --dry-run` (POST …?dry_run=true)",
+            )),
         }
     }
 
@@ -265,6 +293,7 @@ impl Cpi {
         match &self.form {
             Inner::Json(cpi) => cpi.call(action, params, options).await,
             Inner::Component(cpi) => cpi.call(action, params, options).await,
+            Inner::Remote(cpi) => cpi.call(action, params, options).await,
         }
     }
 }

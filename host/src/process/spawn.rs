@@ -201,6 +201,7 @@ pub fn spawn(request: &Spawn<'_>) -> Result<Child, SpawnError> {
         }
     };
     // From here on, dropping `child` ends the process and reaps it.
+    live().insert(pid);
     let mut child = Child { pid, pidfd, stdin: None, stdout: None, stderr: None, reaped: false };
     child.stdout = Some(pipe::Receiver::from_owned_fd(stdout_host)?);
     child.stderr = Some(pipe::Receiver::from_owned_fd(stderr_host)?);
@@ -366,10 +367,37 @@ impl Child {
         if self.reaped {
             return Err(io::Error::other("already reaped"));
         }
+        // Out of the registry while the pid is still ours: after the wait it may name another.
+        live().remove(&self.pid);
         let status = wait_blocking(self.pid).ok_or_else(io::Error::last_os_error)?;
         self.reaped = true;
         Ok(ExitStatus::from_raw(status))
     }
+}
+
+/// The children spawned and not yet reaped: while a pid is here it names our child (and its
+/// group), so [`end_all_now`] may signal it without hitting a stranger.
+fn live() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    static LIVE: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Ends every process this host started and has not reaped yet, with all their descendants and
+/// groups, at once (SIGKILL): for a server whose shutdown deadline passed with calls in flight.
+/// The owners of those children still reap them. Returns how many leaders were signalled.
+pub fn end_all_now() -> usize {
+    // Held throughout: no pid can be reaped (and reused) while it is signalled.
+    let pids = live();
+    for &pid in pids.iter() {
+        crate::process::tree::kill_descendants_now(pid);
+        // SAFETY: plain signals to our own unreaped child and its group.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    pids.len()
 }
 
 impl Drop for Child {
@@ -389,6 +417,7 @@ impl Drop for Child {
                 libc::kill(-pid, libc::SIGKILL);
                 libc::kill(pid, libc::SIGKILL);
             }
+            live().remove(&pid);
             wait_blocking(pid)
         });
     }

@@ -1,0 +1,220 @@
+//! Where a server listens and how it accepts: our own accept loops, so that a unix-socket peer is
+//! checked (`SO_PEERCRED`) before a byte of its request is read, and a TCP request carries a
+//! valid bearer token before it reaches the API.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::Watcher;
+use tokio::net::{TcpListener, UnixListener};
+use tower::ServiceExt;
+
+use super::auth::{peer_allowed, Identity, Tokens};
+use super::Server;
+
+/// One `--listen` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// `unix:PATH`: local callers, identified by their uid.
+    Unix(PathBuf),
+    /// `tcp:HOST:PORT`: callers with a bearer token; loopback addresses only (no TLS yet).
+    Tcp(SocketAddr),
+}
+
+impl Listen {
+    pub fn parse(text: &str) -> Result<Listen, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, e.g. unix:/run/omni-cpi/omni-cpi.sock".into());
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        if let Some(address) = text.strip_prefix("tcp:") {
+            let address: SocketAddr = address
+                .parse()
+                .map_err(|_| format!("tcp:{address} is not HOST:PORT with an IP address, e.g. tcp:127.0.0.1:8480"))?;
+            if !address.ip().is_loopback() {
+                return Err(format!(
+                    "tcp:{address} is not a loopback address; without TLS (not supported yet) tokens would cross \
+                     the network in clear text: listen on 127.0.0.1 or ::1, or use a unix socket"
+                ));
+            }
+            return Ok(Listen::Tcp(address));
+        }
+        Err(format!("`{text}`: listen on unix:PATH or tcp:HOST:PORT"))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+            Listen::Tcp(address) => write!(f, "tcp:{address}"),
+        }
+    }
+}
+
+/// A bound listener.
+pub enum Bound {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+/// Binds `listen`. A unix socket's directory is created; a stale socket file (nobody answers
+/// on it) is replaced, a live one is not; the socket is made 0660.
+pub async fn bind(listen: &Listen) -> std::io::Result<Bound> {
+    match listen {
+        Listen::Unix(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            if path.exists() {
+                if tokio::net::UnixStream::connect(path).await.is_ok() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!("{} is already served by another process", path.display()),
+                    ));
+                }
+                remove_stale_socket(path)?;
+            }
+            let listener = UnixListener::bind(path)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+            Ok(Bound::Unix(listener, path.clone()))
+        }
+        Listen::Tcp(address) => Ok(Bound::Tcp(TcpListener::bind(address).await?)),
+    }
+}
+
+/// Removes a socket file nobody answers on; refuses anything else (a regular file is not ours).
+fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path)?.file_type().is_socket() {
+        return std::fs::remove_file(path);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("{} exists and is not a socket; remove it or listen elsewhere", path.display()),
+    ))
+}
+
+/// Serves one connection whose caller is known (a unix peer) or proves itself per request (TCP).
+fn serve_connection<S>(stream: S, caller: Caller, router: Router, server: Arc<Server>, watcher: Watcher)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        let router = router.clone();
+        let identity = match &caller {
+            Caller::Known(identity) => Some(identity.clone()),
+            Caller::Bearer(tokens) => {
+                tokens.identify(request.headers().get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes()))
+            }
+        };
+        let server = server.clone();
+        async move {
+            let Some(identity) = identity else {
+                server.metrics.unauthorized();
+                return Ok::<_, Infallible>(super::api::unauthorized());
+            };
+            request.extensions_mut().insert(identity);
+            Ok(router.oneshot(request).await.unwrap_or_else(|never: Infallible| match never {}))
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::spawn(watcher.watch(connection));
+}
+
+#[derive(Clone)]
+enum Caller {
+    Known(Identity),
+    Bearer(Arc<Tokens>),
+}
+
+/// Accepts until `stop` says so.
+pub async fn accept(
+    bound: Bound,
+    router: Router,
+    server: Arc<Server>,
+    tokens: Option<Arc<Tokens>>,
+    watcher: impl Fn() -> Watcher,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = match &bound {
+            Bound::Unix(listener, _) => tokio::select! {
+                _ = stop.changed() => break,
+                accepted = listener.accept() => accepted.map(|(stream, _)| {
+                    let peer = stream.peer_cred();
+                    (Connection::Unix(stream), peer.ok())
+                }),
+            },
+            Bound::Tcp(listener) => tokio::select! {
+                _ = stop.changed() => break,
+                accepted = listener.accept() => accepted.map(|(stream, _)| (Connection::Tcp(stream), None)),
+            },
+        };
+        let (connection, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, or a connection reset before accept: keep serving the others.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match connection {
+            Connection::Unix(stream) => {
+                let serve = server.registry().policy.serve.clone();
+                match peer {
+                    Some(cred) if peer_allowed(&serve, cred.uid(), cred.gid()) => {
+                        let caller = Caller::Known(Identity::Uid(cred.uid()));
+                        serve_connection(stream, caller, router.clone(), server.clone(), watcher());
+                    }
+                    other => {
+                        // Closed before a byte of the request is read.
+                        server.metrics.refused_connection();
+                        tracing::warn!(uid = ?other.map(|c| c.uid()), gid = ?other.map(|c| c.gid()),
+                            "refused a connection: the policy's [serve] allow_uids/allow_gids do not list the peer");
+                    }
+                }
+            }
+            Connection::Tcp(stream) => {
+                let Some(tokens) = &tokens else { continue };
+                let _ = stream.set_nodelay(true);
+                serve_connection(stream, Caller::Bearer(tokens.clone()), router.clone(), server.clone(), watcher());
+            }
+        }
+    }
+    if let Bound::Unix(_, path) = &bound {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+enum Connection {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_parse_and_non_loopback_tcp_is_refused() {
+        assert_eq!(Listen::parse("unix:/run/x.sock"), Ok(Listen::Unix("/run/x.sock".into())));
+        assert_eq!(Listen::parse("tcp:127.0.0.1:8480"), Ok(Listen::Tcp("127.0.0.1:8480".parse().expect("addr"))));
+        assert!(Listen::parse("tcp:[::1]:8480").is_ok());
+        assert!(Listen::parse("tcp:0.0.0.0:8480").expect_err("refused").contains("not a loopback address"));
+        assert!(Listen::parse("tcp:10.1.2.3:80").is_err());
+        assert!(Listen::parse("tcp:localhost:80").expect_err("names").contains("IP address"));
+        assert!(Listen::parse("http://x").is_err());
+        assert!(Listen::parse("unix:").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! `omni-cpi serve`: the host as a long-running local service for omni's Agent and Director.
+//!
+//! `registry` (the policy's CPIs, loaded once, replaced whole on SIGHUP) → `listen` (accept
+//! loops: unix-socket peers checked by uid/gid before a request is read, TCP requests by bearer
+//! token) → `api` (axum routes: the same JSON as `omni-cpi -o json`, statuses by error kind, call
+//! limits and per-resource locks) → `Cpi` (the same calls as the CLI makes). `metrics` counts
+//! what happens; `auth` says who asked, and every audit line names the caller.
+
+mod api;
+mod auth;
+pub mod client;
+mod listen;
+mod metrics;
+mod registry;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub use api::status_of;
+pub use auth::{Identity, TokenError, Tokens};
+pub use listen::Listen;
+use metrics::Metrics;
+use registry::Registry;
+
+/// What `omni-cpi serve` was asked to do.
+pub struct ServeConfig {
+    /// The policy: the CPIs served and who may call (`[serve]`). Read again on SIGHUP.
+    pub policy: PathBuf,
+    pub listen: Vec<Listen>,
+    /// Required with a `tcp:` listener.
+    pub tokens: Option<Tokens>,
+    pub cache_dir: Option<PathBuf>,
+    /// After SIGTERM, how long calls in flight may take before their processes are killed.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Load(String),
+    #[error("cannot listen on {listen}: {source}")]
+    Bind { listen: Listen, source: std::io::Error },
+    #[error("a tcp: listener needs --token-file: a TCP caller is known only by its bearer token")]
+    TcpWithoutTokens,
+    #[error("nothing to listen on: pass --listen unix:PATH or --listen tcp:HOST:PORT")]
+    NoListener,
+    #[error("cannot watch for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// The state every request shares.
+pub struct Server {
+    registry: RwLock<Arc<Registry>>,
+    metrics: Metrics,
+}
+
+impl Server {
+    /// The current registry; a call keeps the one it got for its whole life.
+    fn registry(&self) -> Arc<Registry> {
+        self.registry.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then stops accepting, lets calls in flight finish within the
+/// grace period, and kills the processes of those that did not.
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    if config.listen.is_empty() {
+        return Err(ServeError::NoListener);
+    }
+    if config.tokens.is_none() && config.listen.iter().any(|l| matches!(l, Listen::Tcp(_))) {
+        return Err(ServeError::TcpWithoutTokens);
+    }
+    let registry = Registry::load(&config.policy, config.cache_dir.clone()).await.map_err(ServeError::Load)?;
+    let max_body = registry.policy.serve.max_body_bytes;
+    tracing::info!(policy = %config.policy.display(), cpis = registry.cpis.len(), "serving");
+    let server = Arc::new(Server { registry: RwLock::new(Arc::new(registry)), metrics: Metrics::default() });
+    let router = api::router(server.clone(), max_body);
+
+    // Signals first: a SIGTERM right after the sockets appear must not kill us unhandled.
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
+
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tokens = config.tokens.map(Arc::new);
+    let mut loops = Vec::new();
+    for listen in &config.listen {
+        let bound = listen::bind(listen).await.map_err(|source| ServeError::Bind { listen: listen.clone(), source })?;
+        tracing::info!(%listen, "listening");
+        let graceful = graceful.clone();
+        loops.push(tokio::spawn(listen::accept(
+            bound,
+            router.clone(),
+            server.clone(),
+            tokens.clone(),
+            move || graceful.watcher(),
+            stopped.clone(),
+        )));
+    }
+    // Readiness for supervisors and tests: every socket is bound.
+    println!("omni-cpi serve: ready ({})", config.listen.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "));
+
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => reload(&server, &config.policy, config.cache_dir.clone()).await,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+
+    tracing::info!(grace = ?config.shutdown_grace, "stopping: no new connections; waiting for calls in flight");
+    let _ = stop.send(true);
+    for accept_loop in loops {
+        let _ = accept_loop.await;
+    }
+    let graceful = match Arc::try_unwrap(graceful) {
+        Ok(graceful) => graceful,
+        Err(_) => return Ok(()),
+    };
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
+        let killed = crate::process::spawn::end_all_now();
+        tracing::warn!(killed, "calls still in flight after the grace period: their processes were killed");
+    }
+    Ok(())
+}
+
+/// Loads the policy and its CPIs again and swaps them in, whole; calls in flight finish on the
+/// set they started with. A policy that does not load leaves the served set as it was.
+async fn reload(server: &Server, policy: &std::path::Path, cache_dir: Option<PathBuf>) {
+    match Registry::load(policy, cache_dir).await {
+        Ok(registry) => {
+            let cpis = registry.cpis.len();
+            *server.registry.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
+            tracing::info!(cpis, "reloaded the policy");
+            println!("omni-cpi serve: reloaded ({cpis} CPIs)");
+        }
+        Err(reason) => {
+            tracing::error!(%reason, "reload refused: still serving the previous policy");
+            eprintln!("omni-cpi serve: reload refused, still serving the previous policy: {reason}");
+        }
+    }
+}

@@ -233,6 +233,11 @@ fn a_client_runs_a_container_lifecycle_over_the_unix_socket() {
     ]);
     assert_eq!(parse_status_and_body(&out.stdout).0, 400, "a body that is not an object");
 
+    let (status, unknown) = call("no_such_action_7f3a", json!({}));
+    assert_eq!((status, unknown["error"]["kind"].as_str()), (501, Some("unsupported")), "{unknown}");
+    let (status, _) = served.request("POST", "/v1/cpis/process/actions/list_containers?timeout=2h", Some(json!({})));
+    assert_eq!(status, 400, "a caller cannot lengthen a call beyond the server's bound");
+
     // Every audit line names the caller.
     let audit = served.audit();
     let me = rustix::process::geteuid().as_raw();
@@ -249,6 +254,8 @@ fn a_client_runs_a_container_lifecycle_over_the_unix_socket() {
         "{metrics}"
     );
     assert!(metrics.contains("omni_cpi_calls_in_flight 0"), "{metrics}");
+    assert!(!metrics.contains("no_such_action_7f3a"), "a caller's action name never becomes a metric label");
+    assert!(metrics.contains("action=\"unknown\",outcome=\"unsupported\"} 1"), "{metrics}");
 }
 
 /// A local user the policy does not list is disconnected before its request is read, even when

@@ -20,10 +20,14 @@ use super::Server;
 use crate::contract::error::{CpiError, ErrorKind};
 use crate::contract::options::CallOptions;
 use crate::contract::params::Params;
+use crate::cpi::ActionSupport;
 
 /// How long a call waits for a free slot (`[serve] max_in_flight`, `max_in_flight_per_cpi`)
 /// before it is answered 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(60);
+/// The longest `?timeout=` a caller may ask for: it may shorten a call, and lengthen a spec's
+/// step timeouts only this far, so one caller cannot hold a slot for hours.
+const MAX_CALLER_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub fn router(server: Arc<Server>, max_body_bytes: usize) -> Router {
     Router::new()
@@ -168,6 +172,14 @@ async fn call(
         }
     };
     let timeout = match query.timeout.as_deref().map(crate::contract::duration::parse_positive).transpose() {
+        Ok(Some(timeout)) if timeout > MAX_CALLER_TIMEOUT => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                &action,
+                &format!("timeout: at most {MAX_CALLER_TIMEOUT:?} through the server"),
+            )
+        }
         Ok(timeout) => timeout,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_argument", &action, &format!("timeout: {e}")),
     };
@@ -178,7 +190,9 @@ async fn call(
     let checked = match served.cpi.check(&action, &params, &options) {
         Ok(checked) => checked,
         Err(e) => {
-            server.metrics.record(&name, &action, e.kind.as_str(), Duration::ZERO);
+            // A caller chooses the action's name: only the CPI's own names become metric labels.
+            let label = if served.cpi.support(&action) == ActionSupport::Absent { "unknown" } else { action.as_str() };
+            server.metrics.record(&name, label, e.kind.as_str(), Duration::ZERO);
             return call_error(&e);
         }
     };

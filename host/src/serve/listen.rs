@@ -104,9 +104,21 @@ fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
     ))
 }
 
+/// Connections open at once, over every listener; more are closed at once (each holds a
+/// descriptor and a task, and a client may open them without sending anything).
+const MAX_CONNECTIONS: usize = 1024;
+/// A client must send its request's headers within this long (also an idle keep-alive's limit).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves one connection whose caller is known (a unix peer) or proves itself per request (TCP).
-fn serve_connection<S>(stream: S, caller: Caller, router: Router, server: Arc<Server>, watcher: Watcher)
-where
+fn serve_connection<S>(
+    stream: S,
+    caller: Caller,
+    router: Router,
+    server: Arc<Server>,
+    watcher: Watcher,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -127,14 +139,25 @@ where
             Ok(router.oneshot(request).await.unwrap_or_else(|never: Infallible| match never {}))
         }
     });
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::spawn(watcher.watch(connection));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::spawn(async move {
+        let _ = watcher.watch(connection).await;
+        drop(permit);
+    });
 }
 
 #[derive(Clone)]
 enum Caller {
     Known(Identity),
     Bearer(Arc<Tokens>),
+}
+
+/// The shared bound on open connections.
+pub fn connection_limit() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS))
 }
 
 /// Accepts until `stop` says so.
@@ -145,6 +168,7 @@ pub async fn accept(
     tokens: Option<Arc<Tokens>>,
     watcher: impl Fn() -> Watcher,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    connections: Arc<tokio::sync::Semaphore>,
 ) {
     loop {
         let accepted = match &bound {
@@ -169,13 +193,17 @@ pub async fn accept(
                 continue;
             }
         };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(limit = MAX_CONNECTIONS, "too many open connections: closed a new one");
+            continue;
+        };
         match connection {
             Connection::Unix(stream) => {
                 let serve = server.registry().policy.serve.clone();
                 match peer {
                     Some(cred) if peer_allowed(&serve, cred.uid(), cred.gid()) => {
                         let caller = Caller::Known(Identity::Uid(cred.uid()));
-                        serve_connection(stream, caller, router.clone(), server.clone(), watcher());
+                        serve_connection(stream, caller, router.clone(), server.clone(), watcher(), permit);
                     }
                     other => {
                         // Closed before a byte of the request is read.
@@ -188,7 +216,8 @@ pub async fn accept(
             Connection::Tcp(stream) => {
                 let Some(tokens) = &tokens else { continue };
                 let _ = stream.set_nodelay(true);
-                serve_connection(stream, Caller::Bearer(tokens.clone()), router.clone(), server.clone(), watcher());
+                let caller = Caller::Bearer(tokens.clone());
+                serve_connection(stream, caller, router.clone(), server.clone(), watcher(), permit);
             }
         }
     }

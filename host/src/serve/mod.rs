@@ -88,6 +88,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let tokens = config.tokens.map(Arc::new);
+    let connections = listen::connection_limit();
     let mut loops = Vec::new();
     for listen in &config.listen {
         let bound = listen::bind(listen).await.map_err(|source| ServeError::Bind { listen: listen.clone(), source })?;
@@ -100,6 +101,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             tokens.clone(),
             move || graceful.watcher(),
             stopped.clone(),
+            connections.clone(),
         )));
     }
     // Readiness for supervisors and tests: every socket is bound.

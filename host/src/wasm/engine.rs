@@ -14,13 +14,37 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{v0_1, v0_2};
 use super::state::CallState;
 
 /// How often the epoch advances; a call's deadline is counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The engine: component model, epoch interruption, a bounded wasm stack and, when `pooled`, the
+/// instance pool.
+fn engine(pooled: bool) -> Result<Engine, EngineError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    if pooled {
+        // Instances come from a pool: a call's fresh instance reuses slots of memory, tables and
+        // fiber stacks (memories start as copy-on-write images of the component's data) instead
+        // of mapping and unmapping them per call. The pool bounds how many calls run at once.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 4)
+            .total_memories(POOLED_INSTANCES * 2)
+            .total_tables(POOLED_INSTANCES * 4)
+            .total_stacks(POOLED_INSTANCES);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config).map_err(|e| EngineError::Setup(format!("{e:#}")))
+}
+
+/// Component instances alive at once (calls and `describe`s in flight, over all plugins).
+const POOLED_INSTANCES: u32 = 1000;
 /// Wasm stack a plugin may use; deep recursion past it traps with a stack overflow.
 const MAX_WASM_STACK: usize = 1 << 20;
 
@@ -42,11 +66,12 @@ impl ComponentHost {
     /// An engine whose compiled components are cached in `cache_dir` (created if missing);
     /// `None` compiles in memory every time.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<ComponentHost, EngineError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.max_wasm_stack(MAX_WASM_STACK);
-        let engine = Engine::new(&config).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+        let engine = engine(true).or_else(|pooled| {
+            // A pool reserves address space up front; where that is refused (a `ulimit -v`),
+            // instances are allocated per call, as they were before the pool.
+            tracing::warn!(error = %pooled, "no instance pool; allocating per call");
+            engine(false)
+        })?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Setup(format!("{e:#}")))?;

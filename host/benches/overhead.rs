@@ -133,7 +133,9 @@ fn main() {
     let json_cpi = Cpi::from(json_only.clone());
     let cache = work.path().join("cache");
     let policy = Policy::load(&policy_path).expect("bench policy");
-    let loader = Loader::new(policy, Some(cache.clone())).expect("loader");
+    let mut loader = Loader::new(policy, Some(cache.clone())).expect("loader");
+    // A long-running host, as `omni-cpi serve` is: instances from the pool.
+    loader.instance_pool = true;
     let component = runtime.block_on(loader.load(&wasm)).expect("bench component loads");
     let options = CallOptions::default();
     let start = params(json!({"vm": "vm-1"}));

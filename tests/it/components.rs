@@ -868,24 +868,3 @@ async fn the_sdk_describes_actions_from_the_catalogue() {
         }
     }
 }
-
-/// The instance pool reserves address space up front; a host limited by `ulimit -v` runs
-/// components anyway, allocating per call, and says so.
-#[test]
-fn components_run_without_address_space_for_the_instance_pool() {
-    let Some(wasm) = support::plugin_wasm("omni_cpi_bench") else { return };
-    let policy = support::repo_root().join("plugins/bench/policy.toml");
-    let out = std::process::Command::new("sh")
-        .args(["-c", "ulimit -v 8000000; exec \"$@\"", "sh", env!("CARGO_BIN_EXE_omni-cpi")])
-        .args(["--policy", policy.to_str().expect("utf-8"), "call", wasm.to_str().expect("utf-8"), "has_vm", "vm=x"])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "false");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no instance pool"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}

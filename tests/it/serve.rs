@@ -563,3 +563,40 @@ fn the_cli_calls_a_server_and_the_kit_certifies_a_served_cpi() {
     // Every call of the kit went through the server, as its audit log shows.
     assert!(served.audit().lines().count() > 20);
 }
+
+/// A server takes components' instances from a pool, which reserves address space up front; a
+/// host limited by `ulimit -v` still serves them, allocating per call, and its log says so.
+#[test]
+fn a_server_without_address_space_for_the_instance_pool_still_serves_components() {
+    let Some(_) = support::plugin_wasm("omni_cpi_bench") else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("s.sock");
+    let policy = support::repo_root().join("plugins/bench/policy.toml");
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -v 8000000; exec \"$@\"", "sh", env!("CARGO_BIN_EXE_omni-cpi")])
+        .args(["--policy", policy.to_str().expect("utf-8"), "serve", "--listen"])
+        .arg(format!("unix:{}", socket.display()))
+        .env("RUST_LOG", "warn")
+        .env("OMNI_CPI_CACHE_DIR", dir.path().join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut ready).expect("ready");
+    let out = Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(&socket)
+        .args(["-X", "POST", "-d", r#"{"vm": "x"}"#, "http://omni/v1/cpis/bench/actions/has_vm"])
+        .output()
+        .expect("curl");
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr);
+    assert!(ready.starts_with("omni-cpi serve: ready"), "{ready}{stderr}");
+    let outcome: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(outcome["result"], json!(false), "{outcome}");
+    assert!(stderr.contains("no instance pool"), "{stderr}");
+}

@@ -67,6 +67,8 @@ pub struct Loader {
     /// Hosts every JSON spec's request actions may reach, on top of its policy entry's grants
     /// (the CLI's `--allow-host`).
     pub allowed_hosts: Vec<crate::policy::NetworkGrant>,
+    /// Components' instances from a pool ([`ComponentHost::pooled`]): for long-running hosts.
+    pub instance_pool: bool,
 }
 
 impl Loader {
@@ -82,12 +84,17 @@ impl Loader {
             cache_dir,
             compat: None,
             allowed_hosts: Vec::new(),
+            instance_pool: false,
         })
     }
 
     pub fn component_host(&self) -> Result<&ComponentHost, String> {
         self.host
-            .get_or_init(|| ComponentHost::new(self.cache_dir.clone()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                let cache = self.cache_dir.clone();
+                let host = if self.instance_pool { ComponentHost::pooled(cache) } else { ComponentHost::new(cache) };
+                host.map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

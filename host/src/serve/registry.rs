@@ -32,8 +32,9 @@ impl Registry {
     /// load makes the whole registry fail, with every reason (a reload then keeps the old one).
     pub async fn load(path: &Path, cache_dir: Option<PathBuf>) -> Result<Registry, String> {
         let policy = Policy::load(path).map_err(|e| e.to_string())?;
-        let loader =
+        let mut loader =
             Loader::new(policy.clone(), cache_dir).map_err(|e| format!("cannot open the policy's audit log: {e}"))?;
+        loader.instance_pool = true;
         let mut cpis = BTreeMap::new();
         let mut failures = Vec::new();
         for (name, grants) in &policy.plugins {

@@ -64,15 +64,25 @@ pub struct ComponentHost {
 
 impl ComponentHost {
     /// An engine whose compiled components are cached in `cache_dir` (created if missing);
-    /// `None` compiles in memory every time.
+    /// `None` compiles in memory every time. Instances are allocated per call: right for a
+    /// process that makes a few calls (the CLI), where reserving a pool would cost more.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<ComponentHost, EngineError> {
+        ComponentHost::with_engine(engine(false)?, cache_dir)
+    }
+
+    /// [`ComponentHost::new`] for a long-running host (`omni-cpi serve`): instances come from a
+    /// pool, which makes each call's instantiation several times cheaper. The pool reserves
+    /// address space up front; where that is refused (a `ulimit -v`), instances are allocated
+    /// per call instead, and the log says so.
+    pub fn pooled(cache_dir: Option<PathBuf>) -> Result<ComponentHost, EngineError> {
         let engine = engine(true).or_else(|pooled| {
-            // A pool reserves address space up front; where that is refused (a `ulimit -v`),
-            // instances are allocated per call, as they were before the pool.
             tracing::warn!(error = %pooled, "no instance pool; allocating per call");
             engine(false)
         })?;
+        ComponentHost::with_engine(engine, cache_dir)
+    }
 
+    fn with_engine(engine: Engine, cache_dir: Option<PathBuf>) -> Result<ComponentHost, EngineError> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         // Both worlds of a version import the same interfaces, so adding one world's serves both.

@@ -600,3 +600,17 @@ fn a_server_without_address_space_for_the_instance_pool_still_serves_components(
     assert_eq!(outcome["result"], json!(false), "{outcome}");
     assert!(stderr.contains("no instance pool"), "{stderr}");
 }
+
+/// A client that connects and sends nothing is disconnected once the header timeout passes, so
+/// idle connections cannot pile up; the server keeps answering others meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_after_the_header_timeout() {
+    let served = Served::start("", false, "5s");
+    let mut idle = tokio::net::UnixStream::connect(&served.socket).await.expect("connect");
+    assert_eq!(raw(&served.socket, "GET", "/v1/health", "").await.0, 200, "others are served meanwhile");
+    let started = Instant::now();
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), idle.read_to_end(&mut buffer)).await;
+    assert!(read.is_ok(), "the idle connection was still open after 20 s");
+    assert!(started.elapsed() >= Duration::from_secs(5), "closed after {:?}, before any timeout", started.elapsed());
+}

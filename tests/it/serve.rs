@@ -614,3 +614,40 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
     assert!(read.is_ok(), "the idle connection was still open after 20 s");
     assert!(started.elapsed() >= Duration::from_secs(5), "closed after {:?}, before any timeout", started.elapsed());
 }
+
+/// `[serve]` limits: a body over `max_body_bytes` is refused unread (413), and with
+/// `max_in_flight = 1` two calls run one after the other, the second waiting for a slot rather
+/// than failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_size_and_calls_in_flight_are_bounded() {
+    let racy = tempfile::tempdir().expect("temp dir");
+    let spec = racy.path().join("racy.json");
+    std::fs::write(&spec, RACY_SPEC).expect("spec");
+    std::fs::create_dir(racy.path().join("made")).expect("dir");
+    let served = Served::start(
+        &format!(
+            "[plugins.racy]\nsource = \"{}\"\n[plugins.racy.settings]\ndir = \"{}\"\n[[plugins.racy.exec]]\nprogram = \"sh\"\nargs = [\"-c\", \"*\", \"sh\", \"**\"]\n",
+            spec.display(),
+            racy.path().join("made").display()
+        ),
+        false,
+        "5s",
+    );
+    let policy = served.dir.path().join("omni-cpi.toml");
+    let text = std::fs::read_to_string(&policy).expect("policy");
+    std::fs::write(&policy, text.replace("[serve]\n", "[serve]\nmax_body_bytes = 1024\nmax_in_flight = 1\n"))
+        .expect("limits");
+    served.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let big = json!({ "name": "x".repeat(4096) }).to_string();
+    assert_eq!(raw(&served.socket, "POST", "/v1/cpis/racy/actions/create_container", &big).await.0, 413);
+
+    let path = "/v1/cpis/racy/actions/create_container";
+    let started = Instant::now();
+    let (one, two) = (json!({"name": "one"}).to_string(), json!({"name": "two"}).to_string());
+    let (a, b) = tokio::join!(raw(&served.socket, "POST", path, &one), raw(&served.socket, "POST", path, &two));
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    // Each create takes 300 ms; on distinct names only the global limit orders them.
+    assert!(started.elapsed() >= Duration::from_millis(600), "ran together: {:?}", started.elapsed());
+}

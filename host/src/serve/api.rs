@@ -29,7 +29,11 @@ const QUEUE_WAIT: Duration = Duration::from_secs(60);
 /// step timeouts only this far, so one caller cannot hold a slot for hours.
 const MAX_CALLER_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub fn router(server: Arc<Server>, max_body_bytes: usize) -> Router {
+/// No body is read past this, whatever the policy says: `[serve] max_body_bytes`, which a reload
+/// may change, is checked per call below it.
+const BODY_READ_LIMIT: usize = 64 << 20;
+
+pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/cpis", get(list))
@@ -39,7 +43,7 @@ pub fn router(server: Arc<Server>, max_body_bytes: usize) -> Router {
         .fallback(|| async {
             error(StatusCode::NOT_FOUND, "not_found", "", "no such endpoint; see openapi.yaml for the API")
         })
-        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_READ_LIMIT))
         .with_state(server)
 }
 
@@ -148,6 +152,17 @@ async fn call(
             "the query may hold only dry_run=true|false and timeout=DURATION",
         );
     };
+    // The set the call starts with is the set it finishes on, whatever a reload does meanwhile.
+    let registry = server.registry();
+    let max_body = registry.policy.serve.max_body_bytes;
+    if body.len() > max_body {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_argument",
+            &action,
+            &format!("the body is {} bytes; the server's [serve] max_body_bytes is {max_body}", body.len()),
+        );
+    }
     let params: Params = if body.iter().all(u8::is_ascii_whitespace) {
         Params::new()
     } else {
@@ -183,8 +198,6 @@ async fn call(
         Ok(timeout) => timeout,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_argument", &action, &format!("timeout: {e}")),
     };
-    // The set the call starts with is the set it finishes on, whatever a reload does meanwhile.
-    let registry = server.registry();
     let Some(served) = registry.cpis.get(&name).cloned() else { return unknown_cpi(&name) };
     let options = CallOptions { timeout, ..CallOptions::default() };
     let checked = match served.cpi.check(&action, &params, &options) {

@@ -199,9 +199,9 @@ pub async fn accept(
         };
         match connection {
             Connection::Unix(stream) => {
-                let serve = server.registry().policy.serve.clone();
+                let registry = server.registry();
                 match peer {
-                    Some(cred) if peer_allowed(&serve, cred.uid(), cred.gid()) => {
+                    Some(cred) if peer_allowed(&registry.policy.serve, cred.uid(), cred.gid()) => {
                         let caller = Caller::Known(Identity::Uid(cred.uid()));
                         serve_connection(stream, caller, router.clone(), server.clone(), watcher(), permit);
                     }

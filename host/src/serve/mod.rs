@@ -75,10 +75,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         return Err(ServeError::TcpWithoutTokens);
     }
     let registry = Registry::load(&config.policy, config.cache_dir.clone()).await.map_err(ServeError::Load)?;
-    let max_body = registry.policy.serve.max_body_bytes;
     tracing::info!(policy = %config.policy.display(), cpis = registry.cpis.len(), "serving");
     let server = Arc::new(Server { registry: RwLock::new(Arc::new(registry)), metrics: Metrics::default() });
-    let router = api::router(server.clone(), max_body);
+    let router = api::router(server.clone());
 
     // Signals first: a SIGTERM right after the sockets appear must not kill us unhandled.
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;

@@ -21,6 +21,8 @@ struct Served {
     child: Child,
     socket: PathBuf,
     tcp: Option<String>,
+    /// The server's stdout and stderr lines after "ready".
+    said: std::sync::mpsc::Receiver<String>,
 }
 
 impl Served {
@@ -43,6 +45,25 @@ impl Served {
 
     fn start(extra_policy: &str, tcp: bool, grace: &str) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut network = Vec::new();
+        let mut address = None;
+        if tcp {
+            let port = free_port();
+            address = Some(format!("127.0.0.1:{port}"));
+            network = vec!["--listen".to_string(), format!("tcp:127.0.0.1:{port}"), "--token-file".into()];
+            network.push(write_tokens(dir.path(), &[("agent", TOKEN)]).display().to_string());
+        }
+        Served::start_in(dir, extra_policy, &network, grace, address)
+    }
+
+    /// A server with its files in `dir`, on a unix socket there and on `network` listeners.
+    fn start_in(
+        dir: tempfile::TempDir,
+        extra_policy: &str,
+        network: &[String],
+        grace: &str,
+        address: Option<String>,
+    ) -> Served {
         std::fs::create_dir(dir.path().join("state")).expect("state");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path().join("state"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
@@ -58,20 +79,7 @@ impl Served {
             "--shutdown-grace".into(),
             grace.into(),
         ];
-        let mut address = None;
-        if tcp {
-            let tokens = dir.path().join("tokens");
-            std::fs::write(&tokens, format!("# name token\nagent {TOKEN}\n")).expect("tokens");
-            std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-            let port = free_port();
-            address = Some(format!("127.0.0.1:{port}"));
-            args.extend([
-                "--listen".into(),
-                format!("tcp:127.0.0.1:{port}"),
-                "--token-file".into(),
-                tokens.display().to_string(),
-            ]);
-        }
+        args.extend(network.iter().cloned());
         let mut child = Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
             .args(&args)
             .env("OMNI_CPI_CACHE_DIR", dir.path().join("cache"))
@@ -92,9 +100,32 @@ impl Served {
                 panic!("the server did not get ready: {other:?}\n{stderr}");
             }
         }
-        // Keep reading stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Served { dir, child, socket, tcp: address }
+        // Keep reading its output, so the server never blocks on a full pipe and tests can wait
+        // for what it says.
+        let (say, said) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        for output in [Box::new(lines) as Box<dyn Iterator<Item = std::io::Result<String>> + Send>, Box::new(stderr)] {
+            let say = say.clone();
+            std::thread::spawn(move || {
+                for line in output.map_while(Result::ok) {
+                    let _ = say.send(line);
+                }
+            });
+        }
+        Served { dir, child, socket, tcp: address, said }
+    }
+
+    /// Waits for the server to print a line containing `text`.
+    fn wait_for_output(&self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.said.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("the server did not say `{text}` within {within:?}");
     }
 
     fn curl(&self, args: &[&str]) -> Output {
@@ -153,6 +184,16 @@ fn parse_status_and_body(stdout: &[u8]) -> (u16, Value) {
     let text = String::from_utf8_lossy(stdout);
     let (body, status) = text.rsplit_once('\n').expect("status line");
     (status.trim().parse().expect("status"), serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+}
+
+/// A token file (mode 0600) with these `(name, token)` lines; its path.
+fn write_tokens(dir: &Path, tokens: &[(&str, &str)]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("tokens");
+    let lines: String = tokens.iter().map(|(name, token)| format!("{name} {token}\n")).collect();
+    std::fs::write(&path, format!("# name token\n{lines}")).expect("tokens");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
 }
 
 fn free_port() -> u16 {
@@ -304,7 +345,7 @@ fn tcp_requires_a_bearer_token() {
 }
 
 #[test]
-fn tcp_without_tokens_a_public_address_or_a_readable_token_file_does_not_start() {
+fn network_listeners_without_tokens_or_certificates_or_with_readable_secrets_do_not_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, Served::policy_text(dir.path(), "")).expect("policy");
@@ -319,11 +360,29 @@ fn tcp_without_tokens_a_public_address_or_a_readable_token_file_does_not_start()
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --token-file"), "{out:?}");
     let out = serve(&["--listen", "tcp:0.0.0.0:8480"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls:0.0.0.0:8480"), "{out:?}");
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("agent {TOKEN}\n")).expect("tokens");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = serve(&["--listen", "tcp:127.0.0.1:1", "--token-file", tokens.to_str().expect("utf-8")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"), "{out:?}");
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let tokens = tokens.to_str().expect("utf-8");
+
+    // TLS: a certificate is needed; a certificate for clear-text listeners only is refused (its
+    // operator believes them encrypted); the key must be private.
+    let out = serve(&["--listen", "tls:127.0.0.1:1", "--token-file", tokens]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --tls-cert and --tls-key"), "{out:?}");
+    let pki = Pki::issue(dir.path(), "start");
+    let (cert, key) = (pki.cert.to_str().expect("utf-8"), pki.key.to_str().expect("utf-8"));
+    let out = serve(&["--listen", "tcp:127.0.0.1:1", "--token-file", tokens, "--tls-cert", cert, "--tls-key", key]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a tcp: listener stays clear text"), "{out:?}");
+    let out = serve(&["--listen", "tls:127.0.0.1:1", "--tls-cert", cert, "--tls-key", key]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --token-file"), "{out:?}");
+    std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = serve(&["--listen", "tls:127.0.0.1:1", "--token-file", tokens, "--tls-cert", cert, "--tls-key", key]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"), "{out:?}");
     assert_eq!(out.status.code(), Some(2));
 }
@@ -650,4 +709,199 @@ async fn the_body_size_and_calls_in_flight_are_bounded() {
     assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
     // Each create takes 300 ms; on distinct names only the global limit orders them.
     assert!(started.elapsed() >= Duration::from_millis(600), "ran together: {:?}", started.elapsed());
+}
+
+/// A CA and a server certificate it signed for `localhost` and `127.0.0.1`, as PEM files.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    /// Writes `ca.pem`, `cert.pem` and `key.pem` (0600) into `dir`, replacing what is there.
+    fn issue(dir: &Path, ca_name: &str) -> Pki {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("omni-cpi test CA {ca_name}"));
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params")
+            .signed_by(&key, &*ca)
+            .expect("cert");
+        use std::os::unix::fs::PermissionsExt;
+        let pki = Pki { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+        std::fs::write(&pki.ca, ca.pem()).expect("ca");
+        std::fs::write(&pki.cert, cert.pem()).expect("cert");
+        std::fs::write(&pki.key, key.serialize_pem()).expect("key");
+        std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        pki
+    }
+
+    /// A copy of the CA certificate under `name`, so it outlives the next `issue`.
+    fn keep_ca(&self, name: &str) -> PathBuf {
+        let kept = self.ca.with_file_name(name);
+        std::fs::copy(&self.ca, &kept).expect("copy");
+        kept
+    }
+}
+
+/// `curl https://…` with `--cacert ca` (if any) and the token (if any): (curl's exit code, status).
+fn curl_https(url: &str, ca: Option<&Path>, token: Option<&str>) -> (i32, String) {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}"]);
+    if let Some(ca) = ca {
+        command.arg("--cacert").arg(ca);
+    }
+    if let Some(token) = token {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let out = command.arg(url).output().expect("curl runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// A `tls:` listener may take a non-loopback address: TLS with the operator's certificate, and a
+/// bearer token on every request. Clients that do not trust the certificate, or speak clear text
+/// to it, get nothing; the CLI as a client verifies the server against `--remote-ca`.
+#[test]
+fn tls_serves_any_address_with_the_operators_certificate_and_tokens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = Pki::issue(dir.path(), "one");
+    let tokens = write_tokens(dir.path(), &[("agent", TOKEN)]);
+    let port = free_port();
+    let network: Vec<String> = vec![
+        "--listen".into(),
+        // Every address of the machine; the test's own traffic stays on 127.0.0.1.
+        format!("tls:0.0.0.0:{port}"),
+        "--token-file".into(),
+        tokens.display().to_string(),
+        "--tls-cert".into(),
+        pki.cert.display().to_string(),
+        "--tls-key".into(),
+        pki.key.display().to_string(),
+    ];
+    let served = Served::start_in(dir, "", &network, "5s", None);
+    let url = format!("https://127.0.0.1:{port}/v1/cpis");
+
+    assert_eq!(curl_https(&url, Some(&pki.ca), Some(TOKEN)), (0, "200".into()));
+    assert_eq!(curl_https(&url, Some(&pki.ca), None), (0, "401".into()));
+    // curl's 60: the certificate does not verify against the system's roots.
+    assert_eq!(curl_https(&url, None, Some(TOKEN)).0, 60);
+    let (code, status) = curl_https(&format!("http://127.0.0.1:{port}/v1/cpis"), None, Some(TOKEN));
+    assert!(code != 0 && status == "000", "clear text to a TLS listener got an answer: {code} {status}");
+
+    let cli = |ca: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+            .args(["--remote", &format!("tls:localhost:{port}"), "--remote-ca"])
+            .arg(ca)
+            .args(["-o", "json", "call", "process", "list_containers"])
+            .env("OMNI_CPI_TOKEN", TOKEN)
+            .output()
+            .expect("omni-cpi runs")
+    };
+    let out = cli(&pki.ca);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let outcome: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(outcome["result"].is_object() || outcome["result"].is_array(), "{outcome}");
+    assert!(served.audit().contains("\"caller\":\"token:agent\""), "{}", served.audit());
+
+    let stranger = Pki::issue(&tempfile::tempdir().expect("temp dir").keep(), "stranger");
+    let out = cli(&stranger.ca);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("certificate"),
+        "a server the CA did not sign was trusted: {stderr}"
+    );
+}
+
+/// One request on a kept-alive connection: its status.
+async fn keep_alive_request(stream: &mut tokio::net::TcpStream, path: &str, token: &str) -> u16 {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: omni\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).await.expect("read");
+        assert!(read > 0, "the server closed the connection");
+        buffer.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&buffer).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .expect("content-length");
+            if body.len() >= length {
+                return head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+            }
+        }
+    }
+}
+
+/// SIGHUP reads the tokens and the certificate again with the policy: a renewed certificate is
+/// served to new connections, a removed token is refused even on a connection opened before, and
+/// a certificate that does not load keeps the old set. A client that connects and never
+/// handshakes holds up no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_renews_the_certificate_and_revokes_tokens() {
+    const OLD_TOKEN: &str = "fedcba9876543210fedcba9876543210-retired";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Pki::issue(dir.path(), "first");
+    let first_ca = first.keep_ca("first-ca.pem");
+    let tokens = write_tokens(dir.path(), &[("agent", TOKEN), ("retired", OLD_TOKEN)]);
+    let (tls_port, tcp_port) = (free_port(), free_port());
+    let network: Vec<String> = vec![
+        "--listen".into(),
+        format!("tls:127.0.0.1:{tls_port}"),
+        "--listen".into(),
+        format!("tcp:127.0.0.1:{tcp_port}"),
+        "--token-file".into(),
+        tokens.display().to_string(),
+        "--tls-cert".into(),
+        first.cert.display().to_string(),
+        "--tls-key".into(),
+        first.key.display().to_string(),
+    ];
+    let served = Served::start_in(dir, "", &network, "5s", None);
+    let url = format!("https://127.0.0.1:{tls_port}/v1/health");
+
+    // Connected, silent: no handshake ever comes. Others are served meanwhile.
+    let _silent = tokio::net::TcpStream::connect(("127.0.0.1", tls_port)).await.expect("connect");
+    let check = url.clone();
+    let answered = tokio::task::spawn_blocking(move || curl_https(&check, Some(&first_ca), Some(TOKEN)));
+    assert_eq!(answered.await.expect("curl"), (0, "200".into()));
+
+    let mut kept_alive = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port)).await.expect("connect");
+    assert_eq!(keep_alive_request(&mut kept_alive, "/v1/health", OLD_TOKEN).await, 200);
+
+    let dir = served.dir.path();
+    write_tokens(dir, &[("agent", TOKEN)]);
+    let second = Pki::issue(dir, "second");
+    served.signal(libc::SIGHUP);
+    served.wait_for_output("reloaded", Duration::from_secs(20));
+
+    assert_eq!(keep_alive_request(&mut kept_alive, "/v1/health", OLD_TOKEN).await, 401, "a revoked token still works");
+    assert_eq!(keep_alive_request(&mut kept_alive, "/v1/health", TOKEN).await, 200);
+    let first_ca = dir.join("first-ca.pem");
+    let (url2, second_ca) = (url.clone(), second.ca.clone());
+    let (renewed, old) = tokio::task::spawn_blocking(move || {
+        (curl_https(&url2, Some(&second_ca), Some(TOKEN)), curl_https(&url2, Some(&first_ca), Some(TOKEN)))
+    })
+    .await
+    .expect("curl");
+    assert_eq!(renewed, (0, "200".into()), "the renewed certificate is not served");
+    assert_eq!(old.0, 60, "the replaced certificate is still served");
+
+    // A broken certificate: the reload is refused and the renewed certificate still serves.
+    std::fs::write(&second.cert, "not a certificate").expect("break");
+    served.signal(libc::SIGHUP);
+    let refused = served.wait_for_output("reload refused", Duration::from_secs(20));
+    assert!(refused.contains("cert.pem"), "{refused}");
+    std::fs::write(&second.cert, "").expect("empty");
+    let (url3, second_ca) = (url.clone(), second.ca.clone());
+    let still =
+        tokio::task::spawn_blocking(move || curl_https(&url3, Some(&second_ca), Some(TOKEN))).await.expect("curl");
+    assert_eq!(still, (0, "200".into()));
 }

@@ -44,10 +44,15 @@ pub struct Args {
     /// policy's network grants. Repeatable. Without a grant no request is sent.
     #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]", value_parser = parse_network_grant)]
     allow_host: Vec<omni_cpi::policy::NetworkGrant>,
-    /// Send call, info, list and conformance to `omni-cpi serve` at ADDRESS (unix:PATH, or
-    /// tcp:HOST:PORT with the token in $OMNI_CPI_TOKEN) instead of loading CPIs here.
-    #[arg(long, global = true, env = "OMNI_CPI_REMOTE", value_parser = parse_listen, value_name = "ADDRESS")]
-    remote: Option<omni_cpi::serve::Listen>,
+    /// Send call, info, list and conformance to `omni-cpi serve` at ADDRESS (unix:PATH,
+    /// tcp:IP:PORT or tls:HOST:PORT, the last two with the token in $OMNI_CPI_TOKEN) instead of
+    /// loading CPIs here.
+    #[arg(long, global = true, env = "OMNI_CPI_REMOTE", value_parser = parse_remote, value_name = "ADDRESS")]
+    remote: Option<omni_cpi::serve::client::Address>,
+    /// With --remote tls:…: the CA certificate(s), PEM, the server's certificate must chain to
+    /// (default: Mozilla's roots).
+    #[arg(long, global = true, env = "OMNI_CPI_REMOTE_CA", value_name = "FILE")]
+    remote_ca: Option<PathBuf>,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
     #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -111,16 +116,22 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// Serve the policy's CPIs over HTTP (see openapi.yaml) to local callers: on a unix socket to
-    /// the users the policy's [serve] allows, and on loopback TCP to holders of a bearer token.
-    /// SIGHUP reloads the policy; SIGTERM stops after the calls in flight.
+    /// Serve the policy's CPIs over HTTP (see openapi.json): on a unix socket to the users the
+    /// policy's [serve] allows, on loopback TCP or on TLS to holders of a bearer token. SIGHUP
+    /// reloads the policy, the tokens and the certificate; SIGTERM stops after the calls in flight.
     Serve {
-        /// unix:PATH or tcp:HOST:PORT (loopback only); repeatable.
+        /// unix:PATH, tcp:IP:PORT (loopback only: clear text) or tls:IP:PORT; repeatable.
         #[arg(long = "listen", value_parser = parse_listen, default_value = "unix:/run/omni-cpi/omni-cpi.sock")]
         listen: Vec<omni_cpi::serve::Listen>,
-        /// `NAME TOKEN` lines, mode 0600: the bearer tokens TCP callers present.
+        /// `NAME TOKEN` lines, mode 0600: the bearer tokens TCP and TLS callers present.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// PEM certificate chain for tls: listeners.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert, mode 0600.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// After SIGTERM, how long calls in flight may run before their processes are killed.
         #[arg(long, value_parser = parse_timeout, default_value = "30s")]
         shutdown_grace: Duration,
@@ -192,6 +203,10 @@ fn parse_listen(text: &str) -> Result<omni_cpi::serve::Listen, String> {
     omni_cpi::serve::Listen::parse(text)
 }
 
+fn parse_remote(text: &str) -> Result<omni_cpi::serve::client::Address, String> {
+    omni_cpi::serve::client::Address::parse(text)
+}
+
 fn parse_network_grant(text: &str) -> Result<omni_cpi::policy::NetworkGrant, String> {
     omni_cpi::policy::NetworkGrant::parse(text)
 }
@@ -210,10 +225,8 @@ fn loader(args: &Args) -> Result<Loader> {
 
 pub async fn run(args: Args) -> Result<u8> {
     if let Some(address) = &args.remote {
-        let remote = omni_cpi::serve::client::Remote {
-            address: address.clone(),
-            token: std::env::var("OMNI_CPI_TOKEN").ok().filter(|t| !t.is_empty()),
-        };
+        let token = std::env::var("OMNI_CPI_TOKEN").ok().filter(|t| !t.is_empty());
+        let remote = omni_cpi::serve::client::Remote::new(address.clone(), token, args.remote_ca.as_deref())?;
         return remote::run(&args, remote).await;
     }
     let loader = loader(&args)?;
@@ -274,16 +287,20 @@ pub async fn run(args: Args) -> Result<u8> {
                 }
             }
         }
-        Command::Serve { listen, token_file, shutdown_grace } => {
+        Command::Serve { listen, token_file, tls_cert, tls_key, shutdown_grace } => {
             let Some(policy) = args.policy.clone() else {
                 bail!("serve needs a policy (--policy FILE or ${POLICY_ENV}): it serves exactly the CPIs the policy binds");
             };
-            let tokens = token_file.as_deref().map(omni_cpi::serve::Tokens::load).transpose()?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(omni_cpi::serve::TlsFiles { cert: cert.clone(), key: key.clone() }),
+                _ => None,
+            };
             let cache_dir = args.cache_dir.clone().or_else(ComponentHost::default_cache_dir);
             omni_cpi::serve::serve(omni_cpi::serve::ServeConfig {
                 policy,
                 listen: listen.clone(),
-                tokens,
+                token_file: token_file.clone(),
+                tls,
                 cache_dir,
                 shutdown_grace: *shutdown_grace,
             })

@@ -1,21 +1,82 @@
 //! The client side of `omni-cpi serve`, for `omni-cpi --remote ADDRESS …`: one HTTP/1.1 request
-//! per connection (`Connection: close`), over the unix socket or loopback TCP with a bearer token.
-//! Small on purpose: the server's answers have a length, and nothing else is needed.
+//! per connection (`Connection: close`), over the unix socket, loopback TCP or TLS, with a bearer
+//! token on the network. Small on purpose: the server's answers have a length, and nothing else
+//! is needed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::Listen;
+use super::tls::{self, TlsError};
+
+/// Where a server is, as `--remote` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `unix:PATH`.
+    Unix(PathBuf),
+    /// `tcp:IP:PORT`: clear text (a server listens so on loopback only).
+    Tcp(SocketAddr),
+    /// `tls:HOST:PORT`: HOST (a DNS name or an IP address) is what the certificate must name.
+    Tls { host: String, port: u16 },
+}
+
+impl Address {
+    pub fn parse(text: &str) -> Result<Address, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, e.g. unix:/run/omni-cpi/omni-cpi.sock".into());
+            }
+            return Ok(Address::Unix(PathBuf::from(path)));
+        }
+        if let Some(address) = text.strip_prefix("tcp:") {
+            return address
+                .parse()
+                .map(Address::Tcp)
+                .map_err(|_| format!("tcp:{address} is not IP:PORT, e.g. tcp:127.0.0.1:8480"));
+        }
+        if let Some(address) = text.strip_prefix("tls:") {
+            let bad = || format!("tls:{address} is not HOST:PORT, e.g. tls:omni.example:8443 or tls:[::1]:8443");
+            let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+            let port = port.parse::<u16>().map_err(|_| bad())?;
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            tls::server_name(host)?;
+            return Ok(Address::Tls { host: host.to_string(), port });
+        }
+        Err(format!("`{text}`: a server is at unix:PATH, tcp:IP:PORT or tls:HOST:PORT"))
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Unix(path) => write!(f, "unix:{}", path.display()),
+            Address::Tcp(address) => write!(f, "tcp:{address}"),
+            Address::Tls { host, port } if host.contains(':') => write!(f, "tls:[{host}]:{port}"),
+            Address::Tls { host, port } => write!(f, "tls:{host}:{port}"),
+        }
+    }
+}
 
 /// Largest answer read (a CPI's outcome is bounded far below this).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// A server to call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Remote {
-    pub address: Listen,
-    /// The bearer token for a `tcp:` address.
-    pub token: Option<String>,
+    pub address: Address,
+    /// The bearer token for a `tcp:` or `tls:` address.
+    token: Option<String>,
+    /// For a `tls:` address: the roots its certificate must chain to.
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself.
+        f.debug_struct("Remote").field("address", &self.address).field("token", &self.token.is_some()).finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,15 +95,35 @@ pub struct Response {
 }
 
 impl Remote {
+    /// A server at `address`; `ca` (PEM) is the only trust anchor for a `tls:` address, else
+    /// Mozilla's roots are.
+    pub fn new(address: Address, token: Option<String>, ca: Option<&Path>) -> Result<Remote, TlsError> {
+        let tls = match address {
+            Address::Tls { .. } => Some(tls::connector(ca)?),
+            _ => None,
+        };
+        Ok(Remote { address, token, tls })
+    }
+
     /// `method path` with `body` as JSON.
     pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Response, RemoteError> {
         match &self.address {
-            Listen::Unix(socket) => {
+            Address::Unix(socket) => {
                 let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| self.connect_error(e))?;
                 self.exchange(stream, method, path, body).await
             }
-            Listen::Tcp(address) => {
+            Address::Tcp(address) => {
                 let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| self.connect_error(e))?;
+                self.exchange(stream, method, path, body).await
+            }
+            Address::Tls { host, port } => {
+                let (Some(connector), Ok(name)) = (&self.tls, tls::server_name(host)) else {
+                    return Err(self.protocol("no TLS configuration for a tls: address"));
+                };
+                let stream =
+                    tokio::net::TcpStream::connect((host.as_str(), *port)).await.map_err(|e| self.connect_error(e))?;
+                // A certificate that does not verify is a connection failure that says why.
+                let stream = connector.connect(name, stream).await.map_err(|e| self.connect_error(e))?;
                 self.exchange(stream, method, path, body).await
             }
         }
@@ -134,7 +215,7 @@ mod tests {
 
     #[test]
     fn reads_length_delimited_and_chunked_answers() {
-        let remote = Remote { address: Listen::Unix("/x".into()), token: None };
+        let remote = Remote::new(Address::Unix("/x".into()), None, None).expect("no TLS");
         let plain = remote.parse(b"HTTP/1.1 404 Not Found\r\ncontent-length: 11\r\n\r\n{\"a\": true}").expect("parses");
         assert_eq!((plain.status, plain.body["a"].as_bool()), (404, Some(true)));
         let chunked = remote
@@ -142,5 +223,19 @@ mod tests {
             .expect("parses");
         assert_eq!(chunked.body["b"], 1);
         assert!(remote.parse(b"garbage").is_err());
+    }
+
+    #[test]
+    fn addresses_parse_and_print_back() {
+        for text in
+            ["unix:/run/x.sock", "tcp:127.0.0.1:8480", "tls:omni.example:8443", "tls:[::1]:8443", "tls:10.0.0.1:1"]
+        {
+            assert_eq!(Address::parse(text).expect(text).to_string(), text);
+        }
+        assert_eq!(Address::parse("tls:[::1]:8443"), Ok(Address::Tls { host: "::1".into(), port: 8443 }));
+        assert!(Address::parse("tcp:omni.example:80").is_err());
+        assert!(Address::parse("tls:omni.example").is_err());
+        assert!(Address::parse("tls:bad name:1").is_err());
+        assert!(Address::parse("https://omni").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Where a server listens and how it accepts: our own accept loops, so that a unix-socket peer is
-//! checked (`SO_PEERCRED`) before a byte of its request is read, and a TCP request carries a
-//! valid bearer token before it reaches the API.
+//! checked (`SO_PEERCRED`) before a byte of its request is read, a TLS handshake cannot hold up
+//! the loop, and a TCP request carries a valid bearer token before it reaches the API.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use hyper_util::server::graceful::Watcher;
 use tokio::net::{TcpListener, UnixListener};
 use tower::ServiceExt;
 
-use super::auth::{peer_allowed, Identity, Tokens};
+use super::auth::{peer_allowed, Identity};
 use super::Server;
 
 /// One `--listen` address.
@@ -23,8 +23,10 @@ use super::Server;
 pub enum Listen {
     /// `unix:PATH`: local callers, identified by their uid.
     Unix(PathBuf),
-    /// `tcp:HOST:PORT`: callers with a bearer token; loopback addresses only (no TLS yet).
+    /// `tcp:HOST:PORT`: clear text, so loopback addresses only; callers need a bearer token.
     Tcp(SocketAddr),
+    /// `tls:HOST:PORT`: TLS (`--tls-cert`/`--tls-key`) on any address; callers need a bearer token.
+    Tls(SocketAddr),
 }
 
 impl Listen {
@@ -35,19 +37,31 @@ impl Listen {
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
+        let ip_and_port = |scheme: &str, address: &str| {
+            address.parse::<SocketAddr>().map_err(|_| {
+                format!("{scheme}:{address} is not HOST:PORT with an IP address, e.g. {scheme}:127.0.0.1:8480")
+            })
+        };
         if let Some(address) = text.strip_prefix("tcp:") {
-            let address: SocketAddr = address
-                .parse()
-                .map_err(|_| format!("tcp:{address} is not HOST:PORT with an IP address, e.g. tcp:127.0.0.1:8480"))?;
+            let address = ip_and_port("tcp", address)?;
             if !address.ip().is_loopback() {
                 return Err(format!(
-                    "tcp:{address} is not a loopback address; without TLS (not supported yet) tokens would cross \
-                     the network in clear text: listen on 127.0.0.1 or ::1, or use a unix socket"
+                    "tcp:{address} is not a loopback address, and tcp: is clear text: tokens would cross the \
+                     network readable. Listen on tls:{address} with --tls-cert and --tls-key, or on 127.0.0.1/::1, \
+                     or use a unix socket"
                 ));
             }
             return Ok(Listen::Tcp(address));
         }
-        Err(format!("`{text}`: listen on unix:PATH or tcp:HOST:PORT"))
+        if let Some(address) = text.strip_prefix("tls:") {
+            return Ok(Listen::Tls(ip_and_port("tls", address)?));
+        }
+        Err(format!("`{text}`: listen on unix:PATH, tcp:HOST:PORT (loopback) or tls:HOST:PORT"))
+    }
+
+    /// Whether callers here prove themselves with a bearer token (every network listener).
+    pub fn needs_tokens(&self) -> bool {
+        !matches!(self, Listen::Unix(_))
     }
 }
 
@@ -56,6 +70,7 @@ impl std::fmt::Display for Listen {
         match self {
             Listen::Unix(path) => write!(f, "unix:{}", path.display()),
             Listen::Tcp(address) => write!(f, "tcp:{address}"),
+            Listen::Tls(address) => write!(f, "tls:{address}"),
         }
     }
 }
@@ -64,6 +79,7 @@ impl std::fmt::Display for Listen {
 pub enum Bound {
     Unix(UnixListener, PathBuf),
     Tcp(TcpListener),
+    Tls(TcpListener),
 }
 
 /// Binds `listen`. A unix socket's directory is created; a stale socket file (nobody answers
@@ -89,6 +105,7 @@ pub async fn bind(listen: &Listen) -> std::io::Result<Bound> {
             Ok(Bound::Unix(listener, path.clone()))
         }
         Listen::Tcp(address) => Ok(Bound::Tcp(TcpListener::bind(address).await?)),
+        Listen::Tls(address) => Ok(Bound::Tls(TcpListener::bind(address).await?)),
     }
 }
 
@@ -107,7 +124,8 @@ fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
 /// Connections open at once, over every listener; more are closed at once (each holds a
 /// descriptor and a task, and a client may open them without sending anything).
 const MAX_CONNECTIONS: usize = 1024;
-/// A client must send its request's headers within this long (also an idle keep-alive's limit).
+/// A client must finish its TLS handshake, and then send each request's headers, within this long
+/// (also an idle keep-alive's limit).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves one connection whose caller is known (a unix peer) or proves itself per request (TCP).
@@ -125,9 +143,11 @@ fn serve_connection<S>(
         let router = router.clone();
         let identity = match &caller {
             Caller::Known(identity) => Some(identity.clone()),
-            Caller::Bearer(tokens) => {
+            // The tokens of now, not of when the connection opened: a token revoked by a reload is
+            // refused on a kept-alive connection too.
+            Caller::Bearer => server.credentials().tokens.as_ref().and_then(|tokens| {
                 tokens.identify(request.headers().get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes()))
-            }
+            }),
         };
         let server = server.clone();
         async move {
@@ -151,8 +171,10 @@ fn serve_connection<S>(
 
 #[derive(Clone)]
 enum Caller {
+    /// A unix-socket peer, known by its uid.
     Known(Identity),
-    Bearer(Arc<Tokens>),
+    /// A network client: each request must carry a current bearer token.
+    Bearer,
 }
 
 /// The shared bound on open connections.
@@ -165,7 +187,6 @@ pub async fn accept(
     bound: Bound,
     router: Router,
     server: Arc<Server>,
-    tokens: Option<Arc<Tokens>>,
     watcher: impl Fn() -> Watcher,
     mut stop: tokio::sync::watch::Receiver<bool>,
     connections: Arc<tokio::sync::Semaphore>,
@@ -182,6 +203,10 @@ pub async fn accept(
             Bound::Tcp(listener) => tokio::select! {
                 _ = stop.changed() => break,
                 accepted = listener.accept() => accepted.map(|(stream, _)| (Connection::Tcp(stream), None)),
+            },
+            Bound::Tls(listener) => tokio::select! {
+                _ = stop.changed() => break,
+                accepted = listener.accept() => accepted.map(|(stream, _)| (Connection::Tls(stream), None)),
             },
         };
         let (connection, peer) = match accepted {
@@ -214,10 +239,23 @@ pub async fn accept(
                 }
             }
             Connection::Tcp(stream) => {
-                let Some(tokens) = &tokens else { continue };
                 let _ = stream.set_nodelay(true);
-                let caller = Caller::Bearer(tokens.clone());
-                serve_connection(stream, caller, router.clone(), server.clone(), watcher(), permit);
+                serve_connection(stream, Caller::Bearer, router.clone(), server.clone(), watcher(), permit);
+            }
+            Connection::Tls(stream) => {
+                let _ = stream.set_nodelay(true);
+                // The certificate of now: a reload's renewed certificate serves new connections.
+                let Some(acceptor) = server.credentials().tls.clone() else { continue };
+                let (router, server, watcher) = (router.clone(), server.clone(), watcher());
+                // Handshakes run beside the loop, each bounded, so a client that connects and stays
+                // silent holds one connection slot for at most the header timeout, never the loop.
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_connection(tls, Caller::Bearer, router, server, watcher, permit),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "a TLS handshake failed"),
+                        Err(_) => tracing::warn!("a TLS handshake did not finish within the header timeout"),
+                    }
+                });
             }
         }
     }
@@ -229,6 +267,7 @@ pub async fn accept(
 enum Connection {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
+    Tls(tokio::net::TcpStream),
 }
 
 #[cfg(test)]
@@ -236,12 +275,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listen_addresses_parse_and_non_loopback_tcp_is_refused() {
+    fn listen_addresses_parse_and_clear_text_tcp_is_loopback_only() {
         assert_eq!(Listen::parse("unix:/run/x.sock"), Ok(Listen::Unix("/run/x.sock".into())));
         assert_eq!(Listen::parse("tcp:127.0.0.1:8480"), Ok(Listen::Tcp("127.0.0.1:8480".parse().expect("addr"))));
         assert!(Listen::parse("tcp:[::1]:8480").is_ok());
-        assert!(Listen::parse("tcp:0.0.0.0:8480").expect_err("refused").contains("not a loopback address"));
+        assert!(Listen::parse("tcp:0.0.0.0:8480").expect_err("refused").contains("tls:0.0.0.0:8480"));
         assert!(Listen::parse("tcp:10.1.2.3:80").is_err());
+        assert_eq!(Listen::parse("tls:0.0.0.0:8443"), Ok(Listen::Tls("0.0.0.0:8443".parse().expect("addr"))));
+        assert!(Listen::parse("tls:omni.example:8443").expect_err("names").contains("IP address"));
         assert!(Listen::parse("tcp:localhost:80").expect_err("names").contains("IP address"));
         assert!(Listen::parse("http://x").is_err());
         assert!(Listen::parse("unix:").is_err());

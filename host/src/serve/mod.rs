@@ -1,8 +1,8 @@
 //! `omni-cpi serve`: the host as a long-running local service for omni's Agent and Director.
 //!
-//! `registry` (the policy's CPIs, loaded once, replaced whole on SIGHUP) → `listen` (accept
-//! loops: unix-socket peers checked by uid/gid before a request is read, TCP requests by bearer
-//! token) → `api` (axum routes: the same JSON as `omni-cpi -o json`, statuses by error kind, call
+//! `registry` (the policy's CPIs, loaded once, replaced whole on SIGHUP, with the tokens and the
+//! TLS certificate) → `listen` (accept loops: unix-socket peers checked by uid/gid before a
+//! request is read, TCP and TLS requests by bearer token; `tls` makes the handshakes) → `api` (axum routes: the same JSON as `omni-cpi -o json`, statuses by error kind, call
 //! limits and per-resource locks) → `Cpi` (the same calls as the CLI makes). `metrics` counts
 //! what happens; `auth` says who asked, and every audit line names the caller.
 
@@ -12,6 +12,7 @@ pub mod client;
 mod listen;
 mod metrics;
 mod registry;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -25,14 +26,17 @@ pub use auth::{Identity, TokenError, Tokens};
 pub use listen::Listen;
 use metrics::Metrics;
 use registry::Registry;
+pub use tls::{TlsError, TlsFiles};
 
 /// What `omni-cpi serve` was asked to do.
 pub struct ServeConfig {
     /// The policy: the CPIs served and who may call (`[serve]`). Read again on SIGHUP.
     pub policy: PathBuf,
     pub listen: Vec<Listen>,
-    /// Required with a `tcp:` listener.
-    pub tokens: Option<Tokens>,
+    /// `NAME TOKEN` lines; required with a `tcp:` or `tls:` listener. Read again on SIGHUP.
+    pub token_file: Option<PathBuf>,
+    /// Required with a `tls:` listener, refused without one. Read again on SIGHUP.
+    pub tls: Option<TlsFiles>,
     pub cache_dir: Option<PathBuf>,
     /// After SIGTERM, how long calls in flight may take before their processes are killed.
     pub shutdown_grace: Duration,
@@ -44,8 +48,16 @@ pub enum ServeError {
     Load(String),
     #[error("cannot listen on {listen}: {source}")]
     Bind { listen: Listen, source: std::io::Error },
-    #[error("a tcp: listener needs --token-file: a TCP caller is known only by its bearer token")]
-    TcpWithoutTokens,
+    #[error("{listen} needs --token-file: a network caller is known only by its bearer token")]
+    NetworkWithoutTokens { listen: Listen },
+    #[error("{listen} needs --tls-cert and --tls-key: the certificate it presents and its key")]
+    TlsWithoutCertificate { listen: Listen },
+    #[error("--tls-cert and --tls-key serve tls: listeners only, and none is given: a tcp: listener stays clear text (listen on tls:HOST:PORT instead)")]
+    CertificateWithoutTls,
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("nothing to listen on: pass --listen unix:PATH or --listen tcp:HOST:PORT")]
     NoListener,
     #[error("cannot watch for signals: {0}")]
@@ -55,7 +67,23 @@ pub enum ServeError {
 /// The state every request shares.
 pub struct Server {
     registry: RwLock<Arc<Registry>>,
+    credentials: RwLock<Arc<Credentials>>,
     metrics: Metrics,
+}
+
+/// What network callers are checked against, read from the operator's files.
+struct Credentials {
+    tokens: Option<Tokens>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Credentials {
+    fn load(config: &ServeConfig) -> Result<Credentials, ServeError> {
+        Ok(Credentials {
+            tokens: config.token_file.as_deref().map(Tokens::load).transpose()?,
+            tls: config.tls.as_ref().map(tls::acceptor).transpose()?,
+        })
+    }
 }
 
 impl Server {
@@ -63,20 +91,45 @@ impl Server {
     fn registry(&self) -> Arc<Registry> {
         self.registry.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
+
+    /// The current tokens and certificate.
+    fn credentials(&self) -> Arc<Credentials> {
+        self.credentials.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// Refuses a configuration that would serve something other than what the operator meant: a
+/// network listener anyone could call, a `tls:` listener without a certificate, or a certificate
+/// given for clear-text listeners only (whose operator believes them encrypted).
+fn check(config: &ServeConfig) -> Result<(), ServeError> {
+    if config.listen.is_empty() {
+        return Err(ServeError::NoListener);
+    }
+    if let Some(listen) = config.listen.iter().find(|l| l.needs_tokens()) {
+        if config.token_file.is_none() {
+            return Err(ServeError::NetworkWithoutTokens { listen: listen.clone() });
+        }
+    }
+    let tls_listener = config.listen.iter().find(|l| matches!(l, Listen::Tls(_)));
+    match (tls_listener, &config.tls) {
+        (Some(listen), None) => Err(ServeError::TlsWithoutCertificate { listen: listen.clone() }),
+        (None, Some(_)) => Err(ServeError::CertificateWithoutTls),
+        _ => Ok(()),
+    }
 }
 
 /// Serves until SIGTERM or SIGINT, then stops accepting, lets calls in flight finish within the
 /// grace period, and kills the processes of those that did not.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
-    if config.listen.is_empty() {
-        return Err(ServeError::NoListener);
-    }
-    if config.tokens.is_none() && config.listen.iter().any(|l| matches!(l, Listen::Tcp(_))) {
-        return Err(ServeError::TcpWithoutTokens);
-    }
+    check(&config)?;
+    let credentials = Credentials::load(&config)?;
     let registry = Registry::load(&config.policy, config.cache_dir.clone()).await.map_err(ServeError::Load)?;
     tracing::info!(policy = %config.policy.display(), cpis = registry.cpis.len(), "serving");
-    let server = Arc::new(Server { registry: RwLock::new(Arc::new(registry)), metrics: Metrics::default() });
+    let server = Arc::new(Server {
+        registry: RwLock::new(Arc::new(registry)),
+        credentials: RwLock::new(Arc::new(credentials)),
+        metrics: Metrics::default(),
+    });
     let router = api::router(server.clone());
 
     // Signals first: a SIGTERM right after the sockets appear must not kill us unhandled.
@@ -86,7 +139,6 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let tokens = config.tokens.map(Arc::new);
     let connections = listen::connection_limit();
     let mut loops = Vec::new();
     for listen in &config.listen {
@@ -97,7 +149,6 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             bound,
             router.clone(),
             server.clone(),
-            tokens.clone(),
             move || graceful.watcher(),
             stopped.clone(),
             connections.clone(),
@@ -108,7 +159,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&server, &config.policy, config.cache_dir.clone()).await,
+            _ = hangup.recv() => reload(&server, &config).await,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -130,19 +181,29 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Loads the policy and its CPIs again and swaps them in, whole; calls in flight finish on the
-/// set they started with. A policy that does not load leaves the served set as it was.
-async fn reload(server: &Server, policy: &std::path::Path, cache_dir: Option<PathBuf>) {
-    match Registry::load(policy, cache_dir).await {
-        Ok(registry) => {
+/// Loads the policy, its CPIs, the tokens and the certificate again and swaps them in, all or
+/// nothing; calls in flight finish on the set they started with. If any of them does not load,
+/// the server goes on serving exactly what it served.
+async fn reload(server: &Server, config: &ServeConfig) {
+    let loaded = match Credentials::load(config) {
+        Ok(credentials) => {
+            Registry::load(&config.policy, config.cache_dir.clone()).await.map(|registry| (registry, credentials))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match loaded {
+        Ok((registry, credentials)) => {
             let cpis = registry.cpis.len();
             *server.registry.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
+            *server.credentials.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(credentials);
             tracing::info!(cpis, "reloaded the policy");
             println!("omni-cpi serve: reloaded ({cpis} CPIs)");
         }
         Err(reason) => {
-            tracing::error!(%reason, "reload refused: still serving the previous policy");
-            eprintln!("omni-cpi serve: reload refused, still serving the previous policy: {reason}");
+            tracing::error!(%reason, "reload refused: still serving the previous policy, tokens and certificate");
+            eprintln!(
+                "omni-cpi serve: reload refused, still serving the previous policy, tokens and certificate: {reason}"
+            );
         }
     }
 }

@@ -32,12 +32,23 @@ fn engine(pooled: bool) -> Result<Engine, EngineError> {
         // Instances come from a pool: a call's fresh instance reuses slots of memory, tables and
         // fiber stacks (memories start as copy-on-write images of the component's data) instead
         // of mapping and unmapping them per call. The pool bounds how many calls run at once.
+        //
+        // A slot is reset for the next call by copying back only the pages the call dirtied,
+        // found with Linux's PAGEMAP_SCAN (6.7+; older kernels fall back to madvise), up to the
+        // keep-resident sizes below. Without this every call paid a page fault per page touched
+        // and a TLB shootdown per reset: instantiate + no-op took 33-40 µs instead of 17-20.
+        // The cost is memory: an idle warm slot keeps the pages its last call dirtied resident,
+        // at most MEMORY_KEEP_RESIDENT each, and at most WARM_SLOTS slots stay warm.
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOLED_INSTANCES)
             .total_core_instances(POOLED_INSTANCES * 4)
             .total_memories(POOLED_INSTANCES * 2)
             .total_tables(POOLED_INSTANCES * 4)
-            .total_stacks(POOLED_INSTANCES);
+            .total_stacks(POOLED_INSTANCES)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
+            .max_unused_warm_slots(WARM_SLOTS);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&config).map_err(|e| EngineError::Setup(format!("{e:#}")))
@@ -45,6 +56,14 @@ fn engine(pooled: bool) -> Result<Engine, EngineError> {
 
 /// Component instances alive at once (calls and `describe`s in flight, over all plugins).
 const POOLED_INSTANCES: u32 = 1000;
+/// Bytes of a pooled linear memory reset in place (dirtied pages copied back from the image)
+/// rather than handed back to the kernel; a Rust plugin's call dirties well under this.
+const MEMORY_KEEP_RESIDENT: usize = 16 << 20;
+/// The same for a pooled table.
+const TABLE_KEEP_RESIDENT: usize = 1 << 20;
+/// Slots kept warm (resident, ready for the same component) when unused; bounds the memory an
+/// idle server keeps after a burst of concurrent calls.
+const WARM_SLOTS: u32 = 32;
 /// Wasm stack a plugin may use; deep recursion past it traps with a stack overflow.
 const MAX_WASM_STACK: usize = 1 << 20;
 

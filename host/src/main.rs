@@ -11,14 +11,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     exit_quietly_on_closed_stdout();
     let args = cli::Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    init_logs(&args);
+    // A server uses every core; a command-line call starts fastest on the thread it has.
+    let runtime = if args.serves() {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -31,6 +31,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(cli::EXIT_USAGE)
         }
+    }
+}
+
+/// Logs go to stderr (stdout carries results), filtered by $RUST_LOG: a server says what it
+/// serves and every call it answers (info), a command only what went wrong (warn).
+fn init_logs(args: &cli::Args) {
+    let default = if args.serves() { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        cli::LogFormat::Text => logs.init(),
+        cli::LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
     }
 }
 

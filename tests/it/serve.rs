@@ -83,6 +83,8 @@ impl Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
             .args(&args)
             .env("OMNI_CPI_CACHE_DIR", dir.path().join("cache"))
+            .env("OMNI_CPI_LOG_FORMAT", "json")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -297,6 +299,13 @@ fn a_client_runs_a_container_lifecycle_over_the_unix_socket() {
     assert!(metrics.contains("omni_cpi_calls_in_flight 0"), "{metrics}");
     assert!(!metrics.contains("no_such_action_7f3a"), "a caller's action name never becomes a metric label");
     assert!(metrics.contains("action=\"unknown\",outcome=\"unsupported\"} 1"), "{metrics}");
+
+    // The server's log (OMNI_CPI_LOG_FORMAT=json): one JSON object per call, with its caller.
+    let logged = served.wait_for_output("\"outcome\":\"already_exists\"", Duration::from_secs(5));
+    let logged: Value = serde_json::from_str(&logged).expect("a JSON log line");
+    assert_eq!(logged["caller"], format!("uid:{me}"));
+    assert_eq!((logged["cpi"].as_str(), logged["action"].as_str()), (Some("process"), Some("create_container")));
+    assert_eq!(logged["level"], "INFO");
 }
 
 /// A local user the policy does not list is disconnected before its request is read, even when

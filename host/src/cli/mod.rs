@@ -53,11 +53,28 @@ pub struct Args {
     /// (default: Mozilla's roots).
     #[arg(long, global = true, env = "OMNI_CPI_REMOTE_CA", value_name = "FILE")]
     remote_ca: Option<PathBuf>,
+    /// Diagnostic logs on stderr as text or as one JSON object per line (for a log collector).
+    /// $RUST_LOG filters them (default: info for serve, warn otherwise).
+    #[arg(long, global = true, env = "OMNI_CPI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/omni-cpi).
     #[arg(long, global = true, env = "OMNI_CPI_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Args {
+    /// Whether this run is a long-running server (its runtime, its default log level).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve { .. })
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

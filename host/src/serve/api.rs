@@ -1,4 +1,4 @@
-//! The HTTP API (`openapi.yaml` at the repository root documents it): JSON in and out, the same
+//! The HTTP API (`openapi.json` at the repository root documents it): JSON in and out, the same
 //! documents `omni-cpi -o json` prints, errors as `{"error": {kind, message, action, param}}`
 //! with a status chosen by the kind.
 
@@ -41,10 +41,17 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/cpis/{cpi}/actions/{action}", post(call))
         .route("/metrics", get(metrics))
         .fallback(|| async {
-            error(StatusCode::NOT_FOUND, "not_found", "", "no such endpoint; see openapi.yaml for the API")
+            error(StatusCode::NOT_FOUND, "not_found", "", "no such endpoint; see openapi.json for the API")
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_READ_LIMIT))
         .with_state(server)
+}
+
+/// One log line per call that ran or planned (the audit log has each process; this has the call).
+/// The names are the CPI's own (the call passed its check), so a caller cannot put text of its
+/// choosing in the log.
+fn log_call(caller: &Identity, cpi: &str, action: &str, outcome: &str, took: Duration, dry_run: bool) {
+    tracing::info!(caller = %caller, cpi, action, outcome, dry_run, micros = took.as_micros() as u64, "call");
 }
 
 /// The status a call's error kind answers with.
@@ -233,6 +240,7 @@ async fn call(
             crate::audit::as_caller(caller, served.cpi.plan_checked(checked, &action, &params, &options)).await;
         let outcome = planned.as_ref().map_or_else(|e| e.kind.as_str(), |_| "planned");
         server.metrics.record(&name, &action, outcome, started.elapsed());
+        log_call(&identity, &name, &action, outcome, started.elapsed(), true);
         return match planned {
             Ok(plan) => Json(plan).into_response(),
             Err(e) => call_error(&e),
@@ -246,6 +254,7 @@ async fn call(
     let ran = crate::audit::as_caller(caller, served.cpi.run(checked, &action, &params, &options)).await;
     let outcome = ran.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok");
     server.metrics.record(&name, &action, outcome, started.elapsed());
+    log_call(&identity, &name, &action, outcome, started.elapsed(), false);
     match ran {
         Ok(outcome) => Json(outcome).into_response(),
         Err(e) => call_error(&e),

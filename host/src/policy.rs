@@ -79,6 +79,9 @@ pub struct ServePolicy {
     pub max_in_flight: usize,
     /// Calls running at once on one CPI.
     pub max_in_flight_per_cpi: usize,
+    /// Connections open at once on each listener (read at start): a flood of network
+    /// connections cannot lock local callers out of the unix socket.
+    pub max_connections: usize,
 }
 
 impl Default for ServePolicy {
@@ -89,6 +92,7 @@ impl Default for ServePolicy {
             max_body_bytes: 1 << 20,
             max_in_flight: 256,
             max_in_flight_per_cpi: 64,
+            max_connections: 1024,
         }
     }
 }
@@ -320,6 +324,7 @@ struct ServeEntry {
     max_body_bytes: Option<usize>,
     max_in_flight: Option<usize>,
     max_in_flight_per_cpi: Option<usize>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -508,6 +513,7 @@ impl Policy {
                 "max_in_flight_per_cpi",
                 defaults.max_in_flight_per_cpi,
             )?,
+            max_connections: positive(file.serve.max_connections, "max_connections", defaults.max_connections)?,
         };
         Ok(Policy { path: Some(path.to_path_buf()), audit_log: file.audit_log.map(|p| base.join(p)), plugins, serve })
     }

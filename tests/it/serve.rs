@@ -29,6 +29,11 @@ impl Served {
     /// The example policy, with its paths made absolute, its audit log and the process CPI's
     /// state in the test's directory, and `extra` appended.
     fn policy_text(dir: &Path, extra: &str) -> String {
+        Served::policy_text_with(dir, "", extra)
+    }
+
+    /// The same, with `serve_keys` added to its `[serve]` table.
+    fn policy_text_with(dir: &Path, serve_keys: &str, extra: &str) -> String {
         let example = std::fs::read_to_string(support::repo_root().join("cpis/omni-cpi.toml")).expect("example");
         let example = example
             .replace(
@@ -37,6 +42,8 @@ impl Served {
             )
             .replace("source = \"process.json\"", &format!("source = \"{}\"", support::cpi_path("process").display()));
         assert!(example.contains(&dir.display().to_string()), "the example policy's audit_log line changed");
+        assert!(example.contains("[serve]\n"), "the example policy has no [serve] table");
+        let example = example.replace("[serve]\n", &format!("[serve]\n{serve_keys}"));
         format!(
             "{example}\n[plugins.process.settings]\nstate_dir = \"{}/state\"\nstop_timeout = 1\n{extra}",
             dir.display()
@@ -53,13 +60,14 @@ impl Served {
             network = vec!["--listen".to_string(), format!("tcp:127.0.0.1:{port}"), "--token-file".into()];
             network.push(write_tokens(dir.path(), &[("agent", TOKEN)]).display().to_string());
         }
-        Served::start_in(dir, extra_policy, &network, grace, address)
+        Served::start_in(dir, extra_policy, "", &network, grace, address)
     }
 
     /// A server with its files in `dir`, on a unix socket there and on `network` listeners.
     fn start_in(
         dir: tempfile::TempDir,
         extra_policy: &str,
+        serve_keys: &str,
         network: &[String],
         grace: &str,
         address: Option<String>,
@@ -68,7 +76,7 @@ impl Served {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path().join("state"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let policy = dir.path().join("omni-cpi.toml");
-        std::fs::write(&policy, Served::policy_text(dir.path(), extra_policy)).expect("policy");
+        std::fs::write(&policy, Served::policy_text_with(dir.path(), serve_keys, extra_policy)).expect("policy");
         let socket = dir.path().join("run/omni-cpi.sock");
         let mut args = vec![
             "--policy".to_string(),
@@ -791,7 +799,7 @@ fn tls_serves_any_address_with_the_operators_certificate_and_tokens() {
         "--tls-key".into(),
         pki.key.display().to_string(),
     ];
-    let served = Served::start_in(dir, "", &network, "5s", None);
+    let served = Served::start_in(dir, "", "", &network, "5s", None);
     let url = format!("https://127.0.0.1:{port}/v1/cpis");
 
     assert_eq!(curl_https(&url, Some(&pki.ca), Some(TOKEN)), (0, "200".into()));
@@ -873,7 +881,7 @@ async fn a_reload_renews_the_certificate_and_revokes_tokens() {
         "--tls-key".into(),
         first.key.display().to_string(),
     ];
-    let served = Served::start_in(dir, "", &network, "5s", None);
+    let served = Served::start_in(dir, "", "", &network, "5s", None);
     let url = format!("https://127.0.0.1:{tls_port}/v1/health");
 
     // Connected, silent: no handshake ever comes. Others are served meanwhile.
@@ -913,4 +921,35 @@ async fn a_reload_renews_the_certificate_and_revokes_tokens() {
     let still =
         tokio::task::spawn_blocking(move || curl_https(&url3, Some(&second_ca), Some(TOKEN))).await.expect("curl");
     assert_eq!(still, (0, "200".into()));
+}
+
+/// Each listener has its own bound on open connections: clients that connect to the network
+/// listener and send nothing fill its slots (a new one is closed at once), while local callers on
+/// the unix socket are still served. A freed slot takes a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_network_connections_does_not_lock_out_local_callers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = write_tokens(dir.path(), &[("agent", TOKEN)]);
+    let port = free_port();
+    let network: Vec<String> =
+        vec!["--listen".into(), format!("tcp:127.0.0.1:{port}"), "--token-file".into(), tokens.display().to_string()];
+    let served = Served::start_in(dir, "", "max_connections = 4\n", &network, "5s", None);
+
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut fifth = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let _ = fifth.write_all(b"GET /v1/health HTTP/1.1\r\nHost: omni\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), fifth.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "a connection past the limit was served: {read:?} {answer:?}");
+
+    assert_eq!(raw(&served.socket, "GET", "/v1/health", "").await.0, 200, "the unix socket is locked out");
+
+    drop(silent);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    assert_eq!(keep_alive_request(&mut again, "/v1/health", TOKEN).await, 200, "a freed slot is not reused");
 }

@@ -31,10 +31,16 @@ impl Address {
             return Ok(Address::Unix(PathBuf::from(path)));
         }
         if let Some(address) = text.strip_prefix("tcp:") {
-            return address
-                .parse()
-                .map(Address::Tcp)
-                .map_err(|_| format!("tcp:{address} is not IP:PORT, e.g. tcp:127.0.0.1:8480"));
+            let address: SocketAddr =
+                address.parse().map_err(|_| format!("tcp:{address} is not IP:PORT, e.g. tcp:127.0.0.1:8480"))?;
+            // The token would cross the network readable, whoever answers there.
+            if !address.ip().is_loopback() {
+                return Err(format!(
+                    "tcp:{address} is clear text and not a loopback address: reach a server on the network \
+                     with tls:HOST:PORT"
+                ));
+            }
+            return Ok(Address::Tcp(address));
         }
         if let Some(address) = text.strip_prefix("tls:") {
             let bad = || format!("tls:{address} is not HOST:PORT, e.g. tls:omni.example:8443 or tls:[::1]:8443");
@@ -234,6 +240,7 @@ mod tests {
         }
         assert_eq!(Address::parse("tls:[::1]:8443"), Ok(Address::Tls { host: "::1".into(), port: 8443 }));
         assert!(Address::parse("tcp:omni.example:80").is_err());
+        assert!(Address::parse("tcp:10.0.0.5:8480").expect_err("clear text").contains("tls:HOST:PORT"));
         assert!(Address::parse("tls:omni.example").is_err());
         assert!(Address::parse("tls:bad name:1").is_err());
         assert!(Address::parse("https://omni").is_err());

@@ -121,9 +121,6 @@ fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
     ))
 }
 
-/// Connections open at once, over every listener; more are closed at once (each holds a
-/// descriptor and a task, and a client may open them without sending anything).
-const MAX_CONNECTIONS: usize = 1024;
 /// A client must finish its TLS handshake, and then send each request's headers, within this long
 /// (also an idle keep-alive's limit).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -177,13 +174,16 @@ enum Caller {
     Bearer,
 }
 
-/// The shared bound on open connections.
-pub fn connection_limit() -> Arc<tokio::sync::Semaphore> {
-    Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS))
+/// One listener's bound on open connections (`[serve] max_connections`); more are closed at once
+/// (each holds a descriptor and a task, and a client may open them without sending anything).
+/// Each listener has its own, so a flood on one cannot lock callers out of another.
+pub fn connection_limit(max: usize) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(max))
 }
 
 /// Accepts until `stop` says so.
 pub async fn accept(
+    listen: Listen,
     bound: Bound,
     router: Router,
     server: Arc<Server>,
@@ -219,7 +219,7 @@ pub async fn accept(
             }
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(limit = MAX_CONNECTIONS, "too many open connections: closed a new one");
+            tracing::warn!(listener = %listen, "too many open connections: closed a new one ([serve] max_connections)");
             continue;
         };
         match connection {

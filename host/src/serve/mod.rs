@@ -139,19 +139,21 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let connections = listen::connection_limit();
+    raise_descriptor_limit();
+    let max_connections = server.registry().policy.serve.max_connections;
     let mut loops = Vec::new();
     for listen in &config.listen {
         let bound = listen::bind(listen).await.map_err(|source| ServeError::Bind { listen: listen.clone(), source })?;
         tracing::info!(%listen, "listening");
         let graceful = graceful.clone();
         loops.push(tokio::spawn(listen::accept(
+            listen.clone(),
             bound,
             router.clone(),
             server.clone(),
             move || graceful.watcher(),
             stopped.clone(),
-            connections.clone(),
+            listen::connection_limit(max_connections),
         )));
     }
     // Readiness for supervisors and tests: every socket is bound.
@@ -179,6 +181,21 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         tracing::warn!(killed, "calls still in flight after the grace period: their processes were killed");
     }
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard one (as Go's runtime does for every
+/// server): at the usual soft limit of 1024, connections and the calls' pipes together would run
+/// out long before `[serve] max_connections` on each listener does.
+fn raise_descriptor_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-descriptor limit");
+        }
+    }
+    tracing::info!(open_descriptors = ?getrlimit(Resource::Nofile).current, "descriptor limit");
 }
 
 /// Loads the policy, its CPIs, the tokens and the certificate again and swaps them in, all or

@@ -25,10 +25,7 @@ pub enum Address {
 impl Address {
     pub fn parse(text: &str) -> Result<Address, String> {
         if let Some(path) = text.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("unix: needs a socket path, e.g. unix:/run/omni-cpi/omni-cpi.sock".into());
-            }
-            return Ok(Address::Unix(PathBuf::from(path)));
+            return super::listen::unix_socket(path).map(Address::Unix);
         }
         if let Some(address) = text.strip_prefix("tcp:") {
             let address: SocketAddr =

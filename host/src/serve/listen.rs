@@ -32,10 +32,7 @@ pub enum Listen {
 impl Listen {
     pub fn parse(text: &str) -> Result<Listen, String> {
         if let Some(path) = text.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("unix: needs a socket path, e.g. unix:/run/omni-cpi/omni-cpi.sock".into());
-            }
-            return Ok(Listen::Unix(PathBuf::from(path)));
+            return unix_socket(path).map(Listen::Unix);
         }
         let ip_and_port = |scheme: &str, address: &str| {
             address.parse::<SocketAddr>().map_err(|_| {
@@ -63,6 +60,14 @@ impl Listen {
     pub fn needs_tokens(&self) -> bool {
         !matches!(self, Listen::Unix(_))
     }
+}
+
+/// The path of a `unix:PATH` address, for listeners and clients alike.
+pub(super) fn unix_socket(path: &str) -> Result<PathBuf, String> {
+    if path.is_empty() {
+        return Err("unix: needs a socket path, e.g. unix:/run/omni-cpi/omni-cpi.sock".into());
+    }
+    Ok(PathBuf::from(path))
 }
 
 impl std::fmt::Display for Listen {

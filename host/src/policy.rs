@@ -28,7 +28,7 @@
 //!
 //! [plugins.aws_api]
 //! source = "cpis/aws-api.json"                      # JSON specs are bound the same way
-//! [[plugins.aws_api.network]]                       # JSON specs' `request` actions only
+//! [[plugins.aws_api.network]]                       # request actions and components' wasi:http
 //! host = "ec2.us-east-1.amazonaws.com"
 //! port = 443                                        # optional: any port when absent
 //! ```
@@ -105,7 +105,8 @@ pub struct PluginGrants {
     pub exec: Vec<ExecGrant>,
     pub fs: Vec<FsGrant>,
     pub env: Vec<String>,
-    /// Hosts the `request` actions of a JSON spec may reach (components have no network access).
+    /// Hosts the `request` actions of a JSON spec, and a component's `wasi:http` requests, may
+    /// reach (a component's also only at granted addresses: see `wasm::http`).
     pub network: Vec<NetworkGrant>,
     pub limits: Limits,
     /// The operator's values for settings the CPI declares (a spec's `default_settings`, a

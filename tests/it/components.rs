@@ -868,3 +868,122 @@ async fn the_sdk_describes_actions_from_the_catalogue() {
         }
     }
 }
+
+/// A small HTTP/1.1 server on 127.0.0.1 for the `wasi:http` tests, counting the connections it
+/// takes: `/ok` answers `hello`, `/big` 200 kB, `/slow` nothing for 10 s, `/redirect` a 302 to
+/// `location`.
+struct Upstream {
+    address: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    async fn start(location: &str) -> Upstream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (count, location) = (connections.clone(), location.to_string());
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let location = location.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.is_ok_and(|n| n == 1) {
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                    let (status, extra, body) = match path.split('?').next().unwrap_or("/") {
+                        "/ok" => ("200 OK", String::new(), "hello".to_string()),
+                        "/big" => ("200 OK", String::new(), "b".repeat(200_000)),
+                        "/slow" => {
+                            tokio::time::sleep(Duration::from_secs(10)).await;
+                            ("200 OK", String::new(), "late".to_string())
+                        }
+                        "/redirect" => ("302 Found", format!("Location: {location}\r\n"), String::new()),
+                        _ => ("404 Not Found", String::new(), String::new()),
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Upstream { address, connections, server }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// `wasi:http` under the network grants: deny by default; a grant of 127.0.0.1:PORT reaches that
+/// port only; a granted *name* that resolves to a loopback address is refused (the rebinding
+/// rule); bodies and waits are bounded; a redirect is the plugin's to see, not followed; a dry run
+/// sends nothing. Each request is one audit line without its query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_http_reaches_only_granted_hosts_and_addresses() {
+    let f = fixture!();
+    let elsewhere = Upstream::start("http://127.0.0.1:9/").await;
+    let upstream = Upstream::start(&format!("http://{}/ok", elsewhere.address)).await;
+    let port = upstream.address.port();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    // No grant: refused before anything is sent.
+    let denied = f.load().await;
+    let err = behave(&denied, &["http", "GET", &url("/ok?token=s3cret")]).await.expect_err("no grant");
+    assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+    assert_eq!(upstream.connections(), 0, "a request without a grant reached the server");
+
+    let grant = format!("[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = {port}\n");
+    let granted = f.load_with(&f.policy(&grant), &f.wasm).await.expect("loads");
+    let out = behave(&granted, &["http", "GET", &url("/ok?token=s3cret")]).await.expect("granted");
+    assert_eq!(out.stdout, "200\nhello");
+    let out = behave(&granted, &["http", "POST", &url("/redirect"), "{\"a\": 1}"]).await.expect("redirect");
+    assert!(out.stdout.starts_with("302"), "{}", out.stdout);
+    assert_eq!(elsewhere.connections(), 0, "the host followed a redirect");
+    let err = behave(&granted, &["http", "GET", &format!("http://{}/ok", elsewhere.address)]).await.expect_err("port");
+    assert_eq!(err.kind, ErrorKind::Denied, "another port of a granted host: {err:?}");
+    let err = behave(&granted, &["http", "GET", &url("/big")]).await.expect_err("too big");
+    assert!(err.message.contains("body size exceeds limit: 65536"), "{err:?}");
+    let err = behave(&granted, &["http", "GET", &url("/slow")]).await.expect_err("slow");
+    assert_eq!(err.kind, ErrorKind::Timeout, "{err:?}");
+    let plan = granted
+        .plan("exec", &params(json!({"name": "x", "cmd": ["http", "GET", url("/ok")]})), &CallOptions::default())
+        .await;
+    assert!(plan.is_err(), "a dry run's request was answered: {plan:?}");
+    assert_eq!(elsewhere.connections(), 0);
+    let sent = upstream.connections();
+
+    // A granted name that resolves to a loopback address: refused, nothing sent.
+    let by_name = format!("[[plugins.adversary.network]]\nhost = \"localhost\"\nport = {port}\n");
+    let named = f.load_with(&f.policy(&by_name), &f.wasm).await.expect("loads");
+    let err = behave(&named, &["http", "GET", &format!("http://localhost:{port}/ok")]).await.expect_err("rebinding");
+    assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+    assert_eq!(upstream.connections(), sent, "a name granted for public addresses reached loopback");
+    still_works(&named).await;
+
+    let requests: Vec<Value> = f.audit_entries().into_iter().filter(|e| e["program"] == "http").collect();
+    let text = serde_json::to_string(&requests).expect("JSON");
+    assert!(!text.contains("s3cret"), "the audit log shows a query: {text}");
+    let decisions: Vec<(&str, Option<u64>)> =
+        requests.iter().map(|e| (e["decision"].as_str().unwrap_or(""), e["http_status"].as_u64())).collect();
+    assert_eq!(decisions[0], ("denied", None), "{text}");
+    assert_eq!(decisions[1], ("allowed", Some(200)), "{text}");
+    assert_eq!(requests[1]["argv"], json!(["GET", url("/ok")]), "{text}");
+    assert!(decisions.contains(&("allowed", Some(302))), "{text}");
+    assert!(text.contains("a dry run sends nothing"), "{text}");
+    assert!(text.contains("localhost resolves to") && text.contains("grants the address itself"), "{text}");
+}

@@ -290,6 +290,7 @@ impl Inspected {
             path: String::new(),
             requests: Requests { exec: Vec::new(), dirs: Vec::new(), env: Vec::new() },
             settings: Vec::new(),
+            network: Arc::from(Vec::new()),
         });
         let info = describe(host.engine(), &pre, nothing)
             .await

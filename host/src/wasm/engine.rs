@@ -104,6 +104,9 @@ impl ComponentHost {
     fn with_engine(engine: Engine, cache_dir: Option<PathBuf>) -> Result<ComponentHost, EngineError> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+        // Outgoing HTTP for any component that imports it; every request meets the network grants.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         // Both worlds of a version import the same interfaces, so adding one world's serves both.
         // Every version's imports are named with their version, so one linker holds them all.
         let setup = |e: wasmtime::Error| EngineError::Setup(format!("{e:#}"));

@@ -55,6 +55,8 @@ pub struct Sandbox {
     /// What the `settings` import answers: each declared setting with the operator's value or
     /// its default (see `settings::resolve`).
     pub settings: Vec<(String, String)>,
+    /// Hosts the plugin's `wasi:http` requests may reach (`[[plugins.NAME.network]]`).
+    pub network: std::sync::Arc<[crate::policy::NetworkGrant]>,
 }
 
 /// Every request the grants do not cover, with what would grant it.
@@ -227,6 +229,7 @@ impl Sandbox {
             path,
             requests: requests.clone(),
             settings: Vec::new(),
+            network: grants.network.clone().into(),
         })
     }
 

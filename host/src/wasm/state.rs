@@ -10,6 +10,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{types, v0_1, v0_2};
+use super::http::{HttpGate, RequestLog};
 use super::sandbox::Sandbox;
 use crate::audit::{AuditEntry, Decision};
 use crate::process::exec::{self, Invocation};
@@ -26,6 +27,9 @@ pub struct ExecRecord {
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    /// Every `wasi:http` request passes it (see `http`).
+    http_gate: HttpGate,
     pub limits: CallLimiter,
     sandbox: Arc<Sandbox>,
     action: String,
@@ -102,9 +106,22 @@ impl CallState {
             let perms = if dir.writable && !dry_run { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
             wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
         }
+        let http_gate = HttpGate {
+            log: Arc::new(RequestLog {
+                plugin: sandbox.plugin.clone(),
+                action: action.to_string(),
+                audit: sandbox.audit.clone(),
+            }),
+            grants: sandbox.network.clone(),
+            body_limit: limits.output_bytes,
+            timeout: limits.exec_timeout,
+            dry_run,
+        };
         Ok(CallState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_gate,
             limits: CallLimiter { memory_bytes: limits.memory_bytes },
             sandbox,
             action: action.to_string(),
@@ -145,6 +162,12 @@ impl CallState {
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for CallState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_gate }
     }
 }
 

@@ -1,0 +1,435 @@
+//! `wasi:http/outgoing-handler` for components, under the policy's network grants
+//! (`[[plugins.NAME.network]]`, the grants a JSON spec's request actions use). Deny by default: a
+//! plugin without a network grant reaches nothing.
+//!
+//! A request goes out only if
+//! 1. a grant names its host and port (checked before anything is resolved or sent), and
+//! 2. the address the host connects to is granted as well: a grant of an IP address allows that
+//!    address; a grant of a name allows the public addresses the name resolves to, never a
+//!    special-purpose one (loopback, private, link-local such as a cloud's metadata service,
+//!    ...). So a granted name that resolves, or is re-pointed, to an internal address (DNS
+//!    rebinding) is refused; to reach such an address the operator grants the address itself.
+//!
+//! The host sends the request itself, on the connection it opened to the address it checked: no
+//! proxy from the environment, no redirect followed (the plugin sees the 3xx), each body bounded
+//! by the plugin's `output_bytes`, connecting and waiting for each part of the answer bounded by
+//! its `exec_timeout`. Every request is one audit line: method, scheme, host, port and path, the
+//! status or the reason it was refused; never the query, headers or bodies (they carry
+//! credentials). A dry run sends nothing.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::audit::{AuditEntry, AuditLog, Decision};
+use crate::policy::NetworkGrant;
+
+/// The gate of one call's outgoing requests.
+pub struct HttpGate {
+    pub log: Arc<RequestLog>,
+    pub grants: Arc<[NetworkGrant]>,
+    /// Largest request or response body.
+    pub body_limit: usize,
+    /// Connecting, and waiting for the answer's head and for each part of its body.
+    pub timeout: Duration,
+    pub dry_run: bool,
+}
+
+/// Where the requests of one call are audited.
+pub struct RequestLog {
+    pub plugin: String,
+    pub action: String,
+    pub audit: AuditLog,
+}
+
+/// Where a request goes, as the audit log shows it.
+#[derive(Debug, Clone)]
+struct Target {
+    method: String,
+    scheme: String,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    fn of(request: &http::Request<WasiBody>) -> Result<Target, String> {
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or("the request names no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let port = match (uri.port_u16(), scheme.as_str()) {
+            (Some(port), _) => port,
+            (None, "http") => 80,
+            (None, "https") => 443,
+            (None, other) => return Err(format!("the scheme `{other}` is not http or https")),
+        };
+        Ok(Target { method: request.method().to_string(), scheme, host, port, path: uri.path().to_string() })
+    }
+
+    /// `METHOD scheme://host:port/path`, without the query.
+    fn argv(&self) -> Vec<String> {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        vec![self.method.clone(), format!("{}://{host}:{}{}", self.scheme, self.port, self.path)]
+    }
+}
+
+impl RequestLog {
+    fn record(&self, target: &Target, decision: Decision, reason: Option<String>, status: Option<(u16, Duration)>) {
+        let mut entry = AuditEntry::exec(&self.plugin, &self.action, &target.argv(), decision, reason, None);
+        entry.program = "http".into();
+        entry.http_status = status.map(|(s, _)| s);
+        entry.duration_ms = status.map(|(_, d)| d.as_millis() as u64);
+        self.audit.record(&entry);
+    }
+
+    /// Refuses, audited.
+    fn deny(&self, target: &Target, reason: String) -> HttpError {
+        tracing::warn!(plugin = %self.plugin, request = ?target.argv(), %reason, "an outgoing request was refused");
+        self.record(target, Decision::Denied, Some(reason), None);
+        HttpError::HttpRequestDenied
+    }
+}
+
+impl HttpGate {
+    /// The grants naming `target`'s host and port (an IPv6 grant is written in brackets).
+    fn grants_for(&self, target: &Target) -> Vec<NetworkGrant> {
+        let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() };
+        self.grants.iter().filter(|g| g.allows(&host, target.port)).cloned().collect()
+    }
+}
+
+/// Whether a grant of `grant_host` lets the host connect to `address`.
+fn address_granted(grant_host: &str, address: IpAddr) -> bool {
+    match grant_host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(granted) => canonical(granted) == canonical(address),
+        Err(_) => !is_special_purpose(address),
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Addresses a name granted for the internet must never lead to: this machine, private and
+/// shared networks, link-local (a cloud's metadata service), and ranges that are not unicast on
+/// the internet (RFC 6890 and its IPv6 counterparts).
+pub fn is_special_purpose(address: IpAddr) -> bool {
+    match canonical(address) {
+        IpAddr::V4(v4) => is_special_v4(v4),
+        IpAddr::V6(v6) => is_special_v6(v6),
+    }
+}
+
+fn is_special_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    v4.is_unspecified()
+        || v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_broadcast()
+        || v4.is_documentation()
+        || v4.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier-grade NAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240 // reserved
+}
+
+fn is_special_v6(v6: Ipv6Addr) -> bool {
+    let segments = v6.segments();
+    v6.is_unspecified()
+        || v6.is_loopback()
+        || v6.is_multicast()
+        || (segments[0] & 0xfe00) == 0xfc00 // unique local
+        || (segments[0] & 0xffc0) == 0xfe80 // link-local
+        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+        || (segments[0] == 0x0064 && segments[1] == 0xff9b) // NAT64: an IPv4 address inside
+        || (segments[0] == 0x2002) // 6to4: an IPv4 address inside
+        || segments[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+}
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
+            match config {
+                Ok(config) => Arc::new(config),
+                // ring's default provider supports the default versions; this cannot fail.
+                Err(e) => panic!("rustls rejected its own defaults: {e}"),
+            }
+        })
+        .clone()
+}
+
+/// The answer's head and the future that reports errors of its body's connection.
+type Sent = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>;
+
+impl WasiHttpHooks for HttpGate {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_done: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Sent> + Send> {
+        let target = match Target::of(&request) {
+            Ok(target) => target,
+            Err(reason) => {
+                tracing::warn!(plugin = %self.log.plugin, %reason, "an outgoing request was refused");
+                return Box::new(std::future::ready(Err(HttpError::HttpRequestUriInvalid)));
+            }
+        };
+        if self.dry_run {
+            let reason = "a dry run sends nothing".to_string();
+            return Box::new(std::future::ready(Err(self.log.deny(&target, reason))));
+        }
+        let grants = self.grants_for(&target);
+        if grants.is_empty() {
+            let reason = format!(
+                "no network grant names {}:{}; the operator grants it in the policy \
+                 ([[plugins.{}.network]] host = \"{}\", port = {})",
+                target.host, target.port, self.log.plugin, target.host, target.port
+            );
+            return Box::new(std::future::ready(Err(self.log.deny(&target, reason))));
+        }
+        let request_bound = Bound {
+            log: self.log.clone(),
+            body_limit: self.body_limit,
+            // The plugin may ask for less time, never for more.
+            timeout: options.and_then(|o| o.connect_timeout).map_or(self.timeout, |asked| asked.min(self.timeout)),
+        };
+        Box::new(request_bound.send(target, grants, request))
+    }
+}
+
+/// What a request's future keeps of the gate: it runs after the store's borrow ends.
+struct Bound {
+    log: Arc<RequestLog>,
+    body_limit: usize,
+    timeout: Duration,
+}
+
+impl Bound {
+    async fn send(self, target: Target, grants: Vec<NetworkGrant>, request: http::Request<WasiBody>) -> Sent {
+        let log = &self.log;
+        let started = Instant::now();
+        let addresses = match resolve(&target, self.timeout).await {
+            Ok(addresses) => addresses,
+            Err(reason) => {
+                log.record(&target, Decision::Denied, Some(reason), None);
+                return Err(HttpError::DestinationNotFound);
+            }
+        };
+        let allowed: Vec<SocketAddr> =
+            addresses.iter().copied().filter(|a| grants.iter().any(|g| address_granted(&g.host, a.ip()))).collect();
+        if allowed.is_empty() {
+            let shown: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
+            let reason = format!(
+                "{} resolves to {}, which no grant allows: a grant of a name reaches public addresses only; \
+                 to reach this one, the operator grants the address itself",
+                target.host,
+                shown.join(", ")
+            );
+            return Err(log.deny(&target, reason));
+        }
+        let sent = tokio::time::timeout(self.timeout, self.exchange(&target, &allowed, request)).await;
+        let response = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err((error, reason))) => {
+                log.record(&target, Decision::Allowed, Some(reason), None);
+                return Err(error);
+            }
+            Err(_) => {
+                let reason = format!("no answer within {:?}", self.timeout);
+                log.record(&target, Decision::Allowed, Some(reason), None);
+                return Err(HttpError::HttpResponseTimeout);
+            }
+        };
+        log.record(&target, Decision::Allowed, None, Some((response.status().as_u16(), started.elapsed())));
+        let (limit, idle) = (self.body_limit, self.timeout);
+        let response =
+            response.map(|body| Bounded::new(body, limit, HttpError::HttpResponseBodySize, idle).boxed_unsync());
+        Ok((response, Box::new(std::future::ready(Ok(())))))
+    }
+
+    /// Connects to the first address that answers and sends the request on that connection.
+    async fn exchange(
+        &self,
+        target: &Target,
+        addresses: &[SocketAddr],
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>, (HttpError, String)> {
+        let mut stream = None;
+        let mut last_error = String::new();
+        for address in addresses {
+            match tokio::net::TcpStream::connect(address).await {
+                Ok(connected) => {
+                    stream = Some(connected);
+                    break;
+                }
+                Err(e) => last_error = format!("{address}: {e}"),
+            }
+        }
+        let stream = stream.ok_or_else(|| (HttpError::ConnectionRefused, format!("cannot connect: {last_error}")))?;
+        let (mut parts, body) = request.into_parts();
+        // On the wire the request line carries the path only; the Host header names the host.
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = http::Uri::try_from(path).map_err(|e| (HttpError::HttpRequestUriInvalid, e.to_string()))?;
+        let body = Bounded::new(body, self.body_limit, HttpError::HttpRequestBodySize, self.timeout).boxed_unsync();
+        let request = http::Request::from_parts(parts, body);
+        if target.scheme == "https" {
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| (HttpError::HttpRequestUriInvalid, e.to_string()))?;
+            let tls = tokio_rustls::TlsConnector::from(tls_config())
+                .connect(name, stream)
+                .await
+                .map_err(|e| (HttpError::TlsCertificateError, format!("TLS: {e}")))?;
+            send_on(TokioIo::new(tls), request).await
+        } else {
+            send_on(TokioIo::new(stream), request).await
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on an open connection.
+async fn send_on<S>(io: S, request: http::Request<WasiBody>) -> Result<http::Response<WasiBody>, (HttpError, String)>
+where
+    S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let failed = |what: &'static str| move |e: hyper::Error| (HttpError::HttpProtocolError, format!("{what}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(failed("handshake"))?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.map_err(failed("send"))?;
+    Ok(response.map(|body| body.map_err(HttpError::from).boxed_unsync()))
+}
+
+/// The addresses of the target's host (itself, when it is an address).
+async fn resolve(target: &Target, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(address) = target.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(address, target.port)]);
+    }
+    match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port))).await {
+        Ok(Ok(found)) => {
+            let found: Vec<SocketAddr> = found.collect();
+            if found.is_empty() {
+                Err(format!("{} has no address", target.host))
+            } else {
+                Ok(found)
+            }
+        }
+        Ok(Err(e)) => Err(format!("cannot resolve {}: {e}", target.host)),
+        Err(_) => Err(format!("resolving {} took longer than {timeout:?}", target.host)),
+    }
+}
+
+/// A body that fails once more than `limit` bytes went through, or when no part arrives for
+/// `idle`.
+struct Bounded {
+    inner: WasiBody,
+    seen: usize,
+    limit: usize,
+    too_big: fn(Option<u64>) -> HttpError,
+    idle: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Bounded {
+    fn new(inner: WasiBody, limit: usize, too_big: fn(Option<u64>) -> HttpError, idle: Duration) -> Bounded {
+        Bounded { inner, seen: 0, limit, too_big, idle, timer: None }
+    }
+}
+
+impl http_body::Body for Bounded {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.timer = None;
+                if let Some(data) = frame.data_ref() {
+                    this.seen = this.seen.saturating_add(data.len());
+                    if this.seen > this.limit {
+                        return Poll::Ready(Some(Err((this.too_big)(Some(this.limit as u64)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_reach_public_addresses_only_and_addresses_reach_themselves() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("address");
+        for special in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+        ] {
+            assert!(is_special_purpose(ip(special)), "{special}");
+            assert!(!address_granted("api.example", ip(special)), "{special}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!is_special_purpose(ip(public)), "{public}");
+            assert!(address_granted("api.example", ip(public)), "{public}");
+        }
+        assert!(address_granted("127.0.0.1", ip("127.0.0.1")));
+        assert!(address_granted("127.0.0.1", ip("::ffff:127.0.0.1")));
+        assert!(!address_granted("127.0.0.1", ip("127.0.0.2")));
+        assert!(address_granted("[::1]", ip("::1")));
+        assert!(!address_granted("10.0.0.1", ip("8.8.8.8")), "an address grant is that address only");
+    }
+}

@@ -40,6 +40,7 @@
 //! without any plugin.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -593,10 +594,105 @@ impl NetworkGrant {
     pub fn allows(&self, host: &str, port: u16) -> bool {
         self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| p == port)
     }
+
+    /// Whether this grant lets a connection go to `address` (once [`NetworkGrant::allows`] said
+    /// the name may be asked for): a grant of an address reaches that address; a grant of a name
+    /// reaches the public addresses it resolves to, never a special-purpose one, so DNS cannot
+    /// re-point a granted name at this machine, the LAN or a cloud's metadata service.
+    pub fn allows_address(&self, address: IpAddr) -> bool {
+        match self.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(granted) => canonical(granted) == canonical(address),
+            Err(_) => !is_special_purpose(address),
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Addresses a name granted for the internet must never lead to: this machine, private and
+/// shared networks, link-local (a cloud's metadata service), and ranges that are not unicast on
+/// the internet (RFC 6890 and its IPv6 counterparts).
+pub fn is_special_purpose(address: IpAddr) -> bool {
+    match canonical(address) {
+        IpAddr::V4(v4) => is_special_v4(v4),
+        IpAddr::V6(v6) => is_special_v6(v6),
+    }
+}
+
+fn is_special_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    v4.is_unspecified()
+        || v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_broadcast()
+        || v4.is_documentation()
+        || v4.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier-grade NAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240 // reserved
+}
+
+fn is_special_v6(v6: Ipv6Addr) -> bool {
+    let segments = v6.segments();
+    v6.is_unspecified()
+        || v6.is_loopback()
+        || v6.is_multicast()
+        || (segments[0] & 0xfe00) == 0xfc00 // unique local
+        || (segments[0] & 0xffc0) == 0xfe80 // link-local
+        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+        || (segments[0] == 0x0064 && segments[1] == 0xff9b) // NAT64: an IPv4 address inside
+        || (segments[0] == 0x2002) // 6to4: an IPv4 address inside
+        || segments[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_name_grant_reaches_public_addresses_only_and_an_address_grant_itself() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("address");
+        let name = NetworkGrant::parse("api.example").expect("grant");
+        for special in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+        ] {
+            assert!(is_special_purpose(ip(special)), "{special}");
+            assert!(!name.allows_address(ip(special)), "{special}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!is_special_purpose(ip(public)), "{public}");
+            assert!(name.allows_address(ip(public)), "{public}");
+        }
+        let loopback = NetworkGrant::parse("127.0.0.1:8080").expect("grant");
+        assert!(loopback.allows_address(ip("127.0.0.1")));
+        assert!(loopback.allows_address(ip("::ffff:127.0.0.1")));
+        assert!(!loopback.allows_address(ip("127.0.0.2")));
+        assert!(!loopback.allows_address(ip("8.8.8.8")), "an address grant is that address only");
+        assert!(NetworkGrant::parse("[::1]").expect("grant").allows_address(ip("::1")));
+    }
+
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {

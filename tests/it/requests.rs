@@ -352,6 +352,39 @@ fn the_cli_shows_the_request_and_sends_it_only_with_a_grant_leaving_tokens_out_o
     assert!(!audit.contains("secret-token"), "headers stay out of the audit log");
 }
 
+/// A grant of a *name* reaches the public addresses it resolves to, never loopback: `localhost`
+/// granted by name is refused at its address and audited; granting the address works.
+#[test]
+fn a_granted_name_that_resolves_to_loopback_is_refused() {
+    let server = TestServer::start(|_| (200, vec![], "{\"id\": 1}".into()));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = write_spec(dir.path());
+    let spec = spec.to_str().expect("utf-8");
+    let api = format!("api_url=http://localhost:{}", server.port);
+    let args = ["call", spec, "create_vm", &api, "project=p", "name=vm1", "token=t", "cpus:=2"];
+    let run = |host: &str| {
+        let policy = dir.path().join(format!("policy-{host}.toml"));
+        std::fs::write(
+            &policy,
+            format!(
+                "audit_log = \"audit.jsonl\"\n[plugins.api]\nsource = {spec:?}\n[[plugins.api.network]]\nhost = \"{host}\"\nport = {}\n",
+                server.port
+            ),
+        )
+        .expect("policy");
+        let mut granted = vec!["--policy", policy.to_str().expect("utf-8")];
+        granted.extend(args);
+        omni(&granted)
+    };
+    let out = run("localhost");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error[denied]") && stderr.contains("grants the address itself"), "{stderr}");
+    assert!(server.received().is_empty(), "a name grant reached a loopback address");
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");
+    assert!(audit.contains("\"decision\":\"denied\"") && audit.contains("localhost resolves to"), "{audit}");
+}
+
 #[test]
 fn policy_network_grants_name_bare_hosts() {
     let bad = Policy::parse(Path::new("p.toml"), "[[plugins.x.network]]\nhost = \"127.0.0.1:80\"\n", "/bin");

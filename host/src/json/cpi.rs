@@ -421,14 +421,23 @@ impl JsonCpi {
             err.failed_step = Some(failed_step(None, ""));
             return Err(err);
         }
-        let response = match crate::json::http::send(request, step.timeout, options.output_limit).await {
+        let sent = crate::json::http::send(request, &self.gate.network, step.timeout, options.output_limit).await;
+        let response = match sent {
             Ok(response) => response,
+            Err(crate::json::http::SendError::AddressRefused(reason)) => {
+                self.audit_request(&plan.action, shown, crate::audit::Decision::Denied, Some(reason.clone()), None);
+                let mut err = CpiError::new(ErrorKind::Denied, &plan.action, format!("request: {reason}"));
+                err.failed_step = Some(failed_step(None, ""));
+                return Err(err);
+            }
             Err(e) => {
                 self.audit_request(&plan.action, shown, crate::audit::Decision::Allowed, Some(e.to_string()), None);
                 let kind = match e {
                     crate::json::http::SendError::Timeout(_) => ErrorKind::Timeout,
                     crate::json::http::SendError::Unreachable { .. } => ErrorKind::Unavailable,
-                    crate::json::http::SendError::Failed(_) => ErrorKind::Failed,
+                    crate::json::http::SendError::Failed(_) | crate::json::http::SendError::AddressRefused(_) => {
+                        ErrorKind::Failed
+                    }
                 };
                 let mut err = CpiError::new(kind, &plan.action, format!("{} {}: {e}", shown.method, shown.url));
                 err.failed_step = Some(failed_step(None, ""));

@@ -17,12 +17,13 @@
 //! An absent optional parameter drops what it belongs to: its query pair, its header, its object
 //! member or array item. In a base, authority or path it is an error.
 //!
-//! Sending happens only after the operator's network grants allow the URL's host and port.
+//! Sending happens only after the operator's network grants allow the URL's host and port, and
+//! only to an address they allow (`NetworkGrant::allows_address`: a name grant reaches public
+//! addresses, an address grant that address), so DNS cannot re-point a granted name inward.
 //! Redirects are not followed (a redirect could leave the granted host) and no proxy from the
 //! environment is used.
 
 use std::io::Read;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
@@ -590,39 +591,97 @@ pub enum SendError {
     Unreachable { url: String, reason: String },
     #[error("the request failed: {0}")]
     Failed(String),
+    /// The host's name resolved only to addresses no grant allows.
+    #[error("{0}")]
+    AddressRefused(String),
 }
 
-fn agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        let config = ureq::config::Config::builder()
-            // A proxy from the environment would send the request somewhere nobody granted.
-            .proxy(None)
-            // A redirect could leave the granted host; the caller sees the 3xx instead.
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .user_agent(concat!("omni-cpi/", env!("CARGO_PKG_VERSION")))
-            .build();
-        ureq::Agent::new_with_config(config)
-    })
+/// A request's agent: it resolves names only to the addresses `grants` allow. One per request
+/// (request actions are few; the grants differ per CPI), so no connection outlives its grants.
+fn agent(grants: Vec<NetworkGrant>) -> ureq::Agent {
+    let config = ureq::config::Config::builder()
+        // A proxy from the environment would send the request somewhere nobody granted.
+        .proxy(None)
+        // A redirect could leave the granted host; the caller sees the 3xx instead.
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .user_agent(concat!("omni-cpi/", env!("CARGO_PKG_VERSION")))
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        GrantedAddresses { grants },
+    )
 }
 
-/// Sends a request the grants allowed, keeping at most `limit` bytes of the response body.
-pub async fn send(request: &HttpRequest, timeout: Duration, limit: usize) -> Result<HttpResponse, SendError> {
+/// Resolves like the system does, then keeps only addresses a grant of the host allows.
+/// (ureq's resolver interface is outside its semver promise; Cargo.lock pins the version.)
+#[derive(Debug)]
+struct GrantedAddresses {
+    grants: Vec<NetworkGrant>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves to {addresses}, which no grant allows: a grant of a name reaches public addresses only; to reach this one, the operator grants the address itself")]
+struct AddressRefused {
+    host: String,
+    addresses: String,
+}
+
+impl ureq::unversioned::resolver::Resolver for GrantedAddresses {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        use ureq::unversioned::resolver::DefaultResolver;
+        let found = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let mut kept = self.empty();
+        for address in found.iter() {
+            let named =
+                |g: &&NetworkGrant| g.allows(host, address.port()) || g.allows(&format!("[{host}]"), address.port());
+            if self.grants.iter().filter(named).any(|g| g.allows_address(address.ip())) {
+                kept.push(*address);
+            }
+        }
+        if kept.is_empty() {
+            let addresses = found.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ");
+            return Err(ureq::Error::Other(Box::new(AddressRefused { host: host.to_string(), addresses })));
+        }
+        Ok(kept)
+    }
+}
+
+/// Sends a request the grants allowed (by name: `check_grants`; by address: here), keeping at
+/// most `limit` bytes of the response body.
+pub async fn send(
+    request: &HttpRequest,
+    grants: &[NetworkGrant],
+    timeout: Duration,
+    limit: usize,
+) -> Result<HttpResponse, SendError> {
     let request = request.clone();
-    tokio::task::spawn_blocking(move || send_blocking(&request, timeout, limit))
+    let grants = grants.to_vec();
+    tokio::task::spawn_blocking(move || send_blocking(&request, grants, timeout, limit))
         .await
         .map_err(|e| SendError::Failed(format!("the request task failed: {e}")))?
 }
 
-fn send_blocking(request: &HttpRequest, timeout: Duration, limit: usize) -> Result<HttpResponse, SendError> {
+fn send_blocking(
+    request: &HttpRequest,
+    grants: Vec<NetworkGrant>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<HttpResponse, SendError> {
     let started = Instant::now();
     let mut builder = ureq::http::Request::builder().method(request.method.as_str()).uri(request.url.as_str());
     for (name, value) in &request.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
     let failed = |e: ureq::http::Error| SendError::Failed(e.to_string());
-    let agent = agent();
+    let agent = agent(grants);
     let result = match &request.body {
         Some(body) => {
             let built = builder.body(body.as_bytes().to_vec()).map_err(failed)?;
@@ -635,6 +694,7 @@ fn send_blocking(request: &HttpRequest, timeout: Duration, limit: usize) -> Resu
     };
     let mut response = result.map_err(|e| match e {
         ureq::Error::Timeout(_) => SendError::Timeout(timeout),
+        ureq::Error::Other(refused) if refused.is::<AddressRefused>() => SendError::AddressRefused(refused.to_string()),
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
             SendError::Unreachable { url: request.url.clone(), reason: e.to_string() }
         }

@@ -948,7 +948,11 @@ async fn wasi_http_reaches_only_granted_hosts_and_addresses() {
     assert_eq!(upstream.connections(), 0, "a request without a grant reached the server");
 
     let grant = format!("[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = {port}\n");
-    let granted = f.load_with(&f.policy(&grant), &f.wasm).await.expect("loads");
+    // Each wait for an answer is bounded like an exec: 400 ms, within the call's 1500 ms.
+    let text = f.policy_text(&grant).replace("timeout_ms = 1500", "timeout_ms = 1500\nexec_timeout_ms = 400");
+    let policy =
+        Policy::parse(&f.dir.path().join("omni-cpi.toml"), &text, "/usr/local/bin:/usr/bin:/bin").expect("policy");
+    let granted = f.load_with(&policy, &f.wasm).await.expect("loads");
     let out = behave(&granted, &["http", "GET", &url("/ok?token=s3cret")]).await.expect("granted");
     assert_eq!(out.stdout, "200\nhello");
     let out = behave(&granted, &["http", "POST", &url("/redirect"), "{\"a\": 1}"]).await.expect("redirect");
@@ -960,6 +964,8 @@ async fn wasi_http_reaches_only_granted_hosts_and_addresses() {
     assert!(err.message.contains("body size exceeds limit: 65536"), "{err:?}");
     let err = behave(&granted, &["http", "GET", &url("/slow")]).await.expect_err("slow");
     assert_eq!(err.kind, ErrorKind::Timeout, "{err:?}");
+    // The request's own bound, not the call's ("did not finish within").
+    assert!(err.message.contains("HttpResponseTimeout"), "{err:?}");
     let plan = granted
         .plan("exec", &params(json!({"name": "x", "cmd": ["http", "GET", url("/ok")]})), &CallOptions::default())
         .await;

@@ -12,10 +12,11 @@
 //!
 //! The host sends the request itself, on the connection it opened to the address it checked: no
 //! proxy from the environment, no redirect followed (the plugin sees the 3xx), each body bounded
-//! by the plugin's `output_bytes`, connecting and waiting for each part of the answer bounded by
-//! its `exec_timeout`. Every request is one audit line: method, scheme, host, port and path, the
-//! status or the reason it was refused; never the query, headers or bodies (they carry
-//! credentials). A dry run sends nothing.
+//! by the plugin's `output_bytes`, connecting and waiting for each part of the answer bounded like
+//! an exec (`exec_timeout_ms`, and never past the call's `timeout_ms`). Every request is one audit
+//! line: method, scheme, host, port and path (the call's secrets masked), the status or the reason
+//! it was refused; never the query, headers or bodies (they carry credentials). A dry run sends
+//! nothing.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -48,6 +49,8 @@ pub struct RequestLog {
     pub plugin: String,
     pub action: String,
     pub audit: AuditLog,
+    /// The call's credential values, masked in every line.
+    pub secrets: crate::secrets::Secrets,
 }
 
 /// Where a request goes, as the audit log shows it.
@@ -84,7 +87,9 @@ impl Target {
 
 impl RequestLog {
     fn record(&self, target: &Target, decision: Decision, reason: Option<String>, status: Option<(u16, Duration)>) {
-        let mut entry = AuditEntry::exec(&self.plugin, &self.action, &target.argv(), decision, reason, None);
+        let argv = self.secrets.redact_all(&target.argv());
+        let reason = reason.map(|r| self.secrets.redact(&r));
+        let mut entry = AuditEntry::exec(&self.plugin, &self.action, &argv, decision, reason, None);
         entry.program = "http".into();
         entry.http_status = status.map(|(s, _)| s);
         entry.duration_ms = status.map(|(_, d)| d.as_millis() as u64);
@@ -93,7 +98,8 @@ impl RequestLog {
 
     /// Refuses, audited.
     fn deny(&self, target: &Target, reason: String) -> HttpError {
-        tracing::warn!(plugin = %self.plugin, request = ?target.argv(), %reason, "an outgoing request was refused");
+        tracing::warn!(plugin = %self.plugin, request = ?self.secrets.redact_all(&target.argv()),
+            "an outgoing request was refused");
         self.record(target, Decision::Denied, Some(reason), None);
         HttpError::HttpRequestDenied
     }

@@ -111,10 +111,12 @@ impl CallState {
                 plugin: sandbox.plugin.clone(),
                 action: action.to_string(),
                 audit: sandbox.audit.clone(),
+                secrets: secrets.clone(),
             }),
             grants: sandbox.network.clone(),
             body_limit: limits.output_bytes,
-            timeout: limits.exec_timeout,
+            // A request waits like an exec does, and never past the call's own deadline.
+            timeout: limits.exec_timeout.min(limits.call_timeout),
             dry_run,
         };
         Ok(CallState {

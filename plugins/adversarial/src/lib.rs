@@ -132,8 +132,11 @@ fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
             text(out.stdout_text())
         }
         "huge-return" => text("y".repeat(arg(1).parse().unwrap_or(8 << 20))),
-        // `http METHOD URL [BODY]` through wasi:http: answers `STATUS\nBODY`.
-        "http" => http::request(&arg(1), &arg(2), &arg(3)).and_then(text),
+        // `http METHOD URL [BODY]` through the SDK's wasi:http client: answers `STATUS\nBODY`.
+        "http" => {
+            let answer = omni_cpi_sdk::http::Request::new(&arg(1), &arg(2)).body(arg(3)).send()?;
+            text(format!("{}\n{}", answer.status, answer.text()))
+        }
         other => Err(CpiError::new(ErrorKind::InvalidArgument, format!("unknown behaviour `{other}`"))),
     }
 }
@@ -150,83 +153,3 @@ impl Container for Adversary {
 }
 
 omni_cpi_sdk::export_container!(Adversary);
-
-/// Outgoing HTTP with the `wasi:http` interfaces directly, as any component may import them.
-mod http {
-    use omni_cpi_sdk::prelude::*;
-    use wasi::http::outgoing_handler;
-    use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
-    use wasi::io::streams::StreamError;
-
-    fn failed(e: ErrorCode) -> CpiError {
-        let kind = match e {
-            ErrorCode::HttpRequestDenied => ErrorKind::Denied,
-            ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
-                ErrorKind::Timeout
-            }
-            _ => ErrorKind::Failed,
-        };
-        CpiError::new(kind, format!("http: {e:?}"))
-    }
-
-    fn stream_failed(e: StreamError) -> CpiError {
-        match e {
-            StreamError::LastOperationFailed(e) => match wasi::http::types::http_error_code(&e) {
-                Some(code) => failed(code),
-                // The host's own message; its first line (a host may append a backtrace).
-                None => {
-                    let text = e.to_debug_string();
-                    CpiError::new(ErrorKind::Failed, format!("http: {}", text.lines().next().unwrap_or_default()))
-                }
-            },
-            StreamError::Closed => CpiError::new(ErrorKind::Failed, "http: the stream closed"),
-        }
-    }
-
-    pub fn request(method: &str, url: &str, body: &str) -> CpiResult<String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| CpiError::new(ErrorKind::InvalidArgument, format!("`{url}` is not scheme://host/path")))?;
-        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-        let request = OutgoingRequest::new(Fields::new());
-        let method = match method {
-            "GET" => Method::Get,
-            "POST" => Method::Post,
-            other => Method::Other(other.to_string()),
-        };
-        let invalid = |what: &str| CpiError::new(ErrorKind::InvalidArgument, format!("http: invalid {what}"));
-        request.set_method(&method).map_err(|()| invalid("method"))?;
-        let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
-        request.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
-        request.set_authority(Some(authority)).map_err(|()| invalid("authority"))?;
-        request.set_path_with_query(Some(path)).map_err(|()| invalid("path"))?;
-        let outgoing = request.body().map_err(|()| invalid("body"))?;
-        if !body.is_empty() {
-            let stream = outgoing.write().map_err(|()| invalid("body stream"))?;
-            for chunk in body.as_bytes().chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(stream_failed)?;
-            }
-            drop(stream);
-        }
-        let future = outgoing_handler::handle(request, None).map_err(failed)?;
-        OutgoingBody::finish(outgoing, None).map_err(failed)?;
-        future.subscribe().block();
-        let response = future
-            .get()
-            .ok_or_else(|| CpiError::new(ErrorKind::Failed, "http: no response"))?
-            .map_err(|()| CpiError::new(ErrorKind::Failed, "http: the response was taken twice"))?
-            .map_err(failed)?;
-        let status = response.status();
-        let incoming = response.consume().map_err(|()| invalid("response body"))?;
-        let stream = incoming.stream().map_err(|()| invalid("response stream"))?;
-        let mut answer = Vec::new();
-        loop {
-            match stream.blocking_read(64 * 1024) {
-                Ok(bytes) => answer.extend_from_slice(&bytes),
-                Err(StreamError::Closed) => break,
-                Err(e) => return Err(stream_failed(e)),
-            }
-        }
-        Ok(format!("{status}\n{}", String::from_utf8_lossy(&answer)))
-    }
-}

@@ -111,6 +111,7 @@ pub use bindings::shared::types::*;
 
 pub mod actions;
 pub mod describe;
+pub mod http;
 pub mod names;
 pub mod state;
 

@@ -274,7 +274,8 @@ async fn the_network_is_closed() {
 #[tokio::test]
 async fn the_cli_serves_a_component_like_a_spec() {
     let f = fixture!();
-    std::fs::write(f.dir.path().join("omni-cpi.toml"), f.policy_text("")).expect("policy file");
+    let network = "[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = 8080\n";
+    std::fs::write(f.dir.path().join("omni-cpi.toml"), f.policy_text(network)).expect("policy file");
     let omni = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
             .arg("--policy")
@@ -295,6 +296,10 @@ async fn the_cli_serves_a_component_like_a_spec() {
         (info["interface"].as_str(), info["settings"]["greeting"].as_str()),
         (Some("omni:cpi@0.2.0"), Some("hello"))
     );
+    assert_eq!(info["capabilities"]["granted"]["network"], json!([{"host": "127.0.0.1", "port": 8080}]));
+    let out = omni(&["info", "adversary"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("network 127.0.0.1 (port 8080) → granted by the policy (wasi:http)"), "{text}");
 
     let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"exec-granted\"]"]);
     assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "granted\n"));

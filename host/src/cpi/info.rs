@@ -55,7 +55,7 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
         "settings": sandbox.settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "capabilities": {
             "requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env},
-            "granted": {"exec": granted_exec, "fs": cpi.grants.fs, "env": cpi.grants.env},
+            "granted": {"exec": granted_exec, "fs": cpi.grants.fs, "env": cpi.grants.env, "network": cpi.grants.network},
             "effective": {"exec": sandbox.exec, "dirs": sandbox.dirs, "env": sandbox.env.iter().map(|(k, _)| k).collect::<Vec<_>>()},
         },
         "limits": {
@@ -94,6 +94,11 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
     for var in &d.requests.env {
         let granted = sandbox.env.iter().any(|(k, _)| k == var);
         w!(text, "  env {var} → {}", if granted { "granted" } else { "not granted or unset on the host" });
+    }
+    // The network is granted by the operator alone (describe() cannot ask for hosts yet).
+    for grant in sandbox.network.iter() {
+        let port = grant.port.map_or_else(|| "any port".to_string(), |p| format!("port {p}"));
+        w!(text, "  network {} ({port}) → granted by the policy (wasi:http)", grant.host);
     }
     let l = sandbox.limits;
     w!(

@@ -971,6 +971,11 @@ async fn wasi_http_reaches_only_granted_hosts_and_addresses() {
     assert_eq!(err.kind, ErrorKind::Timeout, "{err:?}");
     // The request's own bound, not the call's ("did not finish within").
     assert!(err.message.contains("HttpResponseTimeout"), "{err:?}");
+    // A flood: one call may have 32 requests in flight; the rest are refused at once, unsent.
+    let before = upstream.connections();
+    let out = behave(&granted, &["http-flood", "40", &url("/slow")]).await.expect("flood");
+    assert_eq!(out.stdout, "answered=32 refused=8");
+    assert_eq!(upstream.connections() - before, 32, "refused requests reached the server");
     let plan = granted
         .plan("exec", &params(json!({"name": "x", "cmd": ["http", "GET", url("/ok")]})), &CallOptions::default())
         .await;

@@ -33,10 +33,17 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 use crate::audit::{AuditEntry, AuditLog, Decision};
 use crate::policy::NetworkGrant;
 
+/// Requests of one call open at once (from sending until the answer's body is read or dropped).
+/// `wasi:http` hands a plugin a future per request, so without a bound one call could open
+/// thousands of connections: the host's descriptors, and a flood aimed at the granted host.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 32;
+
 /// The gate of one call's outgoing requests.
 pub struct HttpGate {
     pub log: Arc<RequestLog>,
     pub grants: Arc<[NetworkGrant]>,
+    /// [`MAX_REQUESTS_IN_FLIGHT`] permits, one held by each request until its answer is done.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Largest request or response body.
     pub body_limit: usize,
     /// Connecting, and waiting for the answer's head and for each part of its body.
@@ -161,7 +168,13 @@ impl WasiHttpHooks for HttpGate {
             );
             return Box::new(std::future::ready(Err(self.log.deny(&target, reason))));
         }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            let reason = format!("more than {MAX_REQUESTS_IN_FLIGHT} requests of one call in flight");
+            self.log.record(&target, Decision::Denied, Some(reason), None);
+            return Box::new(std::future::ready(Err(HttpError::ConnectionLimitReached)));
+        };
         let request_bound = Bound {
+            permit,
             log: self.log.clone(),
             body_limit: self.body_limit,
             // The plugin may ask for less time, never for more.
@@ -173,6 +186,8 @@ impl WasiHttpHooks for HttpGate {
 
 /// What a request's future keeps of the gate: it runs after the store's borrow ends.
 struct Bound {
+    /// Its place among the call's requests in flight; the answer's body keeps it.
+    permit: tokio::sync::OwnedSemaphorePermit,
     log: Arc<RequestLog>,
     body_limit: usize,
     timeout: Duration,
@@ -215,9 +230,12 @@ impl Bound {
             }
         };
         log.record(&target, Decision::Allowed, None, Some((response.status().as_u16(), started.elapsed())));
-        let (limit, idle) = (self.body_limit, self.timeout);
-        let response =
-            response.map(|body| Bounded::new(body, limit, HttpError::HttpResponseBodySize, idle).boxed_unsync());
+        let (limit, idle, permit) = (self.body_limit, self.timeout, self.permit);
+        let response = response.map(|body| {
+            let mut body = Bounded::new(body, limit, HttpError::HttpResponseBodySize, idle);
+            body.permit = Some(permit);
+            body.boxed_unsync()
+        });
         Ok((response, Box::new(std::future::ready(Ok(())))))
     }
 
@@ -300,11 +318,13 @@ struct Bounded {
     too_big: fn(Option<u64>) -> HttpError,
     idle: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// An answer's body holds its request's place in flight until it is dropped.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Bounded {
     fn new(inner: WasiBody, limit: usize, too_big: fn(Option<u64>) -> HttpError, idle: Duration) -> Bounded {
-        Bounded { inner, seen: 0, limit, too_big, idle, timer: None }
+        Bounded { inner, seen: 0, limit, too_big, idle, timer: None, permit: None }
     }
 }
 

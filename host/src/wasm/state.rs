@@ -114,6 +114,7 @@ impl CallState {
                 secrets: secrets.clone(),
             }),
             grants: sandbox.network.clone(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(super::http::MAX_REQUESTS_IN_FLIGHT)),
             body_limit: limits.output_bytes,
             // A request waits like an exec does, and never past the call's own deadline.
             timeout: limits.exec_timeout.min(limits.call_timeout),

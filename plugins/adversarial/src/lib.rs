@@ -132,6 +132,9 @@ fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
             text(out.stdout_text())
         }
         "huge-return" => text("y".repeat(arg(1).parse().unwrap_or(8 << 20))),
+        // `http-flood N URL`: N GETs at once (wasi:http hands out a future per request), then
+        // waits for all: answers `answered=A refused=R`.
+        "http-flood" => text(flood(arg(1).parse().unwrap_or(100), &arg(2))),
         // `http METHOD URL [BODY]` through the SDK's wasi:http client: answers `STATUS\nBODY`.
         "http" => {
             let answer = omni_cpi_sdk::http::Request::new(&arg(1), &arg(2)).body(arg(3)).send()?;
@@ -139,6 +142,32 @@ fn misbehave(cmd: &[String]) -> CpiResult<ExecResult> {
         }
         other => Err(CpiError::new(ErrorKind::InvalidArgument, format!("unknown behaviour `{other}`"))),
     }
+}
+
+/// Opens `count` requests to `url` (`http://AUTHORITY/PATH`) before waiting for any.
+fn flood(count: usize, url: &str) -> String {
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let mut pending = Vec::new();
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_scheme(Some(&Scheme::Http));
+        let _ = request.set_authority(Some(authority));
+        let _ = request.set_path_with_query(Some(path));
+        if let Ok(future) = wasi::http::outgoing_handler::handle(request, None) {
+            pending.push(future);
+        }
+    }
+    let (mut answered, mut refused) = (0, 0);
+    for future in pending {
+        future.subscribe().block();
+        match future.get() {
+            Some(Ok(Err(wasi::http::types::ErrorCode::ConnectionLimitReached))) => refused += 1,
+            _ => answered += 1,
+        }
+    }
+    format!("answered={answered} refused={refused}")
 }
 
 // Only what it does: every other action answers `unsupported` (the SDK's defaults).

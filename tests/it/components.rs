@@ -300,6 +300,11 @@ async fn the_cli_serves_a_component_like_a_spec() {
     let out = omni(&["info", "adversary"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("network 127.0.0.1 (port 8080) → granted by the policy (wasi:http)"), "{text}");
+    // A refused request: the plugin gets `denied`; the operator's log says why, in plain text.
+    let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"http\", \"GET\", \"http://127.0.0.1:8081/\"]"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[denied]") && stderr.contains("no network grant names 127.0.0.1:8081"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "colour codes in a log that is not a terminal: {stderr:?}");
 
     let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"exec-granted\"]"]);
     assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "granted\n"));

@@ -105,8 +105,10 @@ impl RequestLog {
 
     /// Refuses, audited.
     fn deny(&self, target: &Target, reason: String) -> HttpError {
+        // The plugin sees only `HttpRequestDenied` (wasi:http carries no reason); the operator
+        // sees why here and in the audit log.
         tracing::warn!(plugin = %self.plugin, request = ?self.secrets.redact_all(&target.argv()),
-            "an outgoing request was refused");
+            reason = %self.secrets.redact(&reason), "an outgoing request was refused");
         self.record(target, Decision::Denied, Some(reason), None);
         HttpError::HttpRequestDenied
     }

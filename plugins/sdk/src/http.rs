@@ -203,7 +203,11 @@ fn error_code(code: ErrorCode) -> CpiError {
         }
         _ => ErrorKind::Failed,
     };
-    let hint = if kind == ErrorKind::Denied { " (not granted by the operator; the audit log says why)" } else { "" };
+    let hint = if kind == ErrorKind::Denied {
+        " (not granted by the operator; the host's log and audit log say why)"
+    } else {
+        ""
+    };
     CpiError::new(kind, format!("http: {code:?}{hint}"))
 }
 

@@ -14,6 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef-agent";
+/// The soft descriptor limit servers start with (below any hard limit, so raising it shows).
+const SOFT_DESCRIPTOR_LIMIT: u64 = 1000;
 
 /// A running server and the files it uses.
 struct Served {
@@ -88,7 +90,19 @@ impl Served {
             grace.into(),
         ];
         args.extend(network.iter().cloned());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_omni-cpi"));
+        // SAFETY: setrlimit is async-signal-safe and touches only the child being started.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+                limit.rlim_cur = SOFT_DESCRIPTOR_LIMIT.min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(&args)
             .env("OMNI_CPI_CACHE_DIR", dir.path().join("cache"))
             .env("OMNI_CPI_LOG_FORMAT", "json")
@@ -260,6 +274,13 @@ fn a_client_runs_a_container_lifecycle_over_the_unix_socket() {
     assert_eq!(call("start_container", json!({"name": name})).0, 200);
     let (status, exec) = call("exec", json!({"name": name, "cmd": ["echo", "inside"]}));
     assert_eq!((status, exec["stdout"].as_str()), (200, Some("inside\n")), "{exec}");
+    // The server raised its own descriptor limit (started at SOFT_DESCRIPTOR_LIMIT); the programs
+    // it runs get the original back.
+    let (status, limit) = call("exec", json!({"name": name, "cmd": ["sh", "-c", "ulimit -n"]}));
+    assert_eq!((status, limit["stdout"].as_str()), (200, Some(format!("{SOFT_DESCRIPTOR_LIMIT}\n").as_str())));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", served.child.id())).expect("limits");
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).expect("open files line");
+    assert!(!open_files.contains(&format!(" {SOFT_DESCRIPTOR_LIMIT} ")), "not raised: {open_files}");
     assert_eq!(call("stop_container", json!({"name": name})).0, 200);
     assert_eq!(call("delete_container", json!({"name": name})).0, 200);
     let (status, gone) = call("inspect_container", json!({"name": name}));

@@ -112,6 +112,33 @@ struct ChildSetup {
     stdio: [RawFd; 3],
     error_pipe: RawFd,
     descriptor_limit: i32,
+    /// The descriptor limit the program gets, when this process raised its own.
+    program_descriptor_limit: Option<libc::rlimit>,
+}
+
+/// The soft descriptor limit this process had before a server raised it (0: never raised).
+static ORIGINAL_DESCRIPTOR_SOFT_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Says that this process raised its soft descriptor limit from `original` (`omni-cpi serve`
+/// does): programs it starts get `original` back, as Go's runtime does for its children, so a
+/// program written for the usual 1024 (a `select(2)` loop, a close-every-descriptor loop) runs
+/// as it would anywhere else.
+pub fn restore_descriptor_limit_for_programs(original: u64) {
+    ORIGINAL_DESCRIPTOR_SOFT_LIMIT.store(original, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The limit a program should get, if this process raised its own.
+fn program_descriptor_limit() -> Option<libc::rlimit> {
+    let original = ORIGINAL_DESCRIPTOR_SOFT_LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+    if original == 0 {
+        return None;
+    }
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes only the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    Some(libc::rlimit { rlim_cur: original.min(limit.rlim_max), rlim_max: limit.rlim_max })
 }
 
 /// A pipe whose both ends are close-on-exec: `(read, write)`.
@@ -161,6 +188,7 @@ pub fn spawn(request: &Spawn<'_>) -> Result<Child, SpawnError> {
         stdio: [stdin_child.as_raw_fd(), stdout_child.as_raw_fd(), stderr_child.as_raw_fd()],
         error_pipe: error_write.as_raw_fd(),
         descriptor_limit: descriptor_limit(),
+        program_descriptor_limit: program_descriptor_limit(),
     };
     let mut stack = vec![0u8; CHILD_STACK];
     let pid = clone_child(&setup, &mut stack)?;
@@ -342,6 +370,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             for fd in 3..setup.descriptor_limit {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
+        }
+        if let Some(limit) = &setup.program_descriptor_limit {
+            // Best effort: lowering a soft limit below the hard one does not fail in practice,
+            // and a program with the server's higher limit still runs correctly.
+            libc::setrlimit(libc::RLIMIT_NOFILE, limit);
         }
         if libc::chdir(setup.cwd) != 0 {
             return fail(Step::Directory);

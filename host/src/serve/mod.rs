@@ -185,14 +185,21 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
 /// Raises the soft limit on open descriptors to the hard one (as Go's runtime does for every
 /// server): at the usual soft limit of 1024, connections and the calls' pipes together would run
-/// out long before `[serve] max_connections` on each listener does.
+/// out long before `[serve] max_connections` on each listener does. The programs CPIs run get
+/// the original limit back.
 fn raise_descriptor_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
+        let original = limit.current;
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            tracing::warn!(error = %e, "cannot raise the open-descriptor limit");
+        match setrlimit(Resource::Nofile, limit) {
+            Ok(()) => {
+                if let Some(original) = original {
+                    crate::process::spawn::restore_descriptor_limit_for_programs(original);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-descriptor limit"),
         }
     }
     tracing::info!(open_descriptors = ?getrlimit(Resource::Nofile).current, "descriptor limit");

@@ -591,8 +591,10 @@ impl NetworkGrant {
         Ok(NetworkGrant { host: host.to_ascii_lowercase(), port })
     }
 
+    /// Whether this grant names `host` (an IPv6 address with or without brackets) and `port`.
     pub fn allows(&self, host: &str, port: u16) -> bool {
-        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| p == port)
+        let bare = |h: &str| h.trim_start_matches('[').trim_end_matches(']').to_string();
+        bare(&self.host).eq_ignore_ascii_case(&bare(host)) && self.port.is_none_or(|p| p == port)
     }
 
     /// Whether this grant lets a connection go to `address` (once [`NetworkGrant::allows`] said
@@ -690,7 +692,9 @@ mod tests {
         assert!(loopback.allows_address(ip("::ffff:127.0.0.1")));
         assert!(!loopback.allows_address(ip("127.0.0.2")));
         assert!(!loopback.allows_address(ip("8.8.8.8")), "an address grant is that address only");
-        assert!(NetworkGrant::parse("[::1]").expect("grant").allows_address(ip("::1")));
+        let v6 = NetworkGrant::parse("[::1]").expect("grant");
+        assert!(v6.allows_address(ip("::1")));
+        assert!(v6.allows("::1", 80) && v6.allows("[::1]", 80), "a host is named with or without brackets");
     }
 
     use super::*;

@@ -481,9 +481,9 @@ const RACY_SPEC: &str = r#"{"name": "racy", "type": "container",
     "params": [{"name": "name", "pattern": "[a-z0-9-]+"}],
     "errors": [{"kind": "already_exists", "exit_code": 17}]}}}"#;
 
-/// Two concurrent creates of one name on one CPI: exactly one succeeds, the other is typed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_on_the_same_resource_are_serialized() {
+/// A server with `RACY_SPEC` bound as `racy` (beside the example policy's process CPI); the
+/// directory it creates in is kept with it.
+fn serve_racy_spec() -> (tempfile::TempDir, Served) {
     let racy = tempfile::tempdir().expect("temp dir");
     let spec = racy.path().join("racy.json");
     std::fs::write(&spec, RACY_SPEC).expect("spec");
@@ -497,6 +497,13 @@ async fn calls_on_the_same_resource_are_serialized() {
         false,
         "5s",
     );
+    (racy, served)
+}
+
+/// Two concurrent creates of one name on one CPI: exactly one succeeds, the other is typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_the_same_resource_are_serialized() {
+    let (_made_in, served) = serve_racy_spec();
     for round in 0..3 {
         let body = json!({ "name": format!("r{round}") }).to_string();
         let path = "/v1/cpis/racy/actions/create_container";
@@ -717,25 +724,13 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
 /// than failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_body_size_and_calls_in_flight_are_bounded() {
-    let racy = tempfile::tempdir().expect("temp dir");
-    let spec = racy.path().join("racy.json");
-    std::fs::write(&spec, RACY_SPEC).expect("spec");
-    std::fs::create_dir(racy.path().join("made")).expect("dir");
-    let served = Served::start(
-        &format!(
-            "[plugins.racy]\nsource = \"{}\"\n[plugins.racy.settings]\ndir = \"{}\"\n[[plugins.racy.exec]]\nprogram = \"sh\"\nargs = [\"-c\", \"*\", \"sh\", \"**\"]\n",
-            spec.display(),
-            racy.path().join("made").display()
-        ),
-        false,
-        "5s",
-    );
+    let (_made_in, served) = serve_racy_spec();
     let policy = served.dir.path().join("omni-cpi.toml");
     let text = std::fs::read_to_string(&policy).expect("policy");
     std::fs::write(&policy, text.replace("[serve]\n", "[serve]\nmax_body_bytes = 1024\nmax_in_flight = 1\n"))
         .expect("limits");
     served.signal(libc::SIGHUP);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    served.wait_for_output("reloaded", Duration::from_secs(20));
 
     let big = json!({ "name": "x".repeat(4096) }).to_string();
     assert_eq!(raw(&served.socket, "POST", "/v1/cpis/racy/actions/create_container", &big).await.0, 413);

@@ -640,8 +640,7 @@ impl ureq::unversioned::resolver::Resolver for GrantedAddresses {
         let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
         let mut kept = self.empty();
         for address in found.iter() {
-            let named =
-                |g: &&NetworkGrant| g.allows(host, address.port()) || g.allows(&format!("[{host}]"), address.port());
+            let named = |g: &&NetworkGrant| g.allows(host, address.port());
             if self.grants.iter().filter(named).any(|g| g.allows_address(address.ip())) {
                 kept.push(*address);
             }

@@ -115,10 +115,9 @@ impl RequestLog {
 }
 
 impl HttpGate {
-    /// The grants naming `target`'s host and port (an IPv6 grant is written in brackets).
+    /// The grants naming `target`'s host and port.
     fn grants_for(&self, target: &Target) -> Vec<NetworkGrant> {
-        let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() };
-        self.grants.iter().filter(|g| g.allows(&host, target.port)).cloned().collect()
+        self.grants.iter().filter(|g| g.allows(&target.host, target.port)).cloned().collect()
     }
 }
 

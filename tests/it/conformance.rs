@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use omni_cpi::conformance::{self, statics, Options, Report, Verdict};
-use omni_cpi::{json::spec, Cpi, JsonCpi};
+use omni_cpi::{json::spec, Cpi, ErrorKind, JsonCpi};
 use serde_json::json;
 
 async fn kit(cpi: &Cpi) -> Report {
@@ -319,6 +319,65 @@ async fn runc_component_is_conformant() {
     let loader = omni_cpi::Loader::new(policy, Some(cache.path().to_path_buf())).expect("loader");
     let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("runc loads: {e}"));
     assert_runc_conformant(&kit(&cpi).await, &[]);
+}
+
+/// The Python example (plugins/podman-py, componentize-py and the Python kit) passes the live kit
+/// under the policy it ships with; only the volume checks that need `attach_volume` (podman
+/// mounts volumes at create only) are skipped. Then the values a hostile caller passes are
+/// refused, by the host or by the plugin, before podman runs, each with its kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_podman_component_is_conformant_and_checks_what_callers_pass() {
+    if !podman_available() {
+        return;
+    }
+    let Some(_) = support::example_component("plugins/podman-py") else { return };
+    let policy =
+        omni_cpi::policy::Policy::load(&support::repo_root().join("plugins/podman-py/policy.toml")).expect("policy");
+    let source = policy.plugins["podman_py"].source.clone().expect("source");
+    let audit = tempfile::NamedTempFile::new().expect("audit log");
+    let mut policy = policy;
+    policy.audit_log = Some(audit.path().to_path_buf());
+    let loader = omni_cpi::Loader::new(policy, None).expect("loader");
+    let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("podman_py loads: {e}"));
+    let report = kit(&cpi).await;
+    assert_fully_conformant(&report);
+    let skipped: BTreeSet<&str> =
+        report.results.iter().filter(|r| matches!(r.verdict, Verdict::Skipped { .. })).map(|r| r.id).collect();
+    assert_eq!(skipped, BTreeSet::from(["C-VOLUME-02", "C-VOLUME-03"]));
+
+    let name = support::unique_name("pyhostile");
+    let create = |extra: serde_json::Value| {
+        let mut params = json!({"name": name, "image": "localhost/busybox:latest"});
+        params.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        params
+    };
+    let hostile = [
+        (create(json!({"volumes": ["/etc:/host-etc"]})), ErrorKind::Denied, "host paths are not mounted"),
+        (create(json!({"network": "host"})), ErrorKind::Denied, "would share another namespace"),
+        (create(json!({"network": "container:other"})), ErrorKind::Denied, "would share another namespace"),
+        // The host refuses a value that begins with a dash before any plugin sees it.
+        (create(json!({"image": "--privileged"})), ErrorKind::InvalidArgument, "begins with `-`"),
+        (create(json!({"env": {"A=B --privileged": "x"}})), ErrorKind::InvalidArgument, "env key"),
+        (create(json!({"ports": ["80:80 --privileged"]})), ErrorKind::InvalidArgument, "port"),
+        (json!({"name": "--all", "image": "localhost/busybox:latest"}), ErrorKind::InvalidArgument, "begins with `-`"),
+        (create(json!({"volumes": ["vol:/data --privileged"]})), ErrorKind::InvalidArgument, "use NAME:/path"),
+    ];
+    let before = std::fs::read_to_string(audit.path()).unwrap_or_default();
+    for (params, kind, needle) in hostile {
+        let params: omni_cpi::Params = serde_json::from_value(params.clone()).expect("params");
+        let error = match cpi.call("create_container", &params, &omni_cpi::CallOptions::default()).await {
+            Ok(outcome) => panic!("create_container {params:?} was refused, yet: {outcome:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(error.kind, kind, "{params:?}: {error}");
+        assert!(error.message.contains(needle), "{params:?}: {error}");
+    }
+    let after = std::fs::read_to_string(audit.path()).expect("audit");
+    assert!(
+        !after[before.len()..].contains("\"create\""),
+        "no hostile create reached podman:\n{}",
+        &after[before.len()..]
+    );
 }
 
 /// runc fixes a container's network namespace when it starts: a running container cannot leave

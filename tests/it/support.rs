@@ -28,6 +28,34 @@ pub fn plugin_wasm(crate_name: &str) -> Option<PathBuf> {
     None
 }
 
+/// An example plugin of a guest kit (`plugins/podman-py`), built once per test process with
+/// `omni-cpi build DIR`, as its author builds it; `None` (after a loud notice) when the kit's
+/// build tool is not installed and runtimes are not required.
+pub fn example_component(dir: &str) -> Option<PathBuf> {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let tool = repo_root().join("plugins/sdk-py/.venv/bin/componentize-py");
+    if !tool.is_file() {
+        if runtimes_required() {
+            panic!("{} is missing: `cargo xtask test` installs it", tool.display());
+        }
+        eprintln!("SKIPPED: {} is not installed; run `cargo xtask build-plugins`", tool.display());
+        return None;
+    }
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, path)) = built.iter().find(|(d, _)| d == dir) {
+        return Some(path.clone());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
+        .arg("build")
+        .arg(repo_root().join(dir))
+        .output()
+        .expect("omni-cpi runs");
+    assert!(out.status.success(), "omni-cpi build {dir}: {}", String::from_utf8_lossy(&out.stderr));
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    built.push((dir.to_string(), path.clone()));
+    Some(path)
+}
+
 /// True when a missing runtime must fail the test instead of skipping it: always under CI and
 /// under `cargo xtask test`, which installs the runtimes first.
 pub fn runtimes_required() -> bool {

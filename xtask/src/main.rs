@@ -5,6 +5,7 @@
 
 mod demo;
 mod fuzz;
+mod guests;
 mod iaas;
 mod runtimes;
 
@@ -29,7 +30,7 @@ fn main() -> Result<()> {
                  commands:\n  \
                  demo               validate the shipped CPIs, show plans, run real lifecycles\n  \
                  test [ARGS...]     install what the tests need, build the plugins, run every test (ARGS go to cargo test)\n  \
-                 build-plugins      build every plugin in plugins/ as a wasm32-wasip2 component\n  \
+                 build-plugins      build the Rust plugins in plugins/; install the Python kit's componentize-py\n  \
                  bench              measure omni-cpi against the alternatives; writes BENCHMARKS.md\n  \
                  fuzz [--seconds N] [TARGET...]  run the fuzz targets with cargo-fuzz, N seconds each (60)\n  \
                  install-runtimes   only install and prepare the runtimes and IaaS stand-ins the tests use"
@@ -98,7 +99,7 @@ pub fn build_plugins(root: &Path) -> Result<()> {
         .collect();
     built.sort();
     println!("components in {}: {}", out.display(), built.join(", "));
-    Ok(())
+    guests::ensure_tools(root)
 }
 
 /// The packages of the plugins workspace that build components (every member but the SDK).
@@ -130,6 +131,8 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     build_plugins(root)?;
     println!("== the plugins' unit tests and the SDK's rustdoc example (on this machine) ==");
     run_command(cargo().current_dir(root.join("plugins")).args(["test", "--workspace"]))?;
+    println!("== the Python kit's unit tests ==");
+    guests::test_python_kit(root)?;
     warn_if_disk_is_short(root);
     println!("== running every test (runtimes required: a missing one fails) ==");
     let mut cargo_test = cargo();

@@ -1,9 +1,11 @@
 //! Subcommands of `omni-cpi`. Each returns the process exit status; errors that escape as
 //! `anyhow` are usage or load errors (status 2).
 
+mod build;
 mod conformance;
 mod new;
 mod params;
+mod progress;
 mod remote;
 mod show;
 
@@ -129,10 +131,23 @@ enum Command {
         /// Where to write it (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The omni-cpi SDK to depend on (default: the one in the repository omni-cpi was built from).
+        /// The language: rust (cargo and the Rust SDK) or python (componentize-py and the Python kit).
+        #[arg(long, value_enum, default_value_t = build::Language::Rust)]
+        lang: build::Language,
+        /// The omni-cpi kit to use (default: the language's kit in the repository omni-cpi was
+        /// built from: plugins/sdk or plugins/sdk-py).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Build a plugin project (Rust or Python) into a component; prints its path.
+    Build {
+        /// The project (default: the current directory).
+        dir: Option<PathBuf>,
+    },
+    /// Compile components for this machine into the cache, so that no call has to (a Python
+    /// component takes about 20 s). Names are policy entries or paths; none: every
+    /// component the policy binds.
+    Compile { plugins: Vec<String> },
     /// Serve the policy's CPIs over HTTP (see openapi.json): on a unix socket to the users the
     /// policy's [serve] allows, on loopback TCP or on TLS to holders of a bearer token. SIGHUP
     /// reloads the policy, the tokens and the certificate; SIGTERM stops after the calls in flight.
@@ -237,6 +252,10 @@ fn loader(args: &Args) -> Result<Loader> {
     let mut loader = Loader::new(policy, cache_dir).context("cannot open the audit log named by the policy")?;
     loader.compat = args.compat.map(|CompatArg::Omnicloud| omni_cpi::json::spec::compat::Compat::OmniCloud);
     loader.allowed_hosts = args.allow_host.clone();
+    if !args.serves() {
+        // A server logs its compilations; a person at the CLI sees them happen.
+        loader.compile_progress = Some(std::sync::Arc::new(progress::StderrProgress));
+    }
     Ok(loader)
 }
 
@@ -329,8 +348,8 @@ pub async fn run(args: Args) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Conformance(c) => conformance::run(&loader, None, c, &args.cpi_dir, args.output).await,
-        Command::New { kind, name, dir, sdk } => {
-            let dir = new::run(*kind, name, dir.as_deref(), sdk.as_deref())?;
+        Command::New { kind, name, dir, lang, sdk } => {
+            let dir = new::run(*kind, name, dir.as_deref(), sdk.as_deref(), *lang)?;
             let word = match kind {
                 KindArg::Container => "container",
                 KindArg::Director => "director",
@@ -338,6 +357,12 @@ pub async fn run(args: Args) -> Result<u8> {
             println!("wrote the {word} CPI `{name}` in {}; next: {}/README.md", dir.display(), dir.display());
             Ok(EXIT_OK)
         }
+        Command::Build { dir } => {
+            let component = build::run(dir.as_deref().unwrap_or(Path::new(".")))?;
+            println!("{}", component.canonicalize().unwrap_or(component).display());
+            Ok(EXIT_OK)
+        }
+        Command::Compile { plugins } => compile(&loader, plugins, &args.cpi_dir, args.output),
         Command::Convert { file, out } => {
             let mode = loader.compat.unwrap_or(omni_cpi::json::spec::compat::Compat::OmniCloud);
             match spec::convert_file(file, mode) {
@@ -366,6 +391,51 @@ pub async fn run(args: Args) -> Result<u8> {
             }
         }
     }
+}
+
+/// `omni-cpi compile`: each component into the cache, with progress; a JSON spec has nothing to
+/// compile. Fails (1) when any does not compile or is refused by the policy.
+fn compile(loader: &Loader, plugins: &[String], cpi_dir: &Path, output: Output) -> Result<u8> {
+    use omni_cpi::wasm::component::Precompiled;
+    let targets: Vec<(String, PathBuf)> = if plugins.is_empty() {
+        let mut bound: Vec<(String, PathBuf)> =
+            loader.policy.plugins.values().filter_map(|p| p.source.clone().map(|s| (p.name.clone(), s))).collect();
+        bound.sort();
+        if bound.is_empty() {
+            bail!("nothing to compile: name components (policy entries or paths), or pass a --policy that binds some");
+        }
+        bound
+    } else {
+        plugins
+            .iter()
+            .map(|name| resolve(name, cpi_dir, &loader.policy).map(|path| (name.clone(), path)))
+            .collect::<Result<_>>()?
+    };
+    if loader.component_host().ok().and_then(|h| h.cache_dir()).is_none() {
+        eprintln!("warning: no compilation cache (see --cache-dir): compiled components are not kept");
+    }
+    let mut failed = false;
+    let mut report = Vec::new();
+    for (name, path) in targets {
+        let outcome = match loader.precompile(&path) {
+            Ok(None) => "a JSON spec: nothing to compile".to_string(),
+            Ok(Some(Precompiled::Compiled)) => "compiled into the cache".to_string(),
+            Ok(Some(Precompiled::Cached)) => "already in the cache".to_string(),
+            Ok(Some(Precompiled::Uncached)) => "compiled, not cached".to_string(),
+            Err(e) => {
+                failed = true;
+                format!("error: {e}")
+            }
+        };
+        report.push(serde_json::json!({"plugin": name, "source": path, "outcome": outcome}));
+        if output == Output::Text {
+            println!("{name}: {outcome}");
+        }
+    }
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
 /// A CPI named by a plugin name in the policy (first: the operator's name wins over a file that

@@ -69,6 +69,8 @@ pub struct Loader {
     pub allowed_hosts: Vec<crate::policy::NetworkGrant>,
     /// Components' instances from a pool ([`ComponentHost::pooled`]): for long-running hosts.
     pub instance_pool: bool,
+    /// Told of every component compiled (not found in the cache); the log otherwise.
+    pub compile_progress: Option<std::sync::Arc<dyn crate::wasm::CompileProgress>>,
 }
 
 impl Loader {
@@ -85,6 +87,7 @@ impl Loader {
             compat: None,
             allowed_hosts: Vec::new(),
             instance_pool: false,
+            compile_progress: None,
         })
     }
 
@@ -93,7 +96,7 @@ impl Loader {
             .get_or_init(|| {
                 let cache = self.cache_dir.clone();
                 let host = if self.instance_pool { ComponentHost::pooled(cache) } else { ComponentHost::new(cache) };
-                host.map_err(|e| e.to_string())
+                host.map(|host| host.with_progress(self.compile_progress.clone())).map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -117,9 +120,29 @@ impl Loader {
         Ok(Cpi::from(cpi))
     }
 
+    /// Compiles the component at `path` into the cache without loading it (`omni-cpi compile`);
+    /// `None` for a JSON spec, which has nothing to compile. Bound and pin-checked as at load.
+    pub fn precompile(&self, path: &Path) -> Result<Option<crate::wasm::component::Precompiled>, CpiLoadError> {
+        let entry = self.bind(path)?;
+        if !is_wasm(path) {
+            return Ok(None);
+        }
+        let grants = match entry {
+            Some(grants) => grants.clone(),
+            None => PluginGrants::none(&self.policy.free_entry_name(path)),
+        };
+        let host = self.component_host().map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
+        Ok(Some(crate::wasm::component::precompile(host, path, &grants)?))
+    }
+
     /// The policy entry whose `source` is this file; `None` when no policy is in force. Under a
     /// policy, a file no entry binds is refused, whatever its name or its spec's `"name"`.
     pub fn bind(&self, path: &Path) -> Result<Option<&PluginGrants>, CpiLoadError> {
+        // A missing file is named as missing, not as unbound (a policy entry's component that
+        // was not built yet would otherwise read as a grant problem).
+        if let Err(source) = std::fs::metadata(path) {
+            return Err(CpiLoadError::Component(LoadError::Read { path: path.to_path_buf(), source }));
+        }
         if !self.policy.is_enforced() {
             return Ok(None);
         }

@@ -179,6 +179,59 @@ pub struct ComponentCpi {
 
 /// Reads the exports of a component's type to find its world and interface version, before
 /// anything is instantiated.
+/// Reads a component (bounded in size), checks it against the policy's pinned hash, and compiles
+/// it or loads it from the cache. Returns it with its SHA-256 and whether the cache had it.
+fn compile_file(
+    host: &ComponentHost,
+    source: &Path,
+    grants: &PluginGrants,
+) -> Result<(Component, String, bool), LoadError> {
+    let path = source.to_path_buf();
+    let size = std::fs::metadata(source).map_err(|e| LoadError::Read { path: path.clone(), source: e })?.len();
+    if size > MAX_COMPONENT_BYTES {
+        return Err(LoadError::TooLarge { path, size });
+    }
+    let bytes = std::fs::read(source).map_err(|e| LoadError::Read { path: path.clone(), source: e })?;
+    let sha256 = sha256_hex(&bytes);
+    if let Some(pinned) = &grants.sha256 {
+        if *pinned != sha256 {
+            return Err(LoadError::HashMismatch { path, actual: sha256, pinned: pinned.clone() });
+        }
+    }
+    let cached = host.is_cached(&sha256);
+    let component = host
+        .compile(&bytes, &sha256, &label_of(source))
+        .map_err(|e| LoadError::Invalid { path: path.clone(), message: e.to_string() })?;
+    Ok((component, sha256, cached))
+}
+
+/// What `omni-cpi compile` did for one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precompiled {
+    /// Compiled now and written to the cache.
+    Compiled,
+    /// The cache had it already.
+    Cached,
+    /// Compiled, but there is no cache to keep it in (the next process compiles it again).
+    Uncached,
+}
+
+/// Compiles `source` into the host's cache without instantiating it, so that no call has to:
+/// `omni-cpi compile`. The pinned hash is checked first, as at load.
+pub fn precompile(host: &ComponentHost, source: &Path, grants: &PluginGrants) -> Result<Precompiled, LoadError> {
+    let (_, _, cached) = compile_file(host, source, grants)?;
+    Ok(match (cached, host.cache_dir().is_some()) {
+        (true, _) => Precompiled::Cached,
+        (false, true) => Precompiled::Compiled,
+        (false, false) => Precompiled::Uncached,
+    })
+}
+
+/// A component's file name, as progress and logs name it.
+fn label_of(source: &Path) -> String {
+    source.file_name().map_or_else(|| source.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 fn detect_world(host: &ComponentHost, component: &Component) -> Result<(World, Interface), String> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
@@ -243,20 +296,7 @@ impl Inspected {
         audit: AuditLog,
     ) -> Result<Inspected, LoadError> {
         let path = source.to_path_buf();
-        let size = std::fs::metadata(source).map_err(|e| LoadError::Read { path: path.clone(), source: e })?.len();
-        if size > MAX_COMPONENT_BYTES {
-            return Err(LoadError::TooLarge { path, size });
-        }
-        let bytes = std::fs::read(source).map_err(|e| LoadError::Read { path: path.clone(), source: e })?;
-        let sha256 = sha256_hex(&bytes);
-        if let Some(pinned) = &grants.sha256 {
-            if *pinned != sha256 {
-                return Err(LoadError::HashMismatch { path, actual: sha256, pinned: pinned.clone() });
-            }
-        }
-        let component = host
-            .compile(&bytes, &sha256)
-            .map_err(|e| LoadError::Invalid { path: path.clone(), message: e.to_string() })?;
+        let (component, sha256, _) = compile_file(host, source, grants)?;
         let (world, interface) =
             detect_world(host, &component).map_err(|message| LoadError::WrongWorld { path: path.clone(), message })?;
         let instance_pre = host

@@ -10,6 +10,7 @@ use std::hash::Hasher;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -79,6 +80,16 @@ pub struct ComponentHost {
     engine: Engine,
     linker: Linker<CallState>,
     cache_dir: Option<PathBuf>,
+    progress: Option<Arc<dyn CompileProgress>>,
+}
+
+/// Told when a component is compiled rather than loaded from the cache: a large component (an
+/// interpreter such as CPython inside) takes seconds to compile, and whoever waits should know
+/// why. Without one, the host logs the compilation (`info`).
+pub trait CompileProgress: Send + Sync {
+    /// `component` (a file name), `bytes` long, begins compiling; the returned guard is dropped
+    /// when compilation ends, successfully or not.
+    fn begin(&self, component: &str, bytes: usize) -> Box<dyn Send>;
 }
 
 impl ComponentHost {
@@ -122,7 +133,13 @@ impl ComponentHost {
                 None
             }
         });
-        Ok(ComponentHost { engine, linker, cache_dir })
+        Ok(ComponentHost { engine, linker, cache_dir, progress: None })
+    }
+
+    /// Reports every compilation to `progress` instead of the log.
+    pub fn with_progress(mut self, progress: Option<Arc<dyn CompileProgress>>) -> ComponentHost {
+        self.progress = progress;
+        self
     }
 
     /// `$OMNI_CPI_CACHE_DIR`, else `$XDG_CACHE_HOME/omni-cpi`, else `~/.cache/omni-cpi`.
@@ -148,10 +165,11 @@ impl ComponentHost {
         self.cache_dir.as_deref()
     }
 
-    /// Compiles a component, or loads the artifact this host compiled for it before.
-    pub fn compile(&self, bytes: &[u8], content_sha256: &str) -> Result<Component, EngineError> {
+    /// Compiles a component, or loads the artifact this host compiled for it before. `label`
+    /// names it to whoever watches the compilation.
+    pub fn compile(&self, bytes: &[u8], content_sha256: &str, label: &str) -> Result<Component, EngineError> {
         let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, bytes).map_err(|e| EngineError::Invalid(format!("{e:#}")));
+            return self.compile_now(bytes, label);
         };
         let path = dir.join(format!("{content_sha256}-{}.cwasm", self.compatibility_key()));
         if path.is_file() {
@@ -166,7 +184,7 @@ impl ComponentHost {
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry"),
             }
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| EngineError::Invalid(format!("{e:#}")))?;
+        let component = self.compile_now(bytes, label)?;
         match component.serialize() {
             Ok(artifact) => {
                 if let Err(e) = write_private(dir, &path, &artifact) {
@@ -176,6 +194,34 @@ impl ComponentHost {
             Err(e) => tracing::warn!(error = %e, "cannot serialize the compiled component"),
         }
         Ok(component)
+    }
+
+    /// Whether `compile` would load this component from the cache (no compilation).
+    pub fn is_cached(&self, content_sha256: &str) -> bool {
+        self.cache_path(content_sha256).is_some_and(|path| path.is_file())
+    }
+
+    fn cache_path(&self, content_sha256: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        Some(dir.join(format!("{content_sha256}-{}.cwasm", self.compatibility_key())))
+    }
+
+    /// Compiles with Cranelift, telling the progress observer (or the log) how long it took.
+    fn compile_now(&self, bytes: &[u8], label: &str) -> Result<Component, EngineError> {
+        let started = std::time::Instant::now();
+        let guard = match &self.progress {
+            Some(progress) => Some(progress.begin(label, bytes.len())),
+            None => {
+                tracing::info!(component = label, bytes = bytes.len(), "compiling component for this machine");
+                None
+            }
+        };
+        let compiled = Component::new(&self.engine, bytes).map_err(|e| EngineError::Invalid(format!("{e:#}")));
+        drop(guard);
+        if self.progress.is_none() {
+            tracing::info!(component = label, millis = started.elapsed().as_millis() as u64, "compiled component");
+        }
+        compiled
     }
 
     fn compatibility_key(&self) -> String {

@@ -14,4 +14,4 @@ pub mod sandbox;
 pub mod state;
 
 pub use component::{ComponentCpi, Description, Interface, LoadError, World};
-pub use engine::{sha256_hex, ComponentHost};
+pub use engine::{sha256_hex, CompileProgress, ComponentHost};

@@ -380,6 +380,54 @@ async fn the_python_podman_component_is_conformant_and_checks_what_callers_pass(
     );
 }
 
+/// The JavaScript example (plugins/docker-js, componentize-js and the JavaScript kit) passes the
+/// live kit against the docker CLI and a podman API service the test starts, under the policy it
+/// ships with (the daemon's address set as its `docker_host`); only the checks that need
+/// `attach_volume` are skipped. A caller's host path and host network are refused before docker runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_docker_component_is_conformant_and_checks_what_callers_pass() {
+    if !podman_available() || !support::runtime_available("docker CLI", &["docker", "--version"]) {
+        return;
+    }
+    let Some(_) = support::example_component("plugins/docker-js") else { return };
+    let service = support::PodmanService::start();
+    let mut policy =
+        omni_cpi::policy::Policy::load(&support::repo_root().join("plugins/docker-js/policy.toml")).expect("policy");
+    let entry = policy.plugins.get_mut("docker_js").expect("entry");
+    entry.settings.insert("docker_host".into(), service.docker_host());
+    let source = entry.source.clone().expect("source");
+    let audit = tempfile::NamedTempFile::new().expect("audit log");
+    policy.audit_log = Some(audit.path().to_path_buf());
+    let loader = omni_cpi::Loader::new(policy, None).expect("loader");
+    let cpi = loader.load(&source).await.unwrap_or_else(|e| panic!("docker_js loads: {e}"));
+    let report = kit(&cpi).await;
+    assert_fully_conformant(&report);
+    let skipped: BTreeSet<&str> =
+        report.results.iter().filter(|r| matches!(r.verdict, Verdict::Skipped { .. })).map(|r| r.id).collect();
+    assert_eq!(skipped, BTreeSet::from(["C-VOLUME-02", "C-VOLUME-03"]));
+
+    let name = support::unique_name("jshostile");
+    let before = std::fs::read_to_string(audit.path()).unwrap_or_default();
+    for (extra, kind, needle) in [
+        (json!({"volumes": ["/etc:/host-etc"]}), ErrorKind::Denied, "host paths are not mounted"),
+        (json!({"network": "host"}), ErrorKind::Denied, "would share another namespace"),
+        (json!({"env": {"A=B --privileged": "x"}}), ErrorKind::InvalidArgument, "env key"),
+    ] {
+        let mut params = json!({"name": name, "image": "localhost/busybox:latest"});
+        params.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        let params: omni_cpi::Params = serde_json::from_value(params).expect("params");
+        let error = match cpi.call("create_container", &params, &omni_cpi::CallOptions::default()).await {
+            Ok(outcome) => panic!("create_container {params:?} was refused, yet: {outcome:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(error.kind, kind, "{params:?}: {error}");
+        assert!(error.message.contains(needle), "{params:?}: {error}");
+    }
+    let after = std::fs::read_to_string(audit.path()).expect("audit");
+    assert!(!after[before.len()..].contains("\"create\""), "no hostile create reached docker");
+    drop(service);
+}
+
 /// runc fixes a container's network namespace when it starts: a running container cannot leave
 /// its network (invalid_state), which fails the SHOULD check C-NETWORK-03 and nothing else. The
 /// run stays conformant: every MUST passes; only `skips` are skipped.

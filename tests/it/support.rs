@@ -28,12 +28,12 @@ pub fn plugin_wasm(crate_name: &str) -> Option<PathBuf> {
     None
 }
 
-/// An example plugin of a guest kit (`plugins/podman-py`), built once per test process with
-/// `omni-cpi build DIR`, as its author builds it; `None` (after a loud notice) when the kit's
-/// build tool is not installed and runtimes are not required.
+/// An example plugin of a guest kit (`plugins/podman-py`, `plugins/docker-js`), built once per
+/// test process with `omni-cpi build DIR`, as its author builds it; `None` (after a loud notice)
+/// when the kit's build tool is not installed and runtimes are not required.
 pub fn example_component(dir: &str) -> Option<PathBuf> {
     static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
-    let tool = repo_root().join("plugins/sdk-py/.venv/bin/componentize-py");
+    let tool = guest_build_tool(dir);
     if !tool.is_file() {
         if runtimes_required() {
             panic!("{} is missing: `cargo xtask test` installs it", tool.display());
@@ -54,6 +54,15 @@ pub fn example_component(dir: &str) -> Option<PathBuf> {
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     built.push((dir.to_string(), path.clone()));
     Some(path)
+}
+
+/// What a guest kit's project needs installed to build (`cargo xtask build-plugins` installs it).
+pub fn guest_build_tool(project: &str) -> PathBuf {
+    if project.ends_with("-js") || project.ends_with("_js") {
+        repo_root().join("plugins/sdk-js/node_modules/@bytecodealliance/componentize-js/package.json")
+    } else {
+        repo_root().join("plugins/sdk-py/.venv/bin/componentize-py")
+    }
 }
 
 /// True when a missing runtime must fail the test instead of skipping it: always under CI and

@@ -30,7 +30,7 @@ fn main() -> Result<()> {
                  commands:\n  \
                  demo               validate the shipped CPIs, show plans, run real lifecycles\n  \
                  test [ARGS...]     install what the tests need, build the plugins, run every test (ARGS go to cargo test)\n  \
-                 build-plugins      build the Rust plugins in plugins/; install the Python kit's componentize-py\n  \
+                 build-plugins      build the Rust plugins in plugins/; install the Python and JS kits' tools\n  \
                  bench              measure omni-cpi against the alternatives; writes BENCHMARKS.md\n  \
                  fuzz [--seconds N] [TARGET...]  run the fuzz targets with cargo-fuzz, N seconds each (60)\n  \
                  install-runtimes   only install and prepare the runtimes and IaaS stand-ins the tests use"
@@ -131,8 +131,9 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     build_plugins(root)?;
     println!("== the plugins' unit tests and the SDK's rustdoc example (on this machine) ==");
     run_command(cargo().current_dir(root.join("plugins")).args(["test", "--workspace"]))?;
-    println!("== the Python kit's unit tests ==");
+    println!("== the Python and JavaScript kits' unit tests ==");
     guests::test_python_kit(root)?;
+    guests::test_js_kit(root)?;
     warn_if_disk_is_short(root);
     println!("== running every test (runtimes required: a missing one fails) ==");
     let mut cargo_test = cargo();

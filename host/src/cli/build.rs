@@ -2,7 +2,7 @@
 //! its path (as `spin build` does), so a plugin author needs one command whatever the language.
 //!
 //! A Rust project is a Cargo package (`cargo build --release --target wasm32-wasip2`). A Python
-//! project has an `omni-plugin.toml` (written by `omni-cpi new --lang`) naming the
+//! or JavaScript project has an `omni-plugin.toml` (written by `omni-cpi new --lang`) naming the
 //! plugin, its kind, and where omni-cpi's guest kit and WIT are; the component is written next
 //! to it as `NAME.wasm`, atomically: a failed build leaves the previous component, never half of one.
 
@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-/// The project file of Python plugins (other guest languages will use it too).
+/// The project file of Python and JavaScript plugins.
 pub const MANIFEST: &str = "omni-plugin.toml";
 
 /// The componentize-py the Python kit is written and tested against (plugins/sdk-py/requirements.txt).
@@ -23,6 +23,7 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 pub enum Language {
     Rust,
     Python,
+    Js,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -61,7 +62,7 @@ pub fn run(dir: &Path) -> Result<PathBuf> {
                     "{}: `{what}` is {}, which is not a directory; point it at omni-cpi's {}",
                     manifest_path.display(),
                     path.display(),
-                    if what == "wit" { "wit/" } else { "guest kit (plugins/sdk-py)" }
+                    if what == "wit" { "wit/" } else { "guest kit (plugins/sdk-py or plugins/sdk-js)" }
                 );
             }
         }
@@ -72,6 +73,7 @@ pub fn run(dir: &Path) -> Result<PathBuf> {
         let out = dir.join(format!("{}.wasm", manifest.name));
         return match manifest.language {
             Language::Python => python(dir, &sdk, &wit, world, &out),
+            Language::Js => js(dir, &sdk, &wit, world, &out),
             Language::Rust => bail!(
                 "{}: a Rust plugin is a Cargo package: remove `{MANIFEST}` and build from its Cargo.toml",
                 manifest_path.display()
@@ -82,8 +84,8 @@ pub fn run(dir: &Path) -> Result<PathBuf> {
         return rust(dir);
     }
     bail!(
-        "{} is not a plugin project: it has neither {MANIFEST} (Python) nor Cargo.toml (Rust); \
-         `omni-cpi new container NAME --lang python|rust` writes one",
+        "{} is not a plugin project: it has neither {MANIFEST} (Python, JavaScript) nor Cargo.toml (Rust); \
+         `omni-cpi new container NAME --lang rust|python|js` writes one",
         dir.display()
     )
 }
@@ -159,6 +161,35 @@ fn python(dir: &Path, sdk: &Path, wit: &Path, world: &str, out: &Path) -> Result
         .stdout(tool_output()?)
         .stderr(Stdio::inherit());
     finish(command, &tool, &partial, out)
+}
+
+/// The kit's build script (node): esbuild bundles the app with the kit, componentize-js makes the
+/// component. The kit's node_modules come from `npm ci` in the kit (`cargo xtask build-plugins`).
+fn js(dir: &Path, sdk: &Path, wit: &Path, world: &str, out: &Path) -> Result<PathBuf> {
+    if !dir.join("app.js").is_file() {
+        bail!("{} has no app.js: the JavaScript plugin's module (see `omni-cpi new --lang js`)", dir.display());
+    }
+    if !sdk.join("node_modules/@bytecodealliance/componentize-js").is_dir() {
+        bail!(
+            "the JavaScript kit in {} has no node_modules: run `npm ci` there (cargo xtask build-plugins does)",
+            sdk.display()
+        );
+    }
+    let partial = partial_path(out);
+    let mut command = Command::new("node");
+    command
+        .arg(sdk.join("build.mjs"))
+        .arg("--app")
+        .arg(dir.join("app.js"))
+        .arg("--wit")
+        .arg(wit)
+        .args(["--world", world])
+        .arg("--out")
+        .arg(&partial)
+        .current_dir(dir)
+        .stdout(tool_output()?)
+        .stderr(Stdio::inherit());
+    finish(command, Path::new("node (componentize-js)"), &partial, out)
 }
 
 /// Where a build tool's own output goes: stderr, so that `omni-cpi build`'s stdout is only the

@@ -131,21 +131,22 @@ enum Command {
         /// Where to write it (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The language: rust (cargo and the Rust SDK) or python (componentize-py and the Python kit).
+        /// The language: rust (cargo and the Rust SDK), python (componentize-py and the Python
+        /// kit) or js (esbuild, componentize-js and the JavaScript kit).
         #[arg(long, value_enum, default_value_t = build::Language::Rust)]
         lang: build::Language,
         /// The omni-cpi kit to use (default: the language's kit in the repository omni-cpi was
-        /// built from: plugins/sdk or plugins/sdk-py).
+        /// built from: plugins/sdk, plugins/sdk-py or plugins/sdk-js).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// Build a plugin project (Rust or Python) into a component; prints its path.
+    /// Build a plugin project (Rust, Python or JavaScript) into a component; prints its path.
     Build {
         /// The project (default: the current directory).
         dir: Option<PathBuf>,
     },
-    /// Compile components for this machine into the cache, so that no call has to (a Python
-    /// component takes about 20 s). Names are policy entries or paths; none: every
+    /// Compile components for this machine into the cache, so that no call has to (a Python or
+    /// JavaScript component takes seconds). Names are policy entries or paths; none: every
     /// component the policy binds.
     Compile { plugins: Vec<String> },
     /// Serve the policy's CPIs over HTTP (see openapi.json): on a unix socket to the users the

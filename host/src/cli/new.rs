@@ -1,4 +1,4 @@
-//! `omni-cpi new container|director NAME [--lang rust|python]`: a plugin project that builds
+//! `omni-cpi new container|director NAME [--lang rust|python|js]`: a plugin project that builds
 //! as generated (`omni-cpi build`), passes `conformance --static`, and loads under the policy it
 //! comes with.
 
@@ -16,6 +16,9 @@ const README_MD: &str = include_str!("templates/README.md.tmpl");
 const CONTAINER_PY: &str = include_str!("templates/python/container.py.tmpl");
 const DIRECTOR_PY: &str = include_str!("templates/python/director.py.tmpl");
 const README_PY_MD: &str = include_str!("templates/python/README.md.tmpl");
+const CONTAINER_JS: &str = include_str!("templates/js/container.js.tmpl");
+const DIRECTOR_JS: &str = include_str!("templates/js/director.js.tmpl");
+const README_JS_MD: &str = include_str!("templates/js/README.md.tmpl");
 const POLICY_TOML: &str = include_str!("templates/policy.toml.tmpl");
 const PLUGIN_TOML: &str = include_str!("templates/omni-plugin.toml.tmpl");
 
@@ -29,6 +32,7 @@ fn default_sdk(language: Language) -> PathBuf {
     repository().join(match language {
         Language::Rust => "plugins/sdk",
         Language::Python => "plugins/sdk-py",
+        Language::Js => "plugins/sdk-js",
     })
 }
 
@@ -58,6 +62,7 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>, la
     let marker = match language {
         Language::Rust => "Cargo.toml",
         Language::Python => "omni_cpi_sdk/__init__.py",
+        Language::Js => "build.mjs",
     };
     if !sdk.join(marker).is_file() {
         bail!("{} is not omni-cpi's {language:?} kit (no {marker}); pass --sdk PATH", sdk.display());
@@ -68,7 +73,7 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>, la
     };
     let wasm = match language {
         Language::Rust => format!("target/wasm32-wasip2/release/{name}.wasm"),
-        Language::Python => format!("{name}.wasm"),
+        Language::Python | Language::Js => format!("{name}.wasm"),
     };
     let wit = repository().join("wit").canonicalize().context("omni-cpi's wit/ directory")?;
     let quoted = |path: &Path| format!("{:?}", path.display().to_string());
@@ -98,6 +103,13 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>, la
             files.push(("app.py", fill(source)));
             files.push(("README.md", fill(README_PY_MD)));
             files.push((".gitignore", format!("/{name}.wasm\n/audit.jsonl\n/state/\n__pycache__/\n")));
+        }
+        (Language::Js, _) => {
+            let source = if kind == KindArg::Container { CONTAINER_JS } else { DIRECTOR_JS };
+            files.push((MANIFEST, fill(PLUGIN_TOML)));
+            files.push(("app.js", fill(source)));
+            files.push(("README.md", fill(README_JS_MD)));
+            files.push((".gitignore", format!("/{name}.wasm\n/audit.jsonl\n/state/\n")));
         }
     }
     for (file, text) in files {

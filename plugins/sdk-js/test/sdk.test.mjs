@@ -4,7 +4,7 @@
 // dry runs) is tested through omni-cpi, in tests/it.
 
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -121,5 +121,46 @@ describe("actions", () => {
     const ok = sdk.run("true");
     assert.equal(ok.check(), ok);
     assert.equal(ok.stdout, "ok");
+  });
+});
+
+// The app.js files `omni-cpi new --lang js` writes, bundled with the kit as build.mjs does:
+// describe() builds, and the implemented actions answer (tests/it builds and runs the container
+// one as a component).
+describe("templates", () => {
+  const templates = join(here, "../../../host/src/cli/templates/js");
+  const load = async (kind) => {
+    const source = (await readFile(join(templates, `${kind}.js.tmpl`), "utf8")).replaceAll("{name}", "tmpl_cpi");
+    const app = join(work, `app-${kind}.js`);
+    await writeFile(app, source);
+    const bundle = join(work, `app-${kind}.bundle.mjs`);
+    await build({
+      entryPoints: [app],
+      bundle: true,
+      format: "esm",
+      platform: "neutral",
+      outfile: bundle,
+      alias: { "omni-cpi-sdk": join(here, "../index.js") },
+      plugins: [{ name: "stubs", setup: (b) => b.onResolve({ filter: /^omni:cpi\// }, () => ({ path: join(here, "stubs.js") })) }],
+      logLevel: "warning",
+    });
+    return import(pathToFileURL(bundle).href);
+  };
+
+  test("the container template describes itself and lists nothing yet", async () => {
+    const app = await load("container");
+    const info = app.plugin.describe();
+    assert.equal(info.name, "tmpl_cpi");
+    assert.deepEqual(info.actions.filter((a) => a.unsupported === undefined).map((a) => a.name), ["list_containers"]);
+    assert.deepEqual(app.container.listContainers(), []);
+  });
+
+  test("the director template describes itself and answers", async () => {
+    const app = await load("director");
+    const info = app.plugin.describe();
+    assert.equal(info.kind, "director");
+    assert.deepEqual(info.actions.filter((a) => a.unsupported === undefined).map((a) => a.name).sort(), ["has_vm", "list_vms"]);
+    assert.equal(app.director.hasVm("nothing"), false);
+    assert.deepEqual(app.director.listVms(), []);
   });
 });

@@ -427,3 +427,83 @@ async fn endpoint_and_region_from_settings_credentials_from_the_environment() {
     let e = fails(&bare, "list_vms", json!({}), ErrorKind::Denied).await;
     assert!(e.message.contains("Unable to locate credentials"), "{}", e.message);
 }
+
+/// The EC2 director as a component (plugins/ec2): the Query API over the host's wasi:http, signed
+/// with SigV4 in the guest from credentials granted as environment variables. Its policy grants
+/// one network host and no program, no directory. Every director check passes against moto; the
+/// audit log has one `http` line per request and never the secret; nothing is left behind. The
+/// same component with a grant of another port, or of a name (`localhost`) that resolves to the
+/// loopback address, sends nothing and is `denied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ec2_component_passes_every_director_check_with_network_as_its_only_capability() {
+    if !available() {
+        return;
+    }
+    let Some(wasm) = support::plugin_wasm("omni_cpi_ec2") else { return };
+    let moto = Moto::start();
+    let policy_path = support::repo_root().join("plugins/ec2/policy.toml");
+    let policy = omni_cpi::policy::Policy::load(&policy_path).expect("plugins/ec2/policy.toml loads");
+    let mut grants = policy.plugins["ec2_http"].clone();
+    assert!(grants.exec.is_empty() && grants.fs.is_empty(), "the shipped policy grants no program and no directory");
+    grants.settings.insert("endpoint".into(), moto.endpoint());
+    let grant = |host: &str| {
+        vec![omni_cpi::policy::NetworkGrant::parse(&format!("{host}:{}", moto.port)).expect("a network grant")]
+    };
+    grants.network = grant("127.0.0.1");
+    let audit_file = tempfile::NamedTempFile::new().expect("audit log");
+    let audit = omni_cpi::audit::AuditLog::open(audit_file.path()).expect("audit log opens");
+    let host = omni_cpi::wasm::ComponentHost::new(None).expect("engine");
+    let load = |grants: omni_cpi::policy::PluginGrants| {
+        let (host, wasm, audit) = (&host, wasm.clone(), audit.clone());
+        async move {
+            let loaded = omni_cpi::wasm::ComponentCpi::load(host, &wasm, grants, audit, &host_env).await;
+            Cpi::from(loaded.unwrap_or_else(|e| panic!("ec2_http loads: {e}")))
+        }
+    };
+    let cpi = load(grants.clone()).await;
+
+    let options = Options { repeat: 2, parallel: 2, ..Options::default() };
+    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
+    let report = conformance::run(&cpi, &options, &mut progress).await;
+    for id in catalogue().iter().filter(|c| c.kind == CpiKind::Director).map(|c| c.id) {
+        let result = report.results.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("{id} did not run"));
+        match &result.verdict {
+            Verdict::Passed => {}
+            Verdict::Failed(f) => panic!(
+                "{id} failed: expected {}, got {}\ncall: {}\nmoto log:\n{}",
+                f.expected,
+                f.got,
+                serde_json::to_string_pretty(&f.call).unwrap_or_default(),
+                moto.log_text()
+            ),
+            Verdict::Skipped { reason } => panic!("{id} was skipped ({reason}); the component implements every action"),
+        }
+    }
+    // An image id of the right form that EC2 does not know: EC2's own error code, typed.
+    let e =
+        fails(&cpi, "create_vm", json!({"name": "ghost", "image": "ami-0000000000000000f"}), ErrorKind::NotFound).await;
+    assert!(e.message.contains("InvalidAMIID"), "{}", e.message);
+    assert_eq!(strings(ok(&cpi, "list_vms", json!({})).await), Vec::<String>::new(), "no VM is left");
+    assert_eq!(strings(ok(&cpi, "list_disks", json!({})).await), Vec::<String>::new(), "no disk is left");
+
+    let log = std::fs::read_to_string(audit_file.path()).expect("audit");
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).expect("an audit line is JSON")).collect();
+    let requests = lines.iter().filter(|l| l["program"] == "http").count();
+    assert!(requests > 20, "every EC2 request is audited ({requests} lines)");
+    assert!(lines.iter().all(|l| l.get("program").is_none_or(|p| p == "http")), "no program ran");
+    assert!(!log.contains(SECRET), "the secret never reaches the audit log");
+    assert!(log.contains(&format!("http://127.0.0.1:{}/", moto.port)), "lines name the endpoint");
+
+    // The same component granted another port, or a name that resolves to loopback: nothing is sent.
+    let before = moto.log_text().lines().count();
+    let mut elsewhere = grants.clone();
+    elsewhere.network =
+        vec![omni_cpi::policy::NetworkGrant::parse(&format!("127.0.0.1:{}", moto.port + 1)).expect("a network grant")];
+    let refused = load(elsewhere).await;
+    fails(&refused, "has_vm", json!({"vm": "i-0123456789abcdef0"}), ErrorKind::Denied).await;
+    let mut by_name = grants.clone();
+    by_name.network = grant("localhost");
+    let refused = load(by_name).await;
+    fails(&refused, "list_vms", json!({}), ErrorKind::Denied).await;
+    assert_eq!(moto.log_text().lines().count(), before, "moto received nothing from either");
+}

@@ -122,20 +122,23 @@ fn plugin_packages(root: &Path) -> Result<Vec<String>> {
 }
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
-    println!("== checking formatting ==");
+    // Each phase is stamped with the minutes since the start, so a CI log shows where time goes.
+    let started = std::time::Instant::now();
+    let stamp = || format!("[{:.1} min]", started.elapsed().as_secs_f64() / 60.0);
+    println!("== checking formatting == {}", stamp());
     run_command(cargo().current_dir(root).args(["fmt", "--all", "--", "--check"]))
         .context("code is not formatted: run `cargo fmt --all` (and in plugins/)")?;
     run_command(cargo().current_dir(root.join("plugins")).args(["fmt", "--all", "--", "--check"]))
         .context("plugins are not formatted: run `cargo fmt --all` in plugins/")?;
     runtimes::ensure(root)?;
     build_plugins(root)?;
-    println!("== the plugins' unit tests and the SDK's rustdoc example (on this machine) ==");
+    println!("== the plugins' unit tests and the SDK's rustdoc example (on this machine) == {}", stamp());
     run_command(cargo().current_dir(root.join("plugins")).args(["test", "--workspace"]))?;
-    println!("== the Python and JavaScript kits' unit tests ==");
+    println!("== the Python and JavaScript kits' unit tests == {}", stamp());
     guests::test_python_kit(root)?;
     guests::test_js_kit(root)?;
     warn_if_disk_is_short(root);
-    println!("== running every test (runtimes required: a missing one fails) ==");
+    println!("== running every test (runtimes required: a missing one fails) == {}", stamp());
     let mut cargo_test = cargo();
     cargo_test
         .current_dir(root)
@@ -146,13 +149,15 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         // A CI clone builds once: incremental state would only take disk (hundreds of MB).
         cargo_test.env("CARGO_INCREMENTAL", "0");
     }
-    run_command(&mut cargo_test).map_err(|error| match free_disk_mib(root) {
+    let tested = run_command(&mut cargo_test).map_err(|error| match free_disk_mib(root) {
         Some(free) if free < LOW_DISK_MIB => error.context(format!(
             "only {free} MiB are left on the disk holding {}: a full disk makes the linker fail",
             root.display()
         )),
         _ => error,
-    })
+    });
+    println!("== done == {}", stamp());
+    tested
 }
 
 /// What a cold `cargo test --workspace` writes to target/ (measured: 1.5 GB from clean), with room

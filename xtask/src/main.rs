@@ -130,15 +130,48 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .context("code is not formatted: run `cargo fmt --all` (and in plugins/)")?;
     run_command(cargo().current_dir(root.join("plugins")).args(["fmt", "--all", "--", "--check"]))
         .context("plugins are not formatted: run `cargo fmt --all` in plugins/")?;
+    warn_if_disk_is_short(root);
+
+    // The host's tests take most of a cold run to build; they build while the runtimes are
+    // installed and the plugins and kits built (downloads wait on the network, not the CPU).
+    // The plugins have their own target directory, so the two cargo runs do not wait on a lock.
+    println!("== building the host's tests (in the background) == {}", stamp());
+    let cargo_options: Vec<String> = extra.iter().take_while(|a| *a != "--").cloned().collect();
+    let mut build = host_tests(root, &cargo_options);
+    build.arg("--no-run");
+    let background = std::thread::spawn(move || run_command(&mut build));
+    let prepared = prepare(root, &stamp);
+    let built = background.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the background build panicked")));
+    prepared?;
+    built.map_err(|error| disk_context(root, error))?;
+
+    println!("== running every test (runtimes required: a missing one fails) == {}", stamp());
+    let mut cargo_test = host_tests(root, extra);
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        // Most tests wait on runtimes, servers and timeouts rather than on the CPU: three at a
+        // time on two cores keeps both busy.
+        cargo_test.env("RUST_TEST_THREADS", "3");
+    }
+    let tested = run_command(&mut cargo_test).map_err(|error| disk_context(root, error));
+    println!("== done == {}", stamp());
+    tested
+}
+
+/// Everything the tests need besides the host's build: runtimes, plugins, the kits' tools, and
+/// the plugins' and kits' own tests.
+fn prepare(root: &Path, stamp: &dyn Fn() -> String) -> Result<()> {
     runtimes::ensure(root)?;
     build_plugins(root)?;
     println!("== the plugins' unit tests and the SDK's rustdoc example (on this machine) == {}", stamp());
     run_command(cargo().current_dir(root.join("plugins")).args(["test", "--workspace"]))?;
     println!("== the Python and JavaScript kits' unit tests == {}", stamp());
     guests::test_python_kit(root)?;
-    guests::test_js_kit(root)?;
-    warn_if_disk_is_short(root);
-    println!("== running every test (runtimes required: a missing one fails) == {}", stamp());
+    guests::test_js_kit(root)
+}
+
+/// `cargo test --workspace` as the tests run it (the same flags and environment for the build
+/// ahead and the run, so the run reuses the build).
+fn host_tests(root: &Path, extra: &[String]) -> Command {
     let mut cargo_test = cargo();
     cargo_test
         .current_dir(root)
@@ -149,15 +182,18 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         // A CI clone builds once: incremental state would only take disk (hundreds of MB).
         cargo_test.env("CARGO_INCREMENTAL", "0");
     }
-    let tested = run_command(&mut cargo_test).map_err(|error| match free_disk_mib(root) {
+    cargo_test
+}
+
+/// A failed build or run, with the disk named when it is nearly full.
+fn disk_context(root: &Path, error: anyhow::Error) -> anyhow::Error {
+    match free_disk_mib(root) {
         Some(free) if free < LOW_DISK_MIB => error.context(format!(
             "only {free} MiB are left on the disk holding {}: a full disk makes the linker fail",
             root.display()
         )),
         _ => error,
-    });
-    println!("== done == {}", stamp());
-    tested
+    }
 }
 
 /// What a cold `cargo test --workspace` writes to target/ (measured: 1.5 GB from clean), with room

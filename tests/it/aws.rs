@@ -199,28 +199,7 @@ async fn aws_ec2_cpi_passes_every_director_check_against_moto() {
     }
     let moto = Moto::start();
     let cpi = aws_cpi(&moto.endpoint(), "us-east-1");
-    let options = Options { repeat: 2, parallel: 2, ..Options::default() };
-    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
-    let started = Instant::now();
-    let report = conformance::run(&cpi, &options, &mut progress).await;
-    eprintln!("aws-ec2 against moto: the kit took {:.1} s", started.elapsed().as_secs_f64());
-
-    let director: Vec<&str> = catalogue().iter().filter(|c| c.kind == CpiKind::Director).map(|c| c.id).collect();
-    assert!(director.len() >= 8, "the kit has the director checks");
-    for id in &director {
-        let result = report.results.iter().find(|r| r.id == *id).unwrap_or_else(|| panic!("{id} did not run"));
-        match &result.verdict {
-            Verdict::Passed => {}
-            Verdict::Failed(f) => panic!(
-                "{id} failed: expected {}, got {}\ncall: {}\nmoto log:\n{}",
-                f.expected,
-                f.got,
-                serde_json::to_string_pretty(&f.call).unwrap_or_default(),
-                moto.log_text()
-            ),
-            Verdict::Skipped { reason } => panic!("{id} was skipped ({reason}); EC2 supports every director check"),
-        }
-    }
+    let report = every_director_check_passes(&cpi, &moto, "aws-ec2").await;
 
     // Nothing of the run is left: VMs (D-LEAK-01 checked them too), volumes, snapshots.
     let vms = strings(ok(&cpi, "list_vms", json!({})).await);
@@ -230,6 +209,32 @@ async fn aws_ec2_cpi_passes_every_director_check_against_moto() {
         let left: Vec<&String> = names.iter().filter(|n| n.starts_with(&report.prefix)).collect();
         assert!(left.is_empty(), "the kit left {what}s behind: {left:?}");
     }
+}
+
+/// Runs the kit (two rounds, two at once) and fails unless every director check ran and passed.
+async fn every_director_check_passes(cpi: &Cpi, moto: &Moto, what: &str) -> conformance::Report {
+    let options = Options { repeat: 2, parallel: 2, ..Options::default() };
+    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
+    let started = Instant::now();
+    let report = conformance::run(cpi, &options, &mut progress).await;
+    eprintln!("{what} against moto: the kit took {:.1} s", started.elapsed().as_secs_f64());
+    let director: Vec<&str> = catalogue().iter().filter(|c| c.kind == CpiKind::Director).map(|c| c.id).collect();
+    assert!(director.len() >= 8, "the kit has the director checks");
+    for id in &director {
+        let result = report.results.iter().find(|r| r.id == *id).unwrap_or_else(|| panic!("{id} did not run"));
+        match &result.verdict {
+            Verdict::Passed => {}
+            Verdict::Failed(f) => panic!(
+                "{what}: {id} failed: expected {}, got {}\ncall: {}\nmoto log:\n{}",
+                f.expected,
+                f.got,
+                serde_json::to_string_pretty(&f.call).unwrap_or_default(),
+                moto.log_text()
+            ),
+            Verdict::Skipped { reason } => panic!("{what}: {id} was skipped ({reason}); EC2 supports every check"),
+        }
+    }
+    report
 }
 
 /// A whole lifecycle by hand, with the typed error of every wrong move.
@@ -461,24 +466,7 @@ async fn the_ec2_component_passes_every_director_check_with_network_as_its_only_
         }
     };
     let cpi = load(grants.clone()).await;
-
-    let options = Options { repeat: 2, parallel: 2, ..Options::default() };
-    let mut progress = |r: &conformance::CheckResult| eprintln!("{}", conformance::report::progress_line(r));
-    let report = conformance::run(&cpi, &options, &mut progress).await;
-    for id in catalogue().iter().filter(|c| c.kind == CpiKind::Director).map(|c| c.id) {
-        let result = report.results.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("{id} did not run"));
-        match &result.verdict {
-            Verdict::Passed => {}
-            Verdict::Failed(f) => panic!(
-                "{id} failed: expected {}, got {}\ncall: {}\nmoto log:\n{}",
-                f.expected,
-                f.got,
-                serde_json::to_string_pretty(&f.call).unwrap_or_default(),
-                moto.log_text()
-            ),
-            Verdict::Skipped { reason } => panic!("{id} was skipped ({reason}); the component implements every action"),
-        }
-    }
+    every_director_check_passes(&cpi, &moto, "the ec2 component").await;
     // An image id of the right form that EC2 does not know: EC2's own error code, typed.
     let e =
         fails(&cpi, "create_vm", json!({"name": "ghost", "image": "ami-0000000000000000f"}), ErrorKind::NotFound).await;

@@ -26,6 +26,17 @@ pub enum Language {
     Js,
 }
 
+impl Language {
+    /// As `--lang` and `omni-plugin.toml` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+            Language::Js => "js",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Kind {

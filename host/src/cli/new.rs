@@ -57,7 +57,7 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>, la
     }
     let sdk = sdk.map_or_else(|| default_sdk(language), Path::to_path_buf);
     let sdk = sdk.canonicalize().with_context(|| {
-        format!("no {language:?} kit at {} (pass --sdk PATH to omni-cpi's plugins/ kit)", sdk.display())
+        format!("no {} kit at {} (pass --sdk PATH to omni-cpi's plugins/ kit)", language.as_str(), sdk.display())
     })?;
     let marker = match language {
         Language::Rust => "Cargo.toml",
@@ -65,7 +65,7 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>, la
         Language::Js => "build.mjs",
     };
     if !sdk.join(marker).is_file() {
-        bail!("{} is not omni-cpi's {language:?} kit (no {marker}); pass --sdk PATH", sdk.display());
+        bail!("{} is not omni-cpi's {} kit (no {marker}); pass --sdk PATH", sdk.display(), language.as_str());
     }
     let (kind_word, probe) = match kind {
         KindArg::Container => ("container", "list_containers"),
@@ -82,32 +82,30 @@ pub fn run(kind: KindArg, name: &str, dir: Option<&Path>, sdk: Option<&Path>, la
             .replace("{name}", name)
             .replace("{crate}", name)
             .replace("{kind}", kind_word)
-            .replace("{language}", &format!("{language:?}").to_lowercase())
+            .replace("{language}", language.as_str())
             .replace("{sdk}", &quoted(&sdk))
             .replace("{wit}", &quoted(&wit))
             .replace("{wasm}", &wasm)
             .replace("{probe}", probe)
     };
+    let container = kind == KindArg::Container;
     let mut files = vec![("policy.toml", fill(POLICY_TOML))];
-    match (language, kind) {
-        (Language::Rust, _) => {
-            let source = if kind == KindArg::Container { CONTAINER_RS } else { DIRECTOR_RS };
+    match language {
+        Language::Rust => {
             files.push(("Cargo.toml", fill(CARGO_TOML)));
-            files.push(("src/lib.rs", fill(source)));
+            files.push(("src/lib.rs", fill(if container { CONTAINER_RS } else { DIRECTOR_RS })));
             files.push(("README.md", fill(README_MD)));
             files.push((".gitignore", "/target\n/audit.jsonl\n/state/\n".to_string()));
         }
-        (Language::Python, _) => {
-            let source = if kind == KindArg::Container { CONTAINER_PY } else { DIRECTOR_PY };
+        Language::Python => {
             files.push((MANIFEST, fill(PLUGIN_TOML)));
-            files.push(("app.py", fill(source)));
+            files.push(("app.py", fill(if container { CONTAINER_PY } else { DIRECTOR_PY })));
             files.push(("README.md", fill(README_PY_MD)));
             files.push((".gitignore", format!("/{name}.wasm\n/audit.jsonl\n/state/\n__pycache__/\n")));
         }
-        (Language::Js, _) => {
-            let source = if kind == KindArg::Container { CONTAINER_JS } else { DIRECTOR_JS };
+        Language::Js => {
             files.push((MANIFEST, fill(PLUGIN_TOML)));
-            files.push(("app.js", fill(source)));
+            files.push(("app.js", fill(if container { CONTAINER_JS } else { DIRECTOR_JS })));
             files.push(("README.md", fill(README_JS_MD)));
             files.push((".gitignore", format!("/{name}.wasm\n/audit.jsonl\n/state/\n")));
         }

@@ -100,14 +100,25 @@ fn ours(tags: &[(String, String)]) -> bool {
 
 /// The instance `id` if it exists and this CPI created it.
 fn instance(ec2: &Ec2, id: &str) -> CpiResult<Option<Instance>> {
-    if !looks_like(id, "i-") {
+    let Some(xml) = describe_one(ec2, "DescribeInstances", "InstanceId.1", id, "i-")? else { return Ok(None) };
+    Ok(model::instances(&xml)?.into_iter().find(|i| i.id == id && i.exists() && ours(&i.tags)))
+}
+
+/// EC2's answer about one resource, or `None` when `id` is not of its form (no request is sent)
+/// or EC2 does not know it.
+fn describe_one(ec2: &Ec2, action: &str, id_param: &str, id: &str, prefix: &str) -> CpiResult<Option<String>> {
+    if !looks_like(id, prefix) {
         return Ok(None);
     }
-    let xml = match ec2.call("DescribeInstances", &[param("InstanceId.1", id)]) {
-        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-        other => other?,
-    };
-    Ok(model::instances(&xml)?.into_iter().find(|i| i.id == id && i.exists() && ours(&i.tags)))
+    match ec2.call(action, &[param(id_param, id)]) {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        other => other.map(Some),
+    }
+}
+
+/// The filter that selects what carries this CPI's tag.
+fn managed_filter() -> [(String, String); 2] {
+    [param("Filter.1.Name", format!("tag:{MANAGED}")), param("Filter.1.Value.1", tag_value())]
 }
 
 fn existing_instance(ec2: &Ec2, id: &str) -> CpiResult<Instance> {
@@ -116,18 +127,14 @@ fn existing_instance(ec2: &Ec2, id: &str) -> CpiResult<Instance> {
 
 /// Every volume this CPI created.
 fn managed_volumes(ec2: &Ec2) -> CpiResult<Vec<Volume>> {
-    let filter = [param("Filter.1.Name", format!("tag:{MANAGED}")), param("Filter.1.Value.1", tag_value())];
-    Ok(model::volumes(&ec2.call("DescribeVolumes", &filter)?)?.into_iter().filter(|v| ours(&v.tags)).collect())
+    Ok(model::volumes(&ec2.call("DescribeVolumes", &managed_filter())?)?
+        .into_iter()
+        .filter(|v| ours(&v.tags))
+        .collect())
 }
 
 fn volume(ec2: &Ec2, id: &str) -> CpiResult<Option<Volume>> {
-    if !looks_like(id, "vol-") {
-        return Ok(None);
-    }
-    let xml = match ec2.call("DescribeVolumes", &[param("VolumeId.1", id)]) {
-        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-        other => other?,
-    };
+    let Some(xml) = describe_one(ec2, "DescribeVolumes", "VolumeId.1", id, "vol-")? else { return Ok(None) };
     Ok(model::volumes(&xml)?.into_iter().find(|v| v.id == id && ours(&v.tags)))
 }
 
@@ -241,8 +248,7 @@ impl Director for Ec2Cpi {
             return Ok(Vec::new());
         }
         let ec2 = Ec2::from_settings()?;
-        let filter = [param("Filter.1.Name", format!("tag:{MANAGED}")), param("Filter.1.Value.1", tag_value())];
-        let found = model::instances(&ec2.call("DescribeInstances", &filter)?)?;
+        let found = model::instances(&ec2.call("DescribeInstances", &managed_filter())?)?;
         Ok(found.into_iter().filter(|i| i.exists() && ours(&i.tags)).map(|i| i.id).collect())
     }
 

@@ -23,7 +23,7 @@
 //! memory_mb = 64
 //!
 //! [plugins.runc.settings]                           # over the plugin's declared defaults
-//! root = "/run/omni-cpi/runc"                       # (components of omni:cpi@0.2.0 and JSON
+//! root = "/run/omni-cpi/runc"                       # (components of omni:cpi@0.2.0 on and JSON
 //!                                                   # specs' `default_settings`)
 //!
 //! [plugins.aws_api]

@@ -274,7 +274,8 @@ async fn the_network_is_closed() {
 #[tokio::test]
 async fn the_cli_serves_a_component_like_a_spec() {
     let f = fixture!();
-    let network = "[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = 8080\n";
+    let network = "[plugins.adversary.settings]\nnetwork = \"127.0.0.1:8080\"\n\
+                   [[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = 8080\n";
     std::fs::write(f.dir.path().join("omni-cpi.toml"), f.policy_text(network)).expect("policy file");
     let omni = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_omni-cpi"))
@@ -294,16 +295,24 @@ async fn the_cli_serves_a_component_like_a_spec() {
     assert_eq!(info["limits"]["memory_bytes"], 32 << 20);
     assert_eq!(
         (info["interface"].as_str(), info["settings"]["greeting"].as_str()),
-        (Some("omni:cpi@0.2.0"), Some("hello"))
+        (Some("omni:cpi@0.3.0"), Some("hello"))
     );
     assert_eq!(info["capabilities"]["granted"]["network"], json!([{"host": "127.0.0.1", "port": 8080}]));
+    assert_eq!(
+        info["capabilities"]["requested"]["network"],
+        json!([{"host": "127.0.0.1", "port": 8080, "description": "a test asked for it"}])
+    );
+    assert_eq!(info["capabilities"]["effective"]["network"], json!([{"host": "127.0.0.1", "port": 8080}]));
     let out = omni(&["info", "adversary"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("network 127.0.0.1 (port 8080) → granted by the policy (wasi:http)"), "{text}");
+    assert!(text.contains("network 127.0.0.1 port 8080 (a test asked for it) → granted (wasi:http)"), "{text}");
     // A refused request: the plugin gets `denied`; the operator's log says why, in plain text.
     let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"http\", \"GET\", \"http://127.0.0.1:8081/\"]"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error[denied]") && stderr.contains("no network grant names 127.0.0.1:8081"), "{stderr}");
+    assert!(
+        stderr.contains("error[denied]") && stderr.contains("not requested by the plugin: 127.0.0.1:8081"),
+        "{stderr}"
+    );
     assert!(!stderr.contains('\x1b'), "colour codes in a log that is not a terminal: {stderr:?}");
 
     let out = omni(&["call", "adversary", "exec", "name=x", "cmd:=[\"exec-granted\"]"]);
@@ -349,7 +358,7 @@ async fn a_component_reads_the_operators_settings_over_its_defaults() {
     let policy = f.policy("[plugins.adversary.settings]\ngreeting = \"hi from the operator\"\n");
     let cpi = f.load_with(&policy, &f.wasm).await.expect("loads with a setting");
     assert_eq!(behave(&cpi, &["setting", "greeting"]).await.expect("set").stdout, "hi from the operator");
-    assert_eq!(behave(&cpi, &["settings"]).await.expect("all").stdout, "greeting=hi from the operator\n");
+    assert_eq!(behave(&cpi, &["settings"]).await.expect("all").stdout, "greeting=hi from the operator\nnetwork=\n");
 
     let policy = f.policy("[plugins.adversary.settings]\ngreting = \"typo\"\n");
     match f.load_with(&policy, &f.wasm).await {
@@ -412,6 +421,39 @@ async fn components_built_against_0_1_0_still_load_and_work() {
     assert!(!description.actions.iter().any(|a| a.name == "detach_volume"), "0.1.0 has no detach-volume");
 }
 
+/// Components built against omni:cpi@0.2.0 (prebuilt fixtures, built from this repository before
+/// 0.3.0) load and work unchanged, settings included; their network is the grants alone (the
+/// adversary's 0.2.0 build shows that in `wasi_http_needs_both_the_request_and_the_grant`).
+#[tokio::test]
+async fn components_built_against_0_2_0_still_load_and_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("vms")).expect("vms");
+    let wasm = support::repo_root().join("tests/fixtures/components/testdirector-wit-0.2.0.wasm");
+    let entry = format!(
+        "[plugins.old]\nsource = \"{}\"\n[plugins.old.settings]\n\"conformance.image\" = \"alpine\"\n\
+         [[plugins.old.fs]]\nhost = \"vms\"\nguest = \"/vms\"\nmode = \"rw\"\n",
+        wasm.display()
+    );
+    let policy = Policy::parse(&dir.path().join("p.toml"), &entry, "/usr/bin:/bin").expect("policy");
+    let loader = omni_cpi::Loader::new(policy, None).expect("loader");
+    let cpi = loader.load(&wasm).await.expect("a 0.2.0 component loads");
+    let info = cpi.info().document;
+    assert_eq!(info["interface"], "omni:cpi@0.2.0");
+    assert_eq!(info["settings"]["conformance.image"], "alpine");
+    assert_eq!(info["capabilities"]["requested"]["network"], Value::Null, "0.2.0 cannot request hosts");
+    let options = CallOptions::default();
+    let created = cpi.call("create_vm", &params(json!({"name": "old-vm", "image": "debian"})), &options).await;
+    assert!(created.is_ok(), "{created:?}");
+    let has = cpi.call("has_vm", &params(json!({"vm": "old-vm"})), &options).await.expect("has_vm");
+    assert_eq!(has.result, Some(json!(true)));
+
+    let runc = support::repo_root().join("tests/fixtures/components/runc-wit-0.2.0.wasm");
+    let host = ComponentHost::new(None).expect("engine");
+    let (world, interface, description) = ComponentCpi::describe_file(&host, &runc).await.expect("describes");
+    assert_eq!((world, interface), (omni_cpi::wasm::World::ContainerCpi, omni_cpi::wasm::Interface::V0_2));
+    assert!(description.actions.iter().any(|a| a.name == "detach_volume" && a.unsupported.is_none()));
+}
+
 #[tokio::test]
 async fn a_gigabyte_on_stdout_hits_the_output_limit() {
     let f = fixture!();
@@ -441,7 +483,7 @@ async fn components_of_the_wrong_world_or_version_are_refused() {
                  (func $d (canon lift (core func $i "d")))
                  (instance $p (export "describe" (func $d)))
                  (export "omni:cpi/plugin@1.0.0" (instance $p)))"#,
-            "exports omni:cpi/plugin@1.0.0, but this host links omni:cpi@0.1.0 and omni:cpi@0.2.0",
+            "exports omni:cpi/plugin@1.0.0, but this host links omni:cpi@0.1.0, omni:cpi@0.2.0 and omni:cpi@0.3.0",
         ),
         (
             r#"(component
@@ -939,6 +981,65 @@ impl Drop for Upstream {
     }
 }
 
+/// Two gates, as for programs: a component of omni:cpi@0.3.0 reaches only a host and port its
+/// `network-requests()` asked for AND the operator granted. Granted but not requested: refused,
+/// nothing sent. Requested but not granted (or on another port): the load stops, naming the grant
+/// to paste. A request that is not a bare host and real port stops the load too. A component built
+/// against 0.2.0 (a prebuilt fixture) cannot request: the grants alone apply to it, as before.
+#[tokio::test]
+async fn wasi_http_needs_both_the_request_and_the_grant() {
+    let f = fixture!();
+    let upstream = Upstream::start("http://127.0.0.1:9/").await;
+    let port = upstream.address.port();
+    let url = format!("http://127.0.0.1:{port}/ok");
+    let grant = format!("[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = {port}\n");
+    let requesting = |hosts: &str| format!("[plugins.adversary.settings]\nnetwork = \"{hosts}\"\n");
+
+    let unrequested = f.load_with(&f.policy(&grant), &f.wasm).await.expect("a grant alone loads");
+    assert!(unrequested.sandbox().network.is_empty(), "{:?}", unrequested.sandbox().network);
+    let err = behave(&unrequested, &["http", "GET", &url]).await.expect_err("granted, not requested");
+    assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+    assert_eq!(upstream.connections(), 0, "a request the plugin did not ask for reached the server");
+    let audited: Vec<Value> = f.audit_entries().into_iter().filter(|e| e["program"] == "http").collect();
+    let reason = audited.last().and_then(|e| e["reason"].as_str()).unwrap_or_default().to_string();
+    assert!(
+        reason.contains("not requested by the plugin") && reason.contains(&format!("127.0.0.1:{port}")),
+        "{reason}"
+    );
+
+    let other_port = if port == u16::MAX { port - 1 } else { port + 1 };
+    let ungranted = [
+        (requesting(&format!("127.0.0.1:{port}")), port),
+        (requesting(&format!("127.0.0.1:{other_port}")) + &grant, other_port),
+    ];
+    for (policy, wanted) in ungranted {
+        let err = f.load_with(&f.policy(&policy), &f.wasm).await.err().expect("requested, not granted");
+        let LoadError::MissingGrants(missing) = &err else { panic!("not a missing grant: {err}") };
+        assert_eq!(missing.missing, [format!("network host `127.0.0.1` port {wanted} (a test asked for it)")]);
+        let table = format!("[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = {wanted}\n");
+        assert!(missing.tables.contains(&table), "{}", missing.tables);
+    }
+
+    for (bad, named) in
+        [("evil.example/x:80", "host `evil.example/x` port 80"), ("api.example:0", "port 0"), ("a@b:80", "`a@b`")]
+    {
+        let err = f.load_with(&f.policy(&requesting(bad)), &f.wasm).await.err().expect("a malformed request");
+        assert!(matches!(err, LoadError::NetworkRequests { .. }), "{err}");
+        assert!(err.to_string().contains("network-requests() asks for") && err.to_string().contains(named), "{err}");
+    }
+
+    let older = support::repo_root().join("tests/fixtures/components/adversary-wit-0.2.0.wasm");
+    let cpi = f.load_with(&f.policy(&grant), &older).await.expect("a 0.2.0 component loads");
+    assert_eq!(cpi.interface, omni_cpi::wasm::Interface::V0_2);
+    assert_eq!(cpi.description.requests.network, None, "0.2.0 cannot request hosts");
+    let out = behave(&cpi, &["http", "GET", &url]).await.expect("0.2.0 reaches what is granted");
+    assert_eq!(out.stdout, "200\nhello");
+    assert_eq!(upstream.connections(), 1);
+    let err =
+        behave(&cpi, &["http", "GET", &format!("http://127.0.0.1:{other_port}/")]).await.expect_err("and nothing else");
+    assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+}
+
 /// `wasi:http` under the network grants: deny by default; a grant of 127.0.0.1:PORT reaches that
 /// port only; a granted *name* that resolves to a loopback address is refused (the rebinding
 /// rule); bodies and waits are bounded; a redirect is the plugin's to see, not followed; a dry run
@@ -957,7 +1058,10 @@ async fn wasi_http_reaches_only_granted_hosts_and_addresses() {
     assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
     assert_eq!(upstream.connections(), 0, "a request without a grant reached the server");
 
-    let grant = format!("[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = {port}\n");
+    let grant = format!(
+        "[plugins.adversary.settings]\nnetwork = \"127.0.0.1:{port}\"\n\
+         [[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = {port}\n"
+    );
     // Each wait for an answer is bounded like an exec: 400 ms, within the call's 1500 ms.
     let text = f.policy_text(&grant).replace("timeout_ms = 1500", "timeout_ms = 1500\nexec_timeout_ms = 400");
     let policy =
@@ -989,7 +1093,10 @@ async fn wasi_http_reaches_only_granted_hosts_and_addresses() {
     let sent = upstream.connections();
 
     // A granted name that resolves to a loopback address: refused, nothing sent.
-    let by_name = format!("[[plugins.adversary.network]]\nhost = \"localhost\"\nport = {port}\n");
+    let by_name = format!(
+        "[plugins.adversary.settings]\nnetwork = \"localhost:{port}\"\n\
+         [[plugins.adversary.network]]\nhost = \"localhost\"\nport = {port}\n"
+    );
     let named = f.load_with(&f.policy(&by_name), &f.wasm).await.expect("loads");
     let err = behave(&named, &["http", "GET", &format!("http://localhost:{port}/ok")]).await.expect_err("rebinding");
     assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");

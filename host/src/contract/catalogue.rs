@@ -618,7 +618,7 @@ pub fn required_actions(kind: CpiKind) -> impl Iterator<Item = &'static str> {
     actions(kind).filter(|a| a.required).map(|a| a.name)
 }
 
-/// Standard actions the WIT interface (`omni:cpi@0.2.0`) has no function for: only a JSON spec
+/// Standard actions the WIT interface (`omni:cpi@0.3.0`) has no function for: only a JSON spec
 /// can provide them.
 pub const NOT_IN_WIT: &[&str] = &["delete_snapshot"];
 

@@ -54,9 +54,14 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
         "conformance_params": cpi.conformance_params(),
         "settings": sandbox.settings.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "capabilities": {
-            "requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env},
+            "requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env, "network": d.requests.network},
             "granted": {"exec": granted_exec, "fs": cpi.grants.fs, "env": cpi.grants.env, "network": cpi.grants.network},
-            "effective": {"exec": sandbox.exec, "dirs": sandbox.dirs, "env": sandbox.env.iter().map(|(k, _)| k).collect::<Vec<_>>()},
+            "effective": {
+                "exec": sandbox.exec,
+                "dirs": sandbox.dirs,
+                "env": sandbox.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                "network": &*sandbox.network,
+            },
         },
         "limits": {
             "memory_bytes": sandbox.limits.memory_bytes,
@@ -95,10 +100,25 @@ pub(super) fn of_component(cpi: &ComponentCpi) -> Info {
         let granted = sandbox.env.iter().any(|(k, _)| k == var);
         w!(text, "  env {var} → {}", if granted { "granted" } else { "not granted or unset on the host" });
     }
-    // The network is granted by the operator alone (describe() cannot ask for hosts yet).
-    for grant in sandbox.network.iter() {
-        let port = grant.port.map_or_else(|| "any port".to_string(), |p| format!("port {p}"));
-        w!(text, "  network {} ({port}) → granted by the policy (wasi:http)", grant.host);
+    match &d.requests.network {
+        // Every request is granted, or the component would not have loaded.
+        Some(requested) => {
+            for r in requested {
+                w!(text, "  network {} port {} ({}) → granted (wasi:http)", r.host, r.port, r.description);
+            }
+        }
+        // Before omni:cpi@0.3.0 a component cannot request hosts: the grants alone apply.
+        None => {
+            for grant in sandbox.network.iter() {
+                let port = grant.port.map_or_else(|| "any port".to_string(), |p| format!("port {p}"));
+                w!(
+                    text,
+                    "  network {} ({port}) → granted by the policy alone (wasi:http; {} cannot request hosts)",
+                    grant.host,
+                    cpi.interface
+                );
+            }
+        }
     }
     let l = sandbox.limits;
     w!(
@@ -315,7 +335,7 @@ pub(super) fn of_ungranted_component(
         "loads": false,
         "bound": new_entry_head.is_none(),
         "actions": d.actions.iter().map(|a| json!({"name": a.name, "supported": a.unsupported.is_none(), "reason": a.unsupported})).collect::<Vec<_>>(),
-        "capabilities": {"requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env}},
+        "capabilities": {"requested": {"exec": requested_exec, "dirs": d.requests.dirs, "env": d.requests.env, "network": d.requests.network}},
         "missing": missing_list,
         "toml": toml,
     });
@@ -335,6 +355,9 @@ pub(super) fn of_ungranted_component(
     }
     for var in &d.requests.env {
         w!(text, "  env {var}");
+    }
+    for r in d.requests.network.iter().flatten() {
+        w!(text, "  network {} port {} ({})", r.host, r.port, r.description);
     }
     if !missing_list.is_empty() {
         w!(text, "missing:");

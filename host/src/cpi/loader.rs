@@ -219,7 +219,7 @@ impl Loader {
             Err(_) => return None,
         };
         let host = self.component_host().ok()?;
-        let (world, interface, description) = ComponentCpi::describe_file(host, path).await.ok()?;
+        let (world, interface, description) = ComponentCpi::describe_under(host, path, &grants).await.ok()?;
         let env = |name: &str| std::env::var(name).ok();
         let missing =
             crate::wasm::sandbox::Sandbox::new(&grants, &description.requests, AuditLog::default(), &env).err();

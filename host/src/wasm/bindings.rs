@@ -1,10 +1,11 @@
-//! Host bindings of every interface version the host links. `v0_2` is the current `omni:cpi`
-//! (`wit/`); `v0_1` is the frozen `omni:cpi@0.1.0` (`wit/0.1.0/`), kept so components built
-//! against it load and work unchanged. Within a version the director world reuses the container
-//! world's shared interfaces, and 0.1.0 reuses 0.2.0's `types` (the records are identical), so
-//! the host converts only the `process` records between versions.
+//! Host bindings of every interface version the host links. `v0_3` is the current `omni:cpi`
+//! (`wit/`); `v0_2` (`wit/0.2.0/`) and `v0_1` (`wit/0.1.0/`) are frozen, kept so components built
+//! against them load and work unchanged. Within a version the director world reuses the container
+//! world's shared interfaces, and the older versions reuse 0.3.0's `types` (their records are
+//! identical; 0.3.0 only added `network-request`), so the host converts only the `process` and
+//! `log` records between versions.
 
-pub mod v0_2 {
+pub mod v0_3 {
     pub mod container {
         wasmtime::component::bindgen!({
             path: "../wit",
@@ -32,6 +33,37 @@ pub mod v0_2 {
     pub use container::omni::cpi::{log, process, settings, types};
 }
 
+pub mod v0_2 {
+    pub mod container {
+        wasmtime::component::bindgen!({
+            path: "../wit/0.2.0",
+            world: "container-cpi",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "omni:cpi/types": crate::wasm::bindings::v0_3::types,
+            },
+        });
+    }
+
+    pub mod director {
+        wasmtime::component::bindgen!({
+            path: "../wit/0.2.0",
+            world: "director-cpi",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "omni:cpi/types": crate::wasm::bindings::v0_3::types,
+                "omni:cpi/process": super::container::omni::cpi::process,
+                "omni:cpi/log": super::container::omni::cpi::log,
+                "omni:cpi/settings": super::container::omni::cpi::settings,
+            },
+        });
+    }
+
+    pub use container::omni::cpi::{log, process, settings};
+}
+
 pub mod v0_1 {
     pub mod container {
         wasmtime::component::bindgen!({
@@ -40,7 +72,7 @@ pub mod v0_1 {
             imports: { default: async | trappable },
             exports: { default: async },
             with: {
-                "omni:cpi/types": crate::wasm::bindings::v0_2::types,
+                "omni:cpi/types": crate::wasm::bindings::v0_3::types,
             },
         });
     }
@@ -52,7 +84,7 @@ pub mod v0_1 {
             imports: { default: async | trappable },
             exports: { default: async },
             with: {
-                "omni:cpi/types": crate::wasm::bindings::v0_2::types,
+                "omni:cpi/types": crate::wasm::bindings::v0_3::types,
                 "omni:cpi/process": super::container::omni::cpi::process,
                 "omni:cpi/log": super::container::omni::cpi::log,
             },
@@ -63,4 +95,4 @@ pub mod v0_1 {
 }
 
 /// The data types, the same in every version.
-pub use v0_2::types;
+pub use v0_3::types;

@@ -15,10 +15,10 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 use wasmtime::Store;
 
-use super::bindings::{types, v0_1, v0_2};
+use super::bindings::{types, v0_1, v0_2, v0_3};
 use super::dispatch::{self, Reply, WitCall};
 use super::engine::{sha256_hex, ComponentHost, EPOCH_TICK};
-use super::sandbox::{MissingGrants, Requests, Sandbox};
+use super::sandbox::{MissingGrants, NetworkRequest, Requests, Sandbox};
 use super::state::{CallState, ExecRecord, MemoryLimitExceeded};
 use crate::audit::AuditLog;
 use crate::contract::catalogue::{self, CpiKind};
@@ -30,7 +30,7 @@ use crate::policy::{ArgPattern, Limits, PluginGrants};
 use crate::secrets::{looks_like_credential, Secrets};
 
 /// The interface version plugins are built against today (`wit/`, the SDK's).
-pub const INTERFACE_VERSION: semver::Version = semver::Version::new(0, 2, 0);
+pub const INTERFACE_VERSION: semver::Version = semver::Version::new(0, 3, 0);
 
 /// The interface versions this host links. A component exports one of them; for each, the host
 /// accepts any later patch release of the same minor (0.x) version.
@@ -40,18 +40,23 @@ pub enum Interface {
     /// `detach-volume`, `list-volumes` or `list-networks`.
     #[serde(rename = "omni:cpi@0.1.0")]
     V0_1,
-    /// `omni:cpi@0.2.0`, the current `wit/`.
+    /// `omni:cpi@0.2.0`, frozen in `wit/0.2.0/`: no `network-requests` (its `wasi:http` requests
+    /// reach the hosts the operator grants, by the grants alone).
     #[serde(rename = "omni:cpi@0.2.0")]
     V0_2,
+    /// `omni:cpi@0.3.0`, the current `wit/`.
+    #[serde(rename = "omni:cpi@0.3.0")]
+    V0_3,
 }
 
 impl Interface {
-    const ALL: [Interface; 2] = [Interface::V0_1, Interface::V0_2];
+    const ALL: [Interface; 3] = [Interface::V0_1, Interface::V0_2, Interface::V0_3];
 
     pub fn version(self) -> semver::Version {
         match self {
             Interface::V0_1 => semver::Version::new(0, 1, 0),
-            Interface::V0_2 => INTERFACE_VERSION,
+            Interface::V0_2 => semver::Version::new(0, 2, 0),
+            Interface::V0_3 => INTERFACE_VERSION,
         }
     }
 
@@ -64,7 +69,14 @@ impl Interface {
 
     /// Whether a component of this version can read settings the operator gives it.
     pub fn has_settings(self) -> bool {
-        self == Interface::V0_2
+        self != Interface::V0_1
+    }
+
+    /// Whether a component of this version says which hosts it needs (`network-requests`). One
+    /// of an older version cannot: its requests reach what the operator grants, by the grants
+    /// alone, as they did before 0.3.0.
+    pub fn requests_network(self) -> bool {
+        self == Interface::V0_3
     }
 }
 
@@ -96,6 +108,8 @@ pub enum LoadError {
     MissingGrants(MissingGrants),
     #[error("{path}: describe() failed: {message}")]
     Describe { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    NetworkRequests { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Settings { path: PathBuf, message: String },
 }
@@ -156,8 +170,10 @@ pub struct ActionDescription {
 
 /// A component linked and ready to instantiate, by world and interface version.
 enum WorldPre {
-    Container(v0_2::container::ContainerCpiPre<CallState>),
-    Director(v0_2::director::DirectorCpiPre<CallState>),
+    Container(v0_3::container::ContainerCpiPre<CallState>),
+    Director(v0_3::director::DirectorCpiPre<CallState>),
+    ContainerV0_2(v0_2::container::ContainerCpiPre<CallState>),
+    DirectorV0_2(v0_2::director::DirectorCpiPre<CallState>),
     ContainerV0_1(v0_1::container::ContainerCpiPre<CallState>),
     DirectorV0_1(v0_1::director::DirectorCpiPre<CallState>),
 }
@@ -253,7 +269,14 @@ fn detect_world(host: &ComponentHost, component: &Component) -> Result<(World, I
             if exports.is_empty() { "none".to_string() } else { exports.join(", ") }
         ));
     }
-    let linked = || Interface::ALL.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" and ");
+    let linked = || {
+        let all: Vec<String> = Interface::ALL.iter().map(|i| i.to_string()).collect();
+        match all.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    };
     if let Some((interface, version)) = ours.iter().find(|(_, v)| Interface::of(v).is_none()) {
         return Err(format!(
             "exports omni:cpi/{interface}@{version}, but this host links {}; rebuild the plugin against the host's WIT (wit/, omni:cpi@{INTERFACE_VERSION}) or use a host that supports {version}",
@@ -286,6 +309,8 @@ struct Inspected {
     interface: Interface,
     pre: WorldPre,
     description: Description,
+    /// What the `settings` import answers: the operator's values over the declared defaults.
+    settings: Vec<(String, String)>,
 }
 
 impl Inspected {
@@ -304,11 +329,17 @@ impl Inspected {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Invalid { path: path.clone(), message: format!("cannot link: {e:#}") })?;
         let pre = match (world, interface) {
+            (World::ContainerCpi, Interface::V0_3) => {
+                v0_3::container::ContainerCpiPre::new(instance_pre).map(WorldPre::Container)
+            }
+            (World::DirectorCpi, Interface::V0_3) => {
+                v0_3::director::DirectorCpiPre::new(instance_pre).map(WorldPre::Director)
+            }
             (World::ContainerCpi, Interface::V0_2) => {
-                v0_2::container::ContainerCpiPre::new(instance_pre).map(WorldPre::Container)
+                v0_2::container::ContainerCpiPre::new(instance_pre).map(WorldPre::ContainerV0_2)
             }
             (World::DirectorCpi, Interface::V0_2) => {
-                v0_2::director::DirectorCpiPre::new(instance_pre).map(WorldPre::Director)
+                v0_2::director::DirectorCpiPre::new(instance_pre).map(WorldPre::DirectorV0_2)
             }
             (World::ContainerCpi, Interface::V0_1) => {
                 v0_1::container::ContainerCpiPre::new(instance_pre).map(WorldPre::ContainerV0_1)
@@ -320,7 +351,7 @@ impl Inspected {
         .map_err(|e| LoadError::WrongWorld { path: path.clone(), message: format!("{e:#}") })?;
 
         // describe() runs with no capabilities at all: it must only say what the plugin needs.
-        let nothing = Arc::new(Sandbox {
+        let nothing = Sandbox {
             plugin: grants.name.clone(),
             exec: Vec::new(),
             dirs: Vec::new(),
@@ -328,14 +359,16 @@ impl Inspected {
             limits: grants.limits,
             audit,
             path: String::new(),
-            requests: Requests { exec: Vec::new(), dirs: Vec::new(), env: Vec::new() },
+            requests: Requests::nothing(),
             settings: Vec::new(),
             network: Arc::from(Vec::new()),
-        });
-        let info = describe(host.engine(), &pre, nothing)
-            .await
-            .map_err(|e| LoadError::Describe { path: path.clone(), message: e.message })?;
-        let description = Description::from_wit(info);
+        };
+        let info = match call_plugin(host.engine(), &pre, Arc::new(nothing.clone()), PluginExport::Describe).await {
+            Ok(PluginAnswer::Info(info)) => info,
+            Ok(PluginAnswer::Network(_)) => unreachable!("describe() answers plugin-info"),
+            Err(e) => return Err(LoadError::Describe { path: path.clone(), message: e.message }),
+        };
+        let mut description = Description::from_wit(info);
         let expected_kind = match world {
             World::ContainerCpi => CpiKind::Container,
             World::DirectorCpi => CpiKind::Director,
@@ -349,7 +382,31 @@ impl Inspected {
         if let Err(message) = description.check_parameter_names() {
             return Err(LoadError::Describe { path, message });
         }
-        Ok(Inspected { sha256, world, interface, pre, description })
+        let settings = resolve_settings(grants, interface, &description.default_settings)
+            .map_err(|message| LoadError::Settings { path: path.clone(), message })?;
+
+        // network-requests() sees the settings (a plugin asks for the endpoint it is configured
+        // with) and still nothing else.
+        description.requests.network = if interface.requests_network() {
+            let sandbox = Arc::new(Sandbox { settings: settings.clone(), ..nothing });
+            let answer = call_plugin(host.engine(), &pre, sandbox, PluginExport::NetworkRequests).await;
+            let requested = match answer {
+                Ok(PluginAnswer::Network(requested)) => requested,
+                Ok(PluginAnswer::Info(_)) => unreachable!("network-requests() answers a list"),
+                Err(e) => {
+                    return Err(LoadError::NetworkRequests {
+                        path,
+                        message: format!("network-requests() failed: {}", e.message),
+                    })
+                }
+            };
+            let parsed: Result<Vec<NetworkRequest>, String> =
+                requested.into_iter().map(|r| NetworkRequest::parse(&r.host, r.port, r.description)).collect();
+            Some(parsed.map_err(|message| LoadError::NetworkRequests { path: path.clone(), message })?)
+        } else {
+            None
+        };
+        Ok(Inspected { sha256, world, interface, pre, description, settings })
     }
 }
 
@@ -365,8 +422,7 @@ impl ComponentCpi {
         let inspected = Inspected::read(host, source, &grants, audit.clone()).await?;
         let mut sandbox = Sandbox::new(&grants, &inspected.description.requests, audit, host_env)
             .map_err(LoadError::MissingGrants)?;
-        sandbox.settings = resolve_settings(&grants, inspected.interface, &inspected.description.default_settings)
-            .map_err(|message| LoadError::Settings { path: source.to_path_buf(), message })?;
+        sandbox.settings = inspected.settings;
         Ok(ComponentCpi {
             name: grants.name.clone(),
             source: source.to_path_buf(),
@@ -387,7 +443,18 @@ impl ComponentCpi {
         source: &Path,
     ) -> Result<(World, Interface, Description), LoadError> {
         let name = source.file_stem().map_or("plugin".to_string(), |s| s.to_string_lossy().into_owned());
-        let inspected = Inspected::read(host, source, &PluginGrants::none(&name), AuditLog::default()).await?;
+        ComponentCpi::describe_under(host, source, &PluginGrants::none(&name)).await
+    }
+
+    /// What a component says about itself under a policy entry's settings (its network requests
+    /// may depend on them), without granting it anything: what `info` shows of a component whose
+    /// entry lacks grants.
+    pub async fn describe_under(
+        host: &ComponentHost,
+        source: &Path,
+        grants: &PluginGrants,
+    ) -> Result<(World, Interface, Description), LoadError> {
+        let inspected = Inspected::read(host, source, grants, AuditLog::default()).await?;
         Ok((inspected.world, inspected.interface, inspected.description))
     }
 
@@ -572,6 +639,14 @@ impl ComponentCpi {
                     let instance = pre.instantiate_async(&mut store).await?;
                     dispatch::call_director(&instance, &mut store, call).await
                 }
+                WorldPre::ContainerV0_2(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    dispatch::call_container_v0_2(&instance, &mut store, call).await
+                }
+                WorldPre::DirectorV0_2(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    dispatch::call_director_v0_2(&instance, &mut store, call).await
+                }
                 WorldPre::ContainerV0_1(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
                     dispatch::call_container_v0_1(&instance, &mut store, call).await
@@ -720,11 +795,26 @@ fn ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
-async fn describe(
+/// The `plugin` exports the host calls at load.
+#[derive(Debug, Clone, Copy)]
+enum PluginExport {
+    Describe,
+    /// Only of omni:cpi@0.3.0 on (`Interface::requests_network`).
+    NetworkRequests,
+}
+
+enum PluginAnswer {
+    Info(types::PluginInfo),
+    Network(Vec<types::NetworkRequest>),
+}
+
+/// Calls one of the `plugin` exports in a fresh instance, under the plugin's limits.
+async fn call_plugin(
     engine: &wasmtime::Engine,
     pre: &WorldPre,
     sandbox: Arc<Sandbox>,
-) -> Result<types::PluginInfo, CpiError> {
+    export: PluginExport,
+) -> Result<PluginAnswer, CpiError> {
     let limits = sandbox.limits;
     let state = CallState::new(sandbox, "describe", false, Secrets::default())
         .map_err(|e| CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}")))?;
@@ -732,26 +822,48 @@ async fn describe(
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(ticks(limits.call_timeout));
     store.epoch_deadline_trap();
+    macro_rules! describe {
+        ($pre:ident) => {
+            $pre.instantiate_async(&mut store)
+                .await?
+                .omni_cpi_plugin()
+                .call_describe(&mut store)
+                .await
+                .map(PluginAnswer::Info)
+        };
+    }
+    macro_rules! network_requests {
+        ($pre:ident) => {
+            $pre.instantiate_async(&mut store)
+                .await?
+                .omni_cpi_plugin()
+                .call_network_requests(&mut store)
+                .await
+                .map(PluginAnswer::Network)
+        };
+    }
     let work = async {
-        match pre {
-            WorldPre::Container(pre) => {
-                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
-            }
-            WorldPre::Director(pre) => {
-                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
-            }
-            WorldPre::ContainerV0_1(pre) => {
-                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
-            }
-            WorldPre::DirectorV0_1(pre) => {
-                pre.instantiate_async(&mut store).await?.omni_cpi_plugin().call_describe(&mut store).await
-            }
+        match (pre, export) {
+            (WorldPre::Container(pre), PluginExport::Describe) => describe!(pre),
+            (WorldPre::Director(pre), PluginExport::Describe) => describe!(pre),
+            (WorldPre::ContainerV0_2(pre), PluginExport::Describe) => describe!(pre),
+            (WorldPre::DirectorV0_2(pre), PluginExport::Describe) => describe!(pre),
+            (WorldPre::ContainerV0_1(pre), PluginExport::Describe) => describe!(pre),
+            (WorldPre::DirectorV0_1(pre), PluginExport::Describe) => describe!(pre),
+            (WorldPre::Container(pre), PluginExport::NetworkRequests) => network_requests!(pre),
+            (WorldPre::Director(pre), PluginExport::NetworkRequests) => network_requests!(pre),
+            // Older versions have no such export; their requests reach what is granted.
+            (_, PluginExport::NetworkRequests) => Ok(PluginAnswer::Network(Vec::new())),
         }
     };
+    let what = match export {
+        PluginExport::Describe => "describe()",
+        PluginExport::NetworkRequests => "network-requests()",
+    };
     match tokio::time::timeout(limits.call_timeout + Duration::from_secs(1), work).await {
-        Ok(Ok(info)) => Ok(info),
+        Ok(Ok(answer)) => Ok(answer),
         Ok(Err(e)) => Err(CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}"))),
-        Err(_) => Err(CpiError::new(ErrorKind::Timeout, "describe", "describe() did not return in time".to_string())),
+        Err(_) => Err(CpiError::new(ErrorKind::Timeout, "describe", format!("{what} did not return in time"))),
     }
 }
 
@@ -783,6 +895,8 @@ impl Description {
                     .collect(),
                 dirs: info.capabilities.dirs.into_iter().map(|d| (d.guest_path, d.writable)).collect(),
                 env: info.capabilities.env,
+                // Asked for separately, once the settings are known (`Inspected::read`).
+                network: None,
             },
         }
     }
@@ -811,7 +925,7 @@ mod tests {
                 unsupported: None,
             }],
             default_settings: vec![],
-            requests: Requests { exec: vec![], dirs: vec![], env: vec![] },
+            requests: Requests::nothing(),
         }
     }
 

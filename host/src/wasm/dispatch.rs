@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 use wasmtime::Store;
 
-use super::bindings::{types, v0_1, v0_2};
+use super::bindings::{types, v0_1, v0_2, v0_3};
 use super::state::CallState;
 use crate::contract::catalogue::{self, CpiKind, StandardParam};
 use crate::contract::error::{CpiError, ErrorKind};
@@ -339,20 +339,36 @@ macro_rules! container_calls {
     }};
 }
 
-/// Calls a container CPI's export for `call` (omni:cpi@0.2.0).
+/// The container calls of 0.2.0 and later, in which every function of the catalogue exists.
+macro_rules! complete_container_calls {
+    ($cpi:ident, $store:ident, $call:ident) => {{
+        let c = $cpi.omni_cpi_container();
+        container_calls!(c, $store, $call,
+            WitCall::DetachVolume { volume, container } => {
+                c.call_detach_volume(&mut *$store, volume, container).await?.map(|()| Reply::done())
+            }
+            WitCall::ListVolumes => c.call_list_volumes(&mut *$store).await?.map(|names| Reply::value(json!(names))),
+            WitCall::ListNetworks => c.call_list_networks(&mut *$store).await?.map(|names| Reply::value(json!(names))),
+        )
+    }};
+}
+
+/// Calls a container CPI's export for `call` (omni:cpi@0.3.0).
 pub async fn call_container(
+    cpi: &v0_3::container::ContainerCpi,
+    store: &mut Store<CallState>,
+    call: &WitCall,
+) -> CallResult {
+    complete_container_calls!(cpi, store, call)
+}
+
+/// Calls a container CPI built against omni:cpi@0.2.0 (the same calls as 0.3.0).
+pub async fn call_container_v0_2(
     cpi: &v0_2::container::ContainerCpi,
     store: &mut Store<CallState>,
     call: &WitCall,
 ) -> CallResult {
-    let c = cpi.omni_cpi_container();
-    container_calls!(c, store, call,
-        WitCall::DetachVolume { volume, container } => {
-            c.call_detach_volume(&mut *store, volume, container).await?.map(|()| Reply::done())
-        }
-        WitCall::ListVolumes => c.call_list_volumes(&mut *store).await?.map(|names| Reply::value(json!(names))),
-        WitCall::ListNetworks => c.call_list_networks(&mut *store).await?.map(|names| Reply::value(json!(names))),
-    )
+    complete_container_calls!(cpi, store, call)
 }
 
 /// Calls a container CPI built against omni:cpi@0.1.0, which lacks the calls 0.2.0 added.
@@ -414,8 +430,18 @@ macro_rules! director_calls {
     }};
 }
 
-/// Calls a director CPI's export for `call` (omni:cpi@0.2.0).
+/// Calls a director CPI's export for `call` (omni:cpi@0.3.0).
 pub async fn call_director(
+    cpi: &v0_3::director::DirectorCpi,
+    store: &mut Store<CallState>,
+    call: &WitCall,
+) -> CallResult {
+    let d = cpi.omni_cpi_director();
+    director_calls!(d, store, call)
+}
+
+/// Calls a director CPI built against omni:cpi@0.2.0.
+pub async fn call_director_v0_2(
     cpi: &v0_2::director::DirectorCpi,
     store: &mut Store<CallState>,
     call: &WitCall,

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 use super::state::CallState;
 
 /// How often the epoch advances; a call's deadline is counted in these ticks.
@@ -121,7 +121,10 @@ impl ComponentHost {
         // Both worlds of a version import the same interfaces, so adding one world's serves both.
         // Every version's imports are named with their version, so one linker holds them all.
         let setup = |e: wasmtime::Error| EngineError::Setup(format!("{e:#}"));
-        v0_2::container::ContainerCpi::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
+        v0_3::container::ContainerCpi::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
+        v0_2::process::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
+        v0_2::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
+        v0_2::settings::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
         v0_1::process::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
         v0_1::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(setup)?;
 

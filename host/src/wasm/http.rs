@@ -41,7 +41,11 @@ pub const MAX_REQUESTS_IN_FLIGHT: usize = 32;
 /// The gate of one call's outgoing requests.
 pub struct HttpGate {
     pub log: Arc<RequestLog>,
+    /// What the plugin may reach (`Sandbox::network`).
     pub grants: Arc<[NetworkGrant]>,
+    /// `grants` is what the plugin requested and the operator granted (omni:cpi@0.3.0 on), so a
+    /// refusal is the plugin's own `network-requests()`; otherwise the grants alone.
+    pub requested: bool,
     /// [`MAX_REQUESTS_IN_FLIGHT`] permits, one held by each request until its answer is done.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Largest request or response body.
@@ -162,11 +166,19 @@ impl WasiHttpHooks for HttpGate {
         }
         let grants = self.grants_for(&target);
         if grants.is_empty() {
-            let reason = format!(
-                "no network grant names {}:{}; the operator grants it in the policy \
-                 ([[plugins.{}.network]] host = \"{}\", port = {})",
-                target.host, target.port, self.log.plugin, target.host, target.port
-            );
+            let reason = if self.requested {
+                format!(
+                    "not requested by the plugin: {}:{} is not among its network-requests(); plugin `{}` reaches \
+                     only what it requests (and the operator grants): rebuild it requesting this, then grant it",
+                    target.host, target.port, self.log.plugin
+                )
+            } else {
+                format!(
+                    "no network grant names {}:{}; the operator grants it in the policy \
+                     ([[plugins.{}.network]] host = \"{}\", port = {})",
+                    target.host, target.port, self.log.plugin, target.host, target.port
+                )
+            };
             return Box::new(std::future::ready(Err(self.log.deny(&target, reason))));
         }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::audit::AuditLog;
-use crate::policy::{args_match, ArgPattern, FsMode, Limits, PluginGrants};
+use crate::policy::{args_match, ArgPattern, FsMode, Limits, NetworkGrant, PluginGrants};
 use crate::process::exec::resolve_program;
 
 /// A capability request from a plugin's `describe`, in host terms.
@@ -18,6 +18,45 @@ pub struct Requests {
     /// Guest path and whether it must be writable.
     pub dirs: Vec<(String, bool)>,
     pub env: Vec<String>,
+    /// The hosts its `wasi:http` requests need (`network-requests()`, omni:cpi@0.3.0 on).
+    /// `None` for a component of an older version, which cannot say: its requests reach what
+    /// the operator grants, by the grants alone.
+    pub network: Option<Vec<NetworkRequest>>,
+}
+
+impl Requests {
+    /// A component that asks for nothing (what `describe` runs under).
+    pub fn nothing() -> Requests {
+        Requests { exec: Vec::new(), dirs: Vec::new(), env: Vec::new(), network: Some(Vec::new()) }
+    }
+}
+
+/// One host and port a plugin's `wasi:http` requests need, with its reason for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkRequest {
+    /// As the policy writes it: lowercase, an IPv6 address in brackets.
+    pub host: String,
+    pub port: u16,
+    pub description: String,
+}
+
+impl NetworkRequest {
+    /// Checks a request as the plugin wrote it: a bare DNS name or IP address (IPv6 with or
+    /// without brackets) in the form the policy writes it, and a port other than 0.
+    pub fn parse(host: &str, port: u16, description: String) -> Result<NetworkRequest, String> {
+        let bracketed =
+            if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+        let lowercase = bracketed.to_ascii_lowercase();
+        let usable = port != 0
+            && !host.contains(['/', '@', '?', '#', '%', ' '])
+            && NetworkGrant::parse(&format!("{bracketed}:{port}")).is_ok_and(|g| g.host == lowercase);
+        if !usable {
+            return Err(format!(
+                "network-requests() asks for host `{host}` port {port}: give a bare DNS name or IP address as written                  in a policy (\"ec2.us-east-1.amazonaws.com\", \"127.0.0.1\", \"::1\") and a port from 1 to 65535"
+            ));
+        }
+        Ok(NetworkRequest { host: lowercase, port, description })
+    }
 }
 
 /// One program the plugin may run: granted (absolute path, patterns) and requested (patterns).
@@ -55,8 +94,10 @@ pub struct Sandbox {
     /// What the `settings` import answers: each declared setting with the operator's value or
     /// its default (see `settings::resolve`).
     pub settings: Vec<(String, String)>,
-    /// Hosts the plugin's `wasi:http` requests may reach (`[[plugins.NAME.network]]`).
-    pub network: std::sync::Arc<[crate::policy::NetworkGrant]>,
+    /// Hosts the plugin's `wasi:http` requests may reach: what it requested AND the operator
+    /// granted (`[[plugins.NAME.network]]`), each narrowed to the requested port; for a component
+    /// that cannot request (before omni:cpi@0.3.0), the grants.
+    pub network: std::sync::Arc<[NetworkGrant]>,
 }
 
 /// Every request the grants do not cover, with what would grant it.
@@ -213,6 +254,30 @@ impl Sandbox {
                 missing_env.push(var.clone());
             }
         }
+        let network = match &requests.network {
+            None => grants.network.clone(),
+            Some(requested) => {
+                let mut network = Vec::new();
+                for request in requested {
+                    if grants.network.iter().any(|g| g.allows(&request.host, request.port)) {
+                        network.push(NetworkGrant { host: request.host.clone(), port: Some(request.port) });
+                    } else {
+                        missing.push(format!(
+                            "network host `{}` port {} ({})",
+                            request.host, request.port, request.description
+                        ));
+                        let _ = write!(
+                            toml,
+                            "[[plugins.{name}.network]]\nhost = {}\nport = {}\n\n",
+                            toml_string(&request.host),
+                            request.port
+                        );
+                    }
+                }
+                network
+            }
+        };
+
         let env_list = (!missing_env.is_empty()).then(|| grants.env.iter().chain(&missing_env).cloned().collect());
 
         if !missing.is_empty() {
@@ -229,7 +294,7 @@ impl Sandbox {
             path,
             requests: requests.clone(),
             settings: Vec::new(),
-            network: grants.network.clone().into(),
+            network: network.into(),
         })
     }
 
@@ -369,6 +434,7 @@ mod tests {
             exec: vec![("sh".into(), p(&["-c", "*"])), ("sh".into(), p(&["-x", "**"])), ("true".into(), vec![])],
             dirs: vec![("/state".into(), false), ("/state".into(), true), ("/other".into(), false)],
             env: vec!["GRANTED".into(), "SECRET".into()],
+            network: Some(vec![net("api.example", 443)]),
         };
         let missing = Sandbox::new(&grants(), &requests, AuditLog::default(), &env).expect_err("exceeds");
         assert_eq!(
@@ -378,8 +444,14 @@ mod tests {
                 "exec `true` with arguments []",
                 "directory `/state` (rw)",
                 "directory `/other` (ro)",
-                "environment variable `SECRET`"
+                "environment variable `SECRET`",
+                "network host `api.example` port 443 (why)"
             ]
+        );
+        assert!(
+            missing.tables.contains("[[plugins.demo.network]]\nhost = \"api.example\"\nport = 443\n"),
+            "{}",
+            missing.tables
         );
         assert!(
             missing.tables.contains("[[plugins.demo.exec]]\nprogram = \"true\"\nargs = []\n"),
@@ -395,6 +467,15 @@ mod tests {
         let entry = &parsed["plugins"]["demo"];
         assert_eq!(entry["exec"].as_array().map(Vec::len), Some(3), "{merged}");
         assert_eq!(entry["fs"].as_array().map(Vec::len), Some(2), "{merged}");
+        assert_eq!(entry["network"].as_array().map(Vec::len), Some(1), "{merged}");
+        // The network table as pasted is a grant the policy accepts (the fs one names a directory
+        // for the operator to choose, so it is left out here).
+        let network_table = &missing.tables[missing.tables.find("[[plugins.demo.network]]").expect("network table")..];
+        let with_network = format!("{existing}\n{network_table}");
+        let policy = crate::policy::Policy::parse(std::path::Path::new("/p.toml"), &with_network, "/bin:/usr/bin")
+            .unwrap_or_else(|e| panic!("the pasted grant is a valid policy: {e}\n{with_network}"));
+        let granted = &policy.plugins["demo"].network;
+        assert!(granted.iter().any(|g| g.allows("api.example", 443)), "{granted:?}");
         assert!(missing.to_string().contains("in the table `[plugins.demo]`, set:\n\nenv = [\"GRANTED\", \"SECRET\"]"));
         // For a new entry, one document: the head, env, then the tables.
         let whole = missing.new_entry_toml("[plugins.demo]\nsource = \"/x.wasm\"");
@@ -402,10 +483,71 @@ mod tests {
         assert_eq!(parsed["plugins"]["demo"]["env"].as_array().map(Vec::len), Some(2));
     }
 
+    fn net(host: &str, port: u16) -> NetworkRequest {
+        NetworkRequest::parse(host, port, "why".into()).expect("a valid request")
+    }
+
+    /// A component of 0.3.0 reaches what it requested AND the operator granted, narrowed to the
+    /// requested port; one of an older version (no requests) reaches what is granted.
+    #[test]
+    fn the_network_needs_both_the_grant_and_the_request() {
+        let grants = PluginGrants {
+            network: vec![
+                NetworkGrant::parse("api.example").expect("grant"),
+                NetworkGrant::parse("127.0.0.1:8080").expect("grant"),
+                NetworkGrant::parse("other.example").expect("grant"),
+            ],
+            ..PluginGrants::none("demo")
+        };
+        let requests =
+            Requests { network: Some(vec![net("API.example", 443), net("127.0.0.1", 8080)]), ..Requests::nothing() };
+        let sandbox = Sandbox::new(&grants, &requests, AuditLog::default(), &env).expect("granted");
+        let reach = |host: &str, port: u16| sandbox.network.iter().any(|g| g.allows(host, port));
+        assert!(reach("api.example", 443) && reach("127.0.0.1", 8080));
+        assert!(!reach("api.example", 80), "narrowed to the requested port");
+        assert!(!reach("other.example", 443), "granted but not requested");
+
+        let older = Requests { network: None, ..Requests::nothing() };
+        let sandbox = Sandbox::new(&grants, &older, AuditLog::default(), &env).expect("granted");
+        assert_eq!(sandbox.network.len(), 3, "before 0.3.0 the grants alone apply");
+
+        let beyond = Requests { network: Some(vec![net("127.0.0.1", 8081)]), ..Requests::nothing() };
+        let missing = Sandbox::new(&grants, &beyond, AuditLog::default(), &env).expect_err("another port");
+        assert_eq!(missing.missing, ["network host `127.0.0.1` port 8081 (why)"]);
+    }
+
+    /// A request is a bare name or address as a policy writes it, so what the operator reads in
+    /// `info` is what the host compares.
+    #[test]
+    fn network_requests_are_bare_hosts_and_real_ports() {
+        assert_eq!(net("EC2.us-east-1.amazonaws.com", 443).host, "ec2.us-east-1.amazonaws.com");
+        assert_eq!(net("::1", 8080).host, "[::1]");
+        assert_eq!(net("[::1]", 8080).host, "[::1]");
+        assert_eq!(net("127.0.0.1", 1).host, "127.0.0.1");
+        for (host, port) in [
+            ("", 80),
+            ("api.example", 0),
+            ("api.example:80", 80),
+            ("api.example/path", 80),
+            ("user@api.example", 80),
+            ("api example", 80),
+            ("api.example?x", 80),
+            ("0x7f.1", 80),
+            ("1.2.3", 80),
+            ("xn--bcher-kva.example%2f", 80),
+        ] {
+            let err = NetworkRequest::parse(host, port, String::new()).expect_err(host);
+            assert!(err.contains(&format!("host `{host}` port {port}")), "{err}");
+        }
+    }
+
     #[test]
     fn exec_needs_both_the_grant_and_the_request() {
-        let requests =
-            Requests { exec: vec![("sh".into(), p(&["-c", "echo hi"]))], dirs: vec![], env: vec!["GRANTED".into()] };
+        let requests = Requests {
+            exec: vec![("sh".into(), p(&["-c", "echo hi"]))],
+            env: vec!["GRANTED".into()],
+            ..Requests::nothing()
+        };
         let sandbox = Sandbox::new(&grants(), &requests, AuditLog::default(), &env).expect("granted");
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(sandbox.authorize("sh", &args(&["-c", "echo hi"]), &[], None).is_ok());
@@ -439,8 +581,11 @@ mod tests {
             fs: vec![FsGrant { host: granted.clone(), guest: "/state".into(), mode: FsMode::Rw }],
             ..PluginGrants::none("demo")
         };
-        let requests =
-            Requests { exec: vec![("sh".into(), p(&["-c", "*"]))], dirs: vec![("/state".into(), true)], env: vec![] };
+        let requests = Requests {
+            exec: vec![("sh".into(), p(&["-c", "*"]))],
+            dirs: vec![("/state".into(), true)],
+            ..Requests::nothing()
+        };
         let sandbox = Sandbox::new(&grants, &requests, AuditLog::default(), &env).expect("granted");
         let cwd = |dir: &std::path::Path| {
             let args = vec!["-c".to_string(), "pwd".to_string()];

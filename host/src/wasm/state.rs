@@ -9,7 +9,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{types, v0_1, v0_2};
+use super::bindings::{types, v0_1, v0_2, v0_3};
 use super::http::{HttpGate, RequestLog};
 use super::sandbox::Sandbox;
 use crate::audit::{AuditEntry, Decision};
@@ -114,6 +114,7 @@ impl CallState {
                 secrets: secrets.clone(),
             }),
             grants: sandbox.network.clone(),
+            requested: sandbox.requests.network.is_some(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(super::http::MAX_REQUESTS_IN_FLIGHT)),
             body_limit: limits.output_bytes,
             // A request waits like an exec does, and never past the call's own deadline.
@@ -176,9 +177,9 @@ impl wasmtime_wasi_http::WasiHttpView for CallState {
 
 impl types::Host for CallState {}
 
-impl v0_2::log::Host for CallState {
-    async fn log(&mut self, level: v0_2::log::Level, message: String) -> wasmtime::Result<()> {
-        use v0_2::log::Level;
+impl v0_3::log::Host for CallState {
+    async fn log(&mut self, level: v0_3::log::Level, message: String) -> wasmtime::Result<()> {
+        use v0_3::log::Level;
         let plugin = &self.sandbox.plugin;
         let message: String = message.chars().take(4096).collect();
         match level {
@@ -192,7 +193,7 @@ impl v0_2::log::Host for CallState {
     }
 }
 
-impl v0_2::settings::Host for CallState {
+impl v0_3::settings::Host for CallState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.sandbox.settings.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
     }
@@ -206,11 +207,11 @@ fn cpi_error(kind: types::ErrorKind, message: String) -> types::CpiError {
     types::CpiError { kind, message }
 }
 
-impl v0_2::process::Host for CallState {
+impl v0_3::process::Host for CallState {
     async fn run(
         &mut self,
-        cmd: v0_2::process::Command,
-    ) -> wasmtime::Result<Result<v0_2::process::Output, types::CpiError>> {
+        cmd: v0_3::process::Command,
+    ) -> wasmtime::Result<Result<v0_3::process::Output, types::CpiError>> {
         Ok(self.run_command(cmd).await)
     }
 
@@ -219,21 +220,77 @@ impl v0_2::process::Host for CallState {
     }
 }
 
-// omni:cpi@0.1.0: the same host behind the older records (`types` is shared; `process` records
-// are field-for-field the same, so conversion is a move).
+// The older versions: the same host behind their records (`types` is shared; the `process` and
+// `log` records are field-for-field the same as 0.3.0's, so conversion is a move).
 
-impl v0_1::log::Host for CallState {
-    async fn log(&mut self, level: v0_1::log::Level, message: String) -> wasmtime::Result<()> {
-        use v0_1::log::Level as Old;
-        use v0_2::log::Level as New;
-        let level = match level {
-            Old::Trace => New::Trace,
-            Old::Debug => New::Debug,
-            Old::Info => New::Info,
-            Old::Warn => New::Warn,
-            Old::Error => New::Error,
-        };
-        v0_2::log::Host::log(self, level, message).await
+/// `log` and `process.run` of an older version, converted to and from 0.3.0's.
+macro_rules! older_version_host {
+    ($version:ident, $run:ident) => {
+        impl $version::log::Host for CallState {
+            async fn log(&mut self, level: $version::log::Level, message: String) -> wasmtime::Result<()> {
+                use v0_3::log::Level as New;
+                use $version::log::Level as Old;
+                let level = match level {
+                    Old::Trace => New::Trace,
+                    Old::Debug => New::Debug,
+                    Old::Info => New::Info,
+                    Old::Warn => New::Warn,
+                    Old::Error => New::Error,
+                };
+                v0_3::log::Host::log(self, level, message).await
+            }
+        }
+
+        impl CallState {
+            async fn $run(
+                &mut self,
+                cmd: $version::process::Command,
+            ) -> Result<$version::process::Output, types::CpiError> {
+                let cmd = v0_3::process::Command {
+                    program: cmd.program,
+                    args: cmd.args,
+                    env: cmd.env,
+                    cwd: cmd.cwd,
+                    stdin: cmd.stdin,
+                    timeout_ms: cmd.timeout_ms,
+                };
+                self.run_command(cmd).await.map(|out| $version::process::Output {
+                    exit_code: out.exit_code,
+                    signal: out.signal,
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                    stdout_truncated: out.stdout_truncated,
+                    stderr_truncated: out.stderr_truncated,
+                    timed_out: out.timed_out,
+                })
+            }
+        }
+    };
+}
+
+older_version_host!(v0_2, run_v0_2);
+older_version_host!(v0_1, run_v0_1);
+
+impl v0_2::process::Host for CallState {
+    async fn run(
+        &mut self,
+        cmd: v0_2::process::Command,
+    ) -> wasmtime::Result<Result<v0_2::process::Output, types::CpiError>> {
+        Ok(self.run_v0_2(cmd).await)
+    }
+
+    async fn dry_run(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.dry_run)
+    }
+}
+
+impl v0_2::settings::Host for CallState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        v0_3::settings::Host::get(self, key).await
+    }
+
+    async fn all(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        v0_3::settings::Host::all(self).await
     }
 }
 
@@ -242,31 +299,15 @@ impl v0_1::process::Host for CallState {
         &mut self,
         cmd: v0_1::process::Command,
     ) -> wasmtime::Result<Result<v0_1::process::Output, types::CpiError>> {
-        let cmd = v0_2::process::Command {
-            program: cmd.program,
-            args: cmd.args,
-            env: cmd.env,
-            cwd: cmd.cwd,
-            stdin: cmd.stdin,
-            timeout_ms: cmd.timeout_ms,
-        };
-        Ok(self.run_command(cmd).await.map(|out| v0_1::process::Output {
-            exit_code: out.exit_code,
-            signal: out.signal,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            stdout_truncated: out.stdout_truncated,
-            stderr_truncated: out.stderr_truncated,
-            timed_out: out.timed_out,
-        }))
+        Ok(self.run_v0_1(cmd).await)
     }
 }
 
 impl CallState {
     /// The `process.run` import of every version: the two gates, then the program (or, in a dry
     /// run, a record of it).
-    async fn run_command(&mut self, cmd: v0_2::process::Command) -> Result<v0_2::process::Output, types::CpiError> {
-        use v0_2::process;
+    async fn run_command(&mut self, cmd: v0_3::process::Command) -> Result<v0_3::process::Output, types::CpiError> {
+        use v0_3::process;
         let mut argv = Vec::with_capacity(cmd.args.len() + 1);
         argv.push(cmd.program.clone());
         argv.extend(cmd.args.iter().cloned());

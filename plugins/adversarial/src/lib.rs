@@ -3,8 +3,10 @@
 //! well-behaved, so a test can check that the plugin still works right after.
 //!
 //! It requests: `sh -c "echo granted"` and `echo` with any arguments; `/sandbox` read-only and
-//! `/scratch` read-write; the variable `GRANTED_VAR`. Tests grant exactly that. It declares one
-//! setting, `greeting` (default `hello`).
+//! `/scratch` read-write; the variable `GRANTED_VAR`. Tests grant exactly that. It declares the
+//! settings `greeting` (default `hello`) and `network`: the hosts it requests for wasi:http, as
+//! `HOST:PORT` separated by commas (default none), taken as written, so a test can also make it
+//! request what no policy could grant.
 
 use std::hint::black_box;
 
@@ -23,7 +25,7 @@ impl Plugin for Adversary {
                 &["exec", "list_containers"],
                 "the adversary only misbehaves through exec",
             ),
-            default_settings: vec![("greeting".into(), "hello".into())],
+            default_settings: vec![("greeting".into(), "hello".into()), ("network".into(), String::new())],
             capabilities: Capabilities {
                 exec: vec![
                     ExecRequest { program: "sh".into(), args: vec!["-c".into(), "echo granted".into()] },
@@ -36,6 +38,22 @@ impl Plugin for Adversary {
                 env: vec!["GRANTED_VAR".into()],
             },
         }
+    }
+
+    fn network_requests() -> Vec<NetworkRequest> {
+        let hosts = setting("network").unwrap_or_default();
+        hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                let (host, port) = h.rsplit_once(':').unwrap_or((h, "80"));
+                NetworkRequest {
+                    host: host.to_string(),
+                    port: port.parse().unwrap_or(0),
+                    description: "a test asked for it".to_string(),
+                }
+            })
+            .collect()
     }
 }
 

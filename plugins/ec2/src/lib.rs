@@ -1,6 +1,7 @@
 //! ec2_http: a director CPI for AWS EC2 through its Query API, as a WebAssembly component whose
-//! only capability is the network: requests go through the host's wasi:http, which sends them
-//! only to the hosts and addresses the operator granted (`[[plugins.NAME.network]]`), and are
+//! only capability is the network: it requests its configured endpoint (`network_requests`), and
+//! its requests go through the host's wasi:http, which sends them only there when the operator
+//! granted it (`[[plugins.NAME.network]]`) and to the addresses that grant allows, and are
 //! signed here with SigV4 from credentials the operator grants as environment variables. It runs
 //! no program at all.
 //!
@@ -14,6 +15,7 @@ mod model;
 mod query;
 mod sigv4;
 
+use omni_cpi_sdk::http;
 use omni_cpi_sdk::prelude::*;
 
 use model::{Instance, Volume};
@@ -47,6 +49,12 @@ impl Plugin for Ec2Cpi {
             .setting("tag", "ec2_http")
             .conformance_param("image", "ami-760aaa0f")
             .build()
+    }
+
+    /// The endpoint it is configured with: the one host it talks to. A malformed endpoint
+    /// requests nothing; every call then says what is wrong with it.
+    fn network_requests() -> Vec<NetworkRequest> {
+        http::network_request(&query::endpoint(), "the EC2 Query API").into_iter().collect()
     }
 }
 

@@ -17,15 +17,20 @@ pub struct Ec2 {
     credentials: Credentials,
 }
 
+/// The setting `endpoint`, or the region's public endpoint when it is empty.
+pub fn endpoint() -> String {
+    match setting("endpoint").filter(|e| !e.is_empty()) {
+        Some(endpoint) => endpoint.trim_end_matches('/').to_string(),
+        None => format!("https://ec2.{}.amazonaws.com", setting("region").unwrap_or_default()),
+    }
+}
+
 impl Ec2 {
     /// From the settings `endpoint` and `region` and the variables AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN when set), which the operator grants.
     pub fn from_settings() -> CpiResult<Ec2> {
         let region = setting("region").unwrap_or_default();
-        let endpoint = match setting("endpoint").filter(|e| !e.is_empty()) {
-            Some(endpoint) => endpoint.trim_end_matches('/').to_string(),
-            None => format!("https://ec2.{region}.amazonaws.com"),
-        };
+        let endpoint = endpoint();
         let host = endpoint
             .strip_prefix("https://")
             .or_else(|| endpoint.strip_prefix("http://"))

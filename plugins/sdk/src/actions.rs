@@ -5,7 +5,7 @@
 //! [`crate::export_director!`].
 //!
 //! The table here is the host's catalogue (`host/src/contract/catalogue.rs`, REFERENCE.md
-//! "Standard actions") for WIT omni:cpi@0.2.0; the host checks at load that `describe()` uses
+//! "Standard actions") for WIT omni:cpi@0.3.0; the host checks at load that `describe()` uses
 //! these names, and its tests check the shipped plugins that describe themselves with it.
 
 use crate::{ActionInfo, CpiError, ErrorKind, ParamInfo};
@@ -221,6 +221,9 @@ macro_rules! export_container {
             fn describe() -> $crate::PluginInfo {
                 <$t as $crate::Plugin>::describe()
             }
+            fn network_requests() -> Vec<$crate::NetworkRequest> {
+                <$t as $crate::Plugin>::network_requests()
+            }
         }
         impl $crate::bindings::container::exports::omni::cpi::container::Guest for $t {
             fn create_container(spec: $crate::ContainerSpec) -> Result<$crate::ContainerInfo, $crate::CpiError> {
@@ -294,6 +297,9 @@ macro_rules! export_director {
         impl $crate::bindings::director::exports::omni::cpi::plugin::Guest for $t {
             fn describe() -> $crate::PluginInfo {
                 <$t as $crate::Plugin>::describe()
+            }
+            fn network_requests() -> Vec<$crate::NetworkRequest> {
+                <$t as $crate::Plugin>::network_requests()
             }
         }
         impl $crate::bindings::director::exports::omni::cpi::director::Guest for $t {

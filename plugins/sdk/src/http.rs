@@ -1,7 +1,8 @@
 //! Outgoing HTTP through the host's `wasi:http`, for CPIs that speak to an IaaS API.
 //!
-//! The host sends a request only to a host, port and address the operator granted
-//! (`[[plugins.NAME.network]]`; a grant of a name reaches its public addresses only), follows no
+//! The host sends a request only to a host and port the plugin requested in
+//! [`crate::Plugin::network_requests`] AND the operator granted (`[[plugins.NAME.network]]`), and
+//! only to an address the grant allows (a name reaches its public addresses only); it follows no
 //! redirect (you get the 3xx), bounds both bodies by the plugin's `output_bytes` and each wait by
 //! its `exec_timeout_ms`, and audits every request. In a dry run nothing is sent: every request
 //! is refused, so plan from what you know.
@@ -24,7 +25,26 @@ use wasi::http::outgoing_handler;
 use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 use wasi::io::streams::StreamError;
 
-use crate::{CpiError, CpiResult, ErrorKind};
+use crate::{CpiError, CpiResult, ErrorKind, NetworkRequest};
+
+/// The [`NetworkRequest`] for the host and port of `url` (`http(s)://HOST[:PORT]/…`; the port
+/// defaults to 443 or 80), to return from [`crate::Plugin::network_requests`]:
+/// `network_request(&endpoint, "the EC2 Query API")`.
+pub fn network_request(url: &str, description: &str) -> CpiResult<NetworkRequest> {
+    let parsed = Url::parse(url)?;
+    let bad = || CpiError::new(ErrorKind::InvalidArgument, format!("http: `{url}` has no valid HOST[:PORT]"));
+    let (host, port) = match parsed.authority.rsplit_once(':') {
+        // `[::1]` alone has colons too: a port follows only the closing bracket, or a name.
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            (host, port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?)
+        }
+        _ => (parsed.authority, if parsed.https { 443 } else { 80 }),
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(NetworkRequest { host: host.to_string(), port, description: description.to_string() })
+}
 
 /// A request to send.
 #[derive(Debug, Clone)]
@@ -238,6 +258,22 @@ mod tests {
         assert_eq!(Url::parse("https://api.example").expect("parses").path_and_query, "/");
         for bad in ["ftp://h/", "h/x", "http:///x", "http://user@h/", "http://a b/"] {
             assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_name_the_host_and_port_to_request() {
+        let request = |url| network_request(url, "why").map(|r| (r.host, r.port));
+        assert_eq!(request("http://127.0.0.1:5000/x").expect("ok"), ("127.0.0.1".into(), 5000));
+        assert_eq!(
+            request("https://ec2.us-east-1.amazonaws.com").expect("ok"),
+            ("ec2.us-east-1.amazonaws.com".into(), 443)
+        );
+        assert_eq!(request("http://api.example/").expect("ok"), ("api.example".into(), 80));
+        assert_eq!(request("http://[::1]:8080/").expect("ok"), ("[::1]".into(), 8080));
+        assert_eq!(request("https://[::1]/").expect("ok"), ("[::1]".into(), 443));
+        for bad in ["http://h:0/", "http://h:x/", "http://:80/", "ftp://h/"] {
+            assert!(request(bad).is_err(), "{bad}");
         }
     }
 

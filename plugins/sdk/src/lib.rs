@@ -72,7 +72,7 @@
 //! `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component. `omni-cpi new container|director NAME`
 //! writes such a project with its policy. The interface is `wit/` at the repository root
-//! (`omni:cpi@0.2.0`); its comments say what each action must do.
+//! (`omni:cpi@0.3.0`); its comments say what each action must do.
 
 /// The generated bindings of both worlds. `omni-cpi-sdk-base` generates the director world and
 /// the interfaces both worlds share (`types`, `process`, `log`, `settings`); the container world
@@ -89,10 +89,10 @@ pub mod bindings {
             export_macro_name: "export",
             default_bindings_module: "omni_cpi_sdk::bindings::container",
             with: {
-                "omni:cpi/types@0.2.0": omni_cpi_sdk_base::omni::cpi::types,
-                "omni:cpi/process@0.2.0": omni_cpi_sdk_base::omni::cpi::process,
-                "omni:cpi/log@0.2.0": omni_cpi_sdk_base::omni::cpi::log,
-                "omni:cpi/settings@0.2.0": omni_cpi_sdk_base::omni::cpi::settings,
+                "omni:cpi/types@0.3.0": omni_cpi_sdk_base::omni::cpi::types,
+                "omni:cpi/process@0.3.0": omni_cpi_sdk_base::omni::cpi::process,
+                "omni:cpi/log@0.3.0": omni_cpi_sdk_base::omni::cpi::log,
+                "omni:cpi/settings@0.3.0": omni_cpi_sdk_base::omni::cpi::settings,
             },
             generate_all,
         });
@@ -125,6 +125,14 @@ pub use describe::Describe;
 /// needs. Called once at load, with no capabilities: it must not run programs.
 pub trait Plugin {
     fn describe() -> PluginInfo;
+
+    /// The hosts and ports the CPI's [`http`] requests reach; none by default. Called once at
+    /// load, after `describe`, with [`setting`] answering (so request the endpoint you are
+    /// configured with: [`http::network_request`]) and no other capability. A request goes
+    /// only to what is requested here AND granted by the operator.
+    fn network_requests() -> Vec<NetworkRequest> {
+        Vec::new()
+    }
 }
 
 /// Everything a CPI implementation needs in scope.
@@ -140,7 +148,8 @@ pub mod prelude {
     };
     pub use crate::{
         ActionInfo, Capabilities, Command, ContainerInfo, ContainerSpec, ContainerState, CpiError, CpiKind, DirRequest,
-        DiskInfo, DiskSpec, ErrorKind, ExecRequest, ExecResult, Output, ParamInfo, PluginInfo, VmInfo, VmSpec, VmState,
+        DiskInfo, DiskSpec, ErrorKind, ExecRequest, ExecResult, NetworkRequest, Output, ParamInfo, PluginInfo, VmInfo,
+        VmSpec, VmState,
     };
 }
 

@@ -1,4 +1,4 @@
-//! The generated guest bindings of the `director-cpi` world of `omni:cpi@0.2.0`, with the
+//! The generated guest bindings of the `director-cpi` world of `omni:cpi@0.3.0`, with the
 //! interfaces both worlds share (`types`, `process`, `log`, `settings`). Use `omni-cpi-sdk`,
 //! which re-exports these.
 //!

@@ -10,6 +10,7 @@
 import {
   ContainerBase,
   Describe,
+  PluginBase,
   REST,
   VALUE,
   alreadyExists,
@@ -34,7 +35,7 @@ const PORT = /^((\d{1,3}\.){3}\d{1,3}:)?(\d{1,5}:)?\d{1,5}(\/(tcp|udp))?$/;
 const VOLUME = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/[A-Za-z0-9_./@+-]*)(:(ro|rw))?$/;
 const STATES = { created: "created", running: "running", paused: "paused", exited: "stopped", stopped: "stopped" };
 
-export const plugin = {
+class Plugin extends PluginBase {
   describe() {
     return Describe.container("docker_js", "0.1.0")
       .implements(
@@ -69,8 +70,10 @@ export const plugin = {
       .conformanceParam("image", "localhost/busybox:latest")
       .conformanceParam("stop_timeout", "0")
       .build();
-  },
-};
+  }
+}
+
+export const plugin = new Plugin().exports();
 
 function checkedName(what, value) {
   if (!NAME.test(value)) {

@@ -2,9 +2,9 @@
 // with componentize-js (`omni-cpi build`), run it in omni-cpi with only what the operator granted.
 // The same conveniences as the Rust SDK and the Python kit; see README.md.
 
-import { run as hostRun, dryRun as hostDryRun } from "omni:cpi/process@0.2.0";
-import { log as hostLog } from "omni:cpi/log@0.2.0";
-import { get as hostSetting, all as hostSettings } from "omni:cpi/settings@0.2.0";
+import { run as hostRun, dryRun as hostDryRun } from "omni:cpi/process@0.3.0";
+import { log as hostLog } from "omni:cpi/log@0.3.0";
+import { get as hostSetting, all as hostSettings } from "omni:cpi/settings@0.3.0";
 
 import { CONTAINER_ACTIONS, DIRECTOR_ACTIONS, methodName } from "./catalogue.js";
 
@@ -235,6 +235,24 @@ export class Describe {
 }
 
 // --- the exported interfaces -----------------------------------------------------------------
+
+/** Subclass, define `describe()` (return `Describe....build()`); export `new MyPlugin().exports()` as `plugin`. */
+export class PluginBase {
+  describe() {
+    throw new Error("a CPI's plugin must define describe()");
+  }
+  /**
+   * The hosts and ports the CPI's wasi:http requests reach (`[{ host, port, description }]`):
+   * none. The interface asks every plugin (omni:cpi@0.3.0); this kit sends no HTTP yet (its
+   * build leaves the engine's `fetch` out), so a JavaScript CPI requests nothing.
+   */
+  networkRequests() {
+    return [];
+  }
+  exports() {
+    return { describe: () => this.describe(), networkRequests: () => this.networkRequests() };
+  }
+}
 
 /** The object componentize-js exports for `catalogue`'s interface, from an implementation. */
 function exportsOf(implementation, catalogue) {

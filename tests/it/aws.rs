@@ -436,9 +436,10 @@ async fn endpoint_and_region_from_settings_credentials_from_the_environment() {
 /// The EC2 director as a component (plugins/ec2): the Query API over the host's wasi:http, signed
 /// with SigV4 in the guest from credentials granted as environment variables. Its policy grants
 /// one network host and no program, no directory. Every director check passes against moto; the
-/// audit log has one `http` line per request and never the secret; nothing is left behind. The
-/// same component with a grant of another port, or of a name (`localhost`) that resolves to the
-/// loopback address, sends nothing and is `denied`.
+/// audit log has one `http` line per request and never the secret; nothing is left behind. It
+/// requests exactly its configured endpoint: granted another port, it does not load; configured
+/// with and granted a name (`localhost`) that resolves to the loopback address, it sends nothing
+/// and is `denied`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ec2_component_passes_every_director_check_with_network_as_its_only_capability() {
     if !available() {
@@ -482,16 +483,32 @@ async fn the_ec2_component_passes_every_director_check_with_network_as_its_only_
     assert!(!log.contains(SECRET), "the secret never reaches the audit log");
     assert!(log.contains(&format!("http://127.0.0.1:{}/", moto.port)), "lines name the endpoint");
 
-    // The same component granted another port, or a name that resolves to loopback: nothing is sent.
+    // It requests the endpoint it is configured with, and nothing else.
+    let loaded = omni_cpi::wasm::ComponentCpi::load(&host, &wasm, grants.clone(), audit.clone(), &host_env)
+        .await
+        .expect("loads");
+    let requested = loaded.description.requests.network.clone().expect("omni:cpi@0.3.0 requests its hosts");
+    assert_eq!(
+        requested.iter().map(|r| (r.host.as_str(), r.port, r.description.as_str())).collect::<Vec<_>>(),
+        [("127.0.0.1", moto.port, "the EC2 Query API")]
+    );
+
+    // Granted another port than the endpoint's: the load stops, naming the grant to add.
     let before = moto.log_text().lines().count();
     let mut elsewhere = grants.clone();
     elsewhere.network =
         vec![omni_cpi::policy::NetworkGrant::parse(&format!("127.0.0.1:{}", moto.port + 1)).expect("a network grant")];
-    let refused = load(elsewhere).await;
-    fails(&refused, "has_vm", json!({"vm": "i-0123456789abcdef0"}), ErrorKind::Denied).await;
+    let refused = omni_cpi::wasm::ComponentCpi::load(&host, &wasm, elsewhere, audit.clone(), &host_env).await;
+    let Err(omni_cpi::wasm::LoadError::MissingGrants(missing)) = refused else {
+        panic!("an ungranted endpoint loaded, or failed otherwise")
+    };
+    assert!(missing.tables.contains(&format!("host = \"127.0.0.1\"\nport = {}", moto.port)), "{}", missing.tables);
+    // Configured with a name that resolves to loopback, and granted that name: the address rule
+    // refuses every request, so nothing is sent.
     let mut by_name = grants.clone();
+    by_name.settings.insert("endpoint".into(), format!("http://localhost:{}", moto.port));
     by_name.network = grant("localhost");
     let refused = load(by_name).await;
     fails(&refused, "list_vms", json!({}), ErrorKind::Denied).await;
-    assert_eq!(moto.log_text().lines().count(), before, "moto received nothing from either");
+    assert_eq!(moto.log_text().lines().count(), before, "moto received nothing");
 }

@@ -344,6 +344,21 @@ async fn the_cli_serves_a_component_like_a_spec() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("error[unsupported]"));
     let out = omni(&["validate", f.wasm.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Configured to request a host no grant covers: `info` shows the request, what is missing and
+    // the table to paste; the load (here `validate`) stops with the same table.
+    let ungranted = "[plugins.adversary.settings]\nnetwork = \"127.0.0.1:9\"\n";
+    std::fs::write(f.dir.path().join("omni-cpi.toml"), f.policy_text(ungranted)).expect("policy file");
+    let out = omni(&["info", "adversary"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("network 127.0.0.1 port 9 (a test asked for it)"), "{text}");
+    assert!(text.contains("- network host `127.0.0.1` port 9"), "{text}");
+    let table = "[[plugins.adversary.network]]\nhost = \"127.0.0.1\"\nport = 9";
+    assert!(text.contains(table), "{text}");
+    let out = omni(&["validate", f.wasm.to_str().expect("utf-8")]);
+    assert_ne!(out.status.code(), Some(0), "an ungranted network request loaded");
+    let both = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(both.contains(table), "{both}");
 }
 
 /// Settings reach the component: the operator's value over the plugin's default, only for keys

@@ -86,6 +86,19 @@ describe("Describe", () => {
   });
 });
 
+describe("network requests", () => {
+  test("a plugin requests no host", () => {
+    class Plugin extends sdk.PluginBase {
+      describe() {
+        return sdk.Describe.container("c", "1").build();
+      }
+    }
+    const exported = new Plugin().exports();
+    assert.deepEqual(exported.networkRequests(), []);
+    assert.equal(exported.describe().name, "c");
+  });
+});
+
 describe("actions", () => {
   test("an action not defined answers unsupported", () => {
     class Cpi extends sdk.ContainerBase {}
@@ -153,6 +166,7 @@ describe("templates", () => {
     assert.equal(info.name, "tmpl_cpi");
     assert.deepEqual(info.actions.filter((a) => a.unsupported === undefined).map((a) => a.name), ["list_containers"]);
     assert.deepEqual(app.container.listContainers(), []);
+    assert.deepEqual(app.plugin.networkRequests(), []);
   });
 
   test("the director template describes itself and answers", async () => {

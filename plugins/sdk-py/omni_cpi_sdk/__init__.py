@@ -47,11 +47,13 @@ ExecResult = types.ExecResult
 VmInfo = types.VmInfo
 VmState = types.VmState
 DiskInfo = types.DiskInfo
+NetworkRequest = types.NetworkRequest
 Level = _log.Level
 
 __all__ = [
     "ANY", "REST", "VALUE", "Describe", "DescribeMistake", "ErrorKind", "CpiKind", "ContainerInfo",
-    "ContainerState", "ExecResult", "VmInfo", "VmState", "DiskInfo", "Level", "PluginBase", "ContainerBase",
+    "ContainerState", "ExecResult", "VmInfo", "VmState", "DiskInfo", "NetworkRequest", "Level", "PluginBase",
+    "ContainerBase",
     "DirectorBase", "Ran", "run", "dry_run", "setting", "settings", "log", "error", "not_found",
     "already_exists", "invalid_argument", "invalid_state", "in_use", "unsupported", "denied", "timeout",
     "unavailable", "failed", "internal",
@@ -225,6 +227,12 @@ class PluginBase:
 
     def describe(self):
         raise NotImplementedError("a CPI's Plugin must define describe()")
+
+    def network_requests(self):
+        """The hosts and ports the CPI's wasi:http requests reach (a list of `NetworkRequest`):
+        none. The interface asks every plugin (omni:cpi@0.3.0); this kit sends no HTTP yet, so a
+        Python CPI requests nothing."""
+        return []
 
 
 def _unsupported(name):

@@ -1,4 +1,4 @@
-"""The standard actions of WIT omni:cpi@0.2.0 with the parameter names the host passes.
+"""The standard actions of WIT omni:cpi@0.3.0 with the parameter names the host passes.
 
 This is the host's catalogue (`host/src/contract/catalogue.rs`, `cpis/REFERENCE.md` "Standard
 actions"). The host checks every `describe()` against its own table at load, and omni-cpi's

@@ -17,6 +17,11 @@ logged = []
 wit_log.log = lambda level, message: logged.append((level, message))
 
 
+class NetworkRequestTest(unittest.TestCase):
+    def test_a_plugin_requests_no_host(self):
+        self.assertEqual(sdk.PluginBase().network_requests(), [])
+
+
 class DescribeTest(unittest.TestCase):
     def test_every_action_of_the_kind_is_listed_and_the_rest_unsupported(self):
         info = (sdk.Describe.container("c", "1")

@@ -816,8 +816,13 @@ async fn call_plugin(
     export: PluginExport,
 ) -> Result<PluginAnswer, CpiError> {
     let limits = sandbox.limits;
-    let state = CallState::new(sandbox, "describe", false, Secrets::default())
-        .map_err(|e| CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}")))?;
+    // What the audit log and errors call this call (an exec attempted here is refused and audited).
+    let (action, what) = match export {
+        PluginExport::Describe => ("describe", "describe()"),
+        PluginExport::NetworkRequests => ("network-requests", "network-requests()"),
+    };
+    let state = CallState::new(sandbox, action, false, Secrets::default())
+        .map_err(|e| CpiError::new(ErrorKind::Internal, action, format!("{e:#}")))?;
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(ticks(limits.call_timeout));
@@ -856,14 +861,10 @@ async fn call_plugin(
             (_, PluginExport::NetworkRequests) => Ok(PluginAnswer::Network(Vec::new())),
         }
     };
-    let what = match export {
-        PluginExport::Describe => "describe()",
-        PluginExport::NetworkRequests => "network-requests()",
-    };
     match tokio::time::timeout(limits.call_timeout + Duration::from_secs(1), work).await {
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(e)) => Err(CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}"))),
-        Err(_) => Err(CpiError::new(ErrorKind::Timeout, "describe", format!("{what} did not return in time"))),
+        Ok(Err(e)) => Err(CpiError::new(ErrorKind::Internal, action, format!("{e:#}"))),
+        Err(_) => Err(CpiError::new(ErrorKind::Timeout, action, format!("{what} did not return in time"))),
     }
 }
 

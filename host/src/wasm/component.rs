@@ -363,11 +363,11 @@ impl Inspected {
             settings: Vec::new(),
             network: Arc::from(Vec::new()),
         };
-        let info = match call_plugin(host.engine(), &pre, Arc::new(nothing.clone()), PluginExport::Describe).await {
-            Ok(PluginAnswer::Info(info)) => info,
-            Ok(PluginAnswer::Network(_)) => unreachable!("describe() answers plugin-info"),
-            Err(e) => return Err(LoadError::Describe { path: path.clone(), message: e.message }),
-        };
+        let mut loading = LoadInstance::new(host.engine(), &pre, Arc::new(nothing))
+            .await
+            .map_err(|e| LoadError::Describe { path: path.clone(), message: e.message })?;
+        let info =
+            loading.describe().await.map_err(|e| LoadError::Describe { path: path.clone(), message: e.message })?;
         let mut description = Description::from_wit(info);
         let expected_kind = match world {
             World::ContainerCpi => CpiKind::Container,
@@ -388,18 +388,11 @@ impl Inspected {
         // network-requests() sees the settings (a plugin asks for the endpoint it is configured
         // with) and still nothing else.
         description.requests.network = if interface.requests_network() {
-            let sandbox = Arc::new(Sandbox { settings: settings.clone(), ..nothing });
-            let answer = call_plugin(host.engine(), &pre, sandbox, PluginExport::NetworkRequests).await;
-            let requested = match answer {
-                Ok(PluginAnswer::Network(requested)) => requested,
-                Ok(PluginAnswer::Info(_)) => unreachable!("network-requests() answers a list"),
-                Err(e) => {
-                    return Err(LoadError::NetworkRequests {
-                        path,
-                        message: format!("network-requests() failed: {}", e.message),
-                    })
-                }
-            };
+            let requested =
+                loading.network_requests(settings.clone()).await.map_err(|e| LoadError::NetworkRequests {
+                    path: path.clone(),
+                    message: format!("network-requests() failed: {}", e.message),
+                })?;
             let parsed: Result<Vec<NetworkRequest>, String> =
                 requested.into_iter().map(|r| NetworkRequest::parse(&r.host, r.port, r.description)).collect();
             Some(parsed.map_err(|message| LoadError::NetworkRequests { path: path.clone(), message })?)
@@ -795,76 +788,96 @@ fn ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
-/// The `plugin` exports the host calls at load.
-#[derive(Debug, Clone, Copy)]
-enum PluginExport {
-    Describe,
-    /// Only of omni:cpi@0.3.0 on (`Interface::requests_network`).
-    NetworkRequests,
+/// One instance of a component at load, in a store with no capabilities: `describe()` is called
+/// on it, then (omni:cpi@0.3.0 on) `network-requests()`, each within the plugin's call limits.
+/// One instance for both: a large component (Python's) is instantiated once per load.
+struct LoadInstance {
+    store: Store<CallState>,
+    exports: LoadExports,
+    call_timeout: Duration,
 }
 
-enum PluginAnswer {
-    Info(types::PluginInfo),
-    Network(Vec<types::NetworkRequest>),
+/// The instance, by world and interface version.
+enum LoadExports {
+    Container(v0_3::container::ContainerCpi),
+    Director(v0_3::director::DirectorCpi),
+    ContainerV0_2(v0_2::container::ContainerCpi),
+    DirectorV0_2(v0_2::director::DirectorCpi),
+    ContainerV0_1(v0_1::container::ContainerCpi),
+    DirectorV0_1(v0_1::director::DirectorCpi),
 }
 
-/// Calls one of the `plugin` exports in a fresh instance, under the plugin's limits.
-async fn call_plugin(
-    engine: &wasmtime::Engine,
-    pre: &WorldPre,
-    sandbox: Arc<Sandbox>,
-    export: PluginExport,
-) -> Result<PluginAnswer, CpiError> {
-    let limits = sandbox.limits;
-    // What the audit log and errors call this call (an exec attempted here is refused and audited).
-    let (action, what) = match export {
-        PluginExport::Describe => ("describe", "describe()"),
-        PluginExport::NetworkRequests => ("network-requests", "network-requests()"),
-    };
-    let state = CallState::new(sandbox, action, false, Secrets::default())
-        .map_err(|e| CpiError::new(ErrorKind::Internal, action, format!("{e:#}")))?;
-    let mut store = Store::new(engine, state);
-    store.limiter(|state| &mut state.limits);
-    store.set_epoch_deadline(ticks(limits.call_timeout));
-    store.epoch_deadline_trap();
-    macro_rules! describe {
-        ($pre:ident) => {
-            $pre.instantiate_async(&mut store)
-                .await?
-                .omni_cpi_plugin()
-                .call_describe(&mut store)
-                .await
-                .map(PluginAnswer::Info)
+impl LoadInstance {
+    async fn new(engine: &wasmtime::Engine, pre: &WorldPre, sandbox: Arc<Sandbox>) -> Result<LoadInstance, CpiError> {
+        let call_timeout = sandbox.limits.call_timeout;
+        let state = CallState::new(sandbox, "describe", false, Secrets::default())
+            .map_err(|e| CpiError::new(ErrorKind::Internal, "describe", format!("{e:#}")))?;
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(ticks(call_timeout));
+        store.epoch_deadline_trap();
+        let instantiate = async {
+            let store = &mut store;
+            match pre {
+                WorldPre::Container(pre) => pre.instantiate_async(store).await.map(LoadExports::Container),
+                WorldPre::Director(pre) => pre.instantiate_async(store).await.map(LoadExports::Director),
+                WorldPre::ContainerV0_2(pre) => pre.instantiate_async(store).await.map(LoadExports::ContainerV0_2),
+                WorldPre::DirectorV0_2(pre) => pre.instantiate_async(store).await.map(LoadExports::DirectorV0_2),
+                WorldPre::ContainerV0_1(pre) => pre.instantiate_async(store).await.map(LoadExports::ContainerV0_1),
+                WorldPre::DirectorV0_1(pre) => pre.instantiate_async(store).await.map(LoadExports::DirectorV0_1),
+            }
         };
+        let exports = bounded("describe", call_timeout, instantiate).await?;
+        Ok(LoadInstance { store, exports, call_timeout })
     }
-    macro_rules! network_requests {
-        ($pre:ident) => {
-            $pre.instantiate_async(&mut store)
-                .await?
-                .omni_cpi_plugin()
-                .call_network_requests(&mut store)
-                .await
-                .map(PluginAnswer::Network)
+
+    async fn describe(&mut self) -> Result<types::PluginInfo, CpiError> {
+        let (store, exports) = (&mut self.store, &self.exports);
+        let work = async move {
+            match exports {
+                LoadExports::Container(i) => i.omni_cpi_plugin().call_describe(store).await,
+                LoadExports::Director(i) => i.omni_cpi_plugin().call_describe(store).await,
+                LoadExports::ContainerV0_2(i) => i.omni_cpi_plugin().call_describe(store).await,
+                LoadExports::DirectorV0_2(i) => i.omni_cpi_plugin().call_describe(store).await,
+                LoadExports::ContainerV0_1(i) => i.omni_cpi_plugin().call_describe(store).await,
+                LoadExports::DirectorV0_1(i) => i.omni_cpi_plugin().call_describe(store).await,
+            }
         };
+        bounded("describe", self.call_timeout, work).await
     }
-    let work = async {
-        match (pre, export) {
-            (WorldPre::Container(pre), PluginExport::Describe) => describe!(pre),
-            (WorldPre::Director(pre), PluginExport::Describe) => describe!(pre),
-            (WorldPre::ContainerV0_2(pre), PluginExport::Describe) => describe!(pre),
-            (WorldPre::DirectorV0_2(pre), PluginExport::Describe) => describe!(pre),
-            (WorldPre::ContainerV0_1(pre), PluginExport::Describe) => describe!(pre),
-            (WorldPre::DirectorV0_1(pre), PluginExport::Describe) => describe!(pre),
-            (WorldPre::Container(pre), PluginExport::NetworkRequests) => network_requests!(pre),
-            (WorldPre::Director(pre), PluginExport::NetworkRequests) => network_requests!(pre),
-            // Older versions have no such export; their requests reach what is granted.
-            (_, PluginExport::NetworkRequests) => Ok(PluginAnswer::Network(Vec::new())),
-        }
-    };
-    match tokio::time::timeout(limits.call_timeout + Duration::from_secs(1), work).await {
+
+    /// The hosts the plugin requests, with `settings` readable; none from a version without
+    /// `network-requests` (see `Interface::requests_network`).
+    async fn network_requests(
+        &mut self,
+        settings: Vec<(String, String)>,
+    ) -> Result<Vec<types::NetworkRequest>, CpiError> {
+        self.store.data_mut().reveal_settings("network-requests", settings);
+        self.store.set_epoch_deadline(ticks(self.call_timeout));
+        let (store, exports) = (&mut self.store, &self.exports);
+        let work = async move {
+            match exports {
+                LoadExports::Container(i) => i.omni_cpi_plugin().call_network_requests(store).await,
+                LoadExports::Director(i) => i.omni_cpi_plugin().call_network_requests(store).await,
+                _ => Ok(Vec::new()),
+            }
+        };
+        bounded("network-requests", self.call_timeout, work).await
+    }
+}
+
+/// A load-time step's outcome as a typed error: a trap is `internal`; a step that outlives the
+/// plugin's call limit (the epoch deadline stops guest code; this, time spent in host calls) is
+/// `timeout`.
+async fn bounded<T>(
+    action: &str,
+    call_timeout: Duration,
+    work: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> Result<T, CpiError> {
+    match tokio::time::timeout(call_timeout + Duration::from_secs(1), work).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(e)) => Err(CpiError::new(ErrorKind::Internal, action, format!("{e:#}"))),
-        Err(_) => Err(CpiError::new(ErrorKind::Timeout, action, format!("{what} did not return in time"))),
+        Err(_) => Err(CpiError::new(ErrorKind::Timeout, action, format!("{action}() did not return in time"))),
     }
 }
 

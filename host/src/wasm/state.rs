@@ -169,6 +169,15 @@ impl WasiView for CallState {
     }
 }
 
+impl CallState {
+    /// Makes the settings readable for the next call on the same instance at load
+    /// (`network-requests()` after `describe()`, which saw none); nothing else is granted.
+    pub fn reveal_settings(&mut self, action: &str, settings: Vec<(String, String)>) {
+        self.sandbox = Arc::new(Sandbox { settings, ..(*self.sandbox).clone() });
+        self.action = action.to_string();
+    }
+}
+
 impl wasmtime_wasi_http::WasiHttpView for CallState {
     fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
         wasmtime_wasi_http::WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_gate }

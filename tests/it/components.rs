@@ -999,8 +999,9 @@ impl Drop for Upstream {
 /// Two gates, as for programs: a component of omni:cpi@0.3.0 reaches only a host and port its
 /// `network-requests()` asked for AND the operator granted. Granted but not requested: refused,
 /// nothing sent. Requested but not granted (or on another port): the load stops, naming the grant
-/// to paste. A request that is not a bare host and real port stops the load too. A component built
-/// against 0.2.0 (a prebuilt fixture) cannot request: the grants alone apply to it, as before.
+/// to paste. A request that is not a bare host and real port stops the load too. At load the
+/// plugin can run nothing and reach nothing. A component built against 0.2.0 (a prebuilt
+/// fixture) cannot request: the grants alone apply to it, as before.
 #[tokio::test]
 async fn wasi_http_needs_both_the_request_and_the_grant() {
     let f = fixture!();
@@ -1042,6 +1043,28 @@ async fn wasi_http_needs_both_the_request_and_the_grant() {
         assert!(matches!(err, LoadError::NetworkRequests { .. }), "{err}");
         assert!(err.to_string().contains("network-requests() asks for") && err.to_string().contains(named), "{err}");
     }
+
+    // At load, network-requests() reads settings and nothing else: its exec and its request are
+    // refused and audited under its own name, and nothing is sent.
+    let audited_before = f.audit_entries().len();
+    f.load_with(&f.policy(&(requesting("act-at-load") + &grant)), &f.wasm).await.expect("loads");
+    let at_load: Vec<Value> = f.audit_entries().into_iter().skip(audited_before).collect();
+    let decisions: Vec<(&str, &str, &str)> = at_load
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default();
+            (field("action"), field("program"), field("decision"))
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [("network-requests", "sh", "denied"), ("network-requests", "http", "denied")],
+        "{at_load:?}"
+    );
+    let reasons: Vec<&str> = at_load.iter().map(|e| e["reason"].as_str().unwrap_or_default()).collect();
+    assert!(reasons[0].contains("runs nothing while it is loaded"), "{reasons:?}");
+    assert!(reasons[1].contains("sends nothing while it is loaded"), "{reasons:?}");
+    assert_eq!(upstream.connections(), 0);
 
     let older = support::repo_root().join("tests/fixtures/components/adversary-wit-0.2.0.wasm");
     let cpi = f.load_with(&f.policy(&grant), &older).await.expect("a 0.2.0 component loads");

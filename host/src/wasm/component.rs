@@ -362,6 +362,7 @@ impl Inspected {
             requests: Requests::nothing(),
             settings: Vec::new(),
             network: Arc::from(Vec::new()),
+            loading: true,
         };
         let mut loading = LoadInstance::new(host.engine(), &pre, Arc::new(nothing))
             .await

@@ -46,6 +46,8 @@ pub struct HttpGate {
     /// `grants` is what the plugin requested and the operator granted (omni:cpi@0.3.0 on), so a
     /// refusal is the plugin's own `network-requests()`; otherwise the grants alone.
     pub requested: bool,
+    /// The plugin is being loaded (`describe()`, `network-requests()`): nothing is sent.
+    pub loading: bool,
     /// [`MAX_REQUESTS_IN_FLIGHT`] permits, one held by each request until its answer is done.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Largest request or response body.
@@ -166,7 +168,13 @@ impl WasiHttpHooks for HttpGate {
         }
         let grants = self.grants_for(&target);
         if grants.is_empty() {
-            let reason = if self.requested {
+            let reason = if self.loading {
+                format!(
+                    "plugin `{}` sends nothing while it is loaded: describe() and network-requests() only say \
+                     what it needs; send requests in actions",
+                    self.log.plugin
+                )
+            } else if self.requested {
                 format!(
                     "not requested by the plugin: {}:{} is not among its network-requests(); plugin `{}` reaches \
                      only what it requests (and the operator grants): rebuild it requesting this, then grant it",

@@ -94,6 +94,9 @@ pub struct Sandbox {
     /// What the `settings` import answers: each declared setting with the operator's value or
     /// its default (see `settings::resolve`).
     pub settings: Vec<(String, String)>,
+    /// The sandbox of `describe()` and `network-requests()`: nothing is granted whatever the
+    /// policy says, and a refusal says so (rather than blaming the plugin's requests).
+    pub loading: bool,
     /// Hosts the plugin's `wasi:http` requests may reach: what it requested AND the operator
     /// granted (`[[plugins.NAME.network]]`), each narrowed to the requested port; for a component
     /// that cannot request (before omni:cpi@0.3.0), the grants.
@@ -295,6 +298,7 @@ impl Sandbox {
             requests: requests.clone(),
             settings: Vec::new(),
             network: network.into(),
+            loading: false,
         })
     }
 
@@ -307,6 +311,13 @@ impl Sandbox {
         env: &[(String, String)],
         cwd: Option<&str>,
     ) -> Result<Authorized, String> {
+        if self.loading {
+            return Err(format!(
+                "plugin `{}` runs nothing while it is loaded: describe() and network-requests() only say what it \
+                 needs; run programs in actions",
+                self.plugin
+            ));
+        }
         let resolved = if program.contains('/') {
             Some(PathBuf::from(program)).filter(|p| p.is_absolute())
         } else {

@@ -115,6 +115,7 @@ impl CallState {
             }),
             grants: sandbox.network.clone(),
             requested: sandbox.requests.network.is_some(),
+            loading: sandbox.loading,
             in_flight: Arc::new(tokio::sync::Semaphore::new(super::http::MAX_REQUESTS_IN_FLIGHT)),
             body_limit: limits.output_bytes,
             // A request waits like an exec does, and never past the call's own deadline.
@@ -175,6 +176,14 @@ impl CallState {
     pub fn reveal_settings(&mut self, action: &str, settings: Vec<(String, String)>) {
         self.sandbox = Arc::new(Sandbox { settings, ..(*self.sandbox).clone() });
         self.action = action.to_string();
+        // A request it tries is refused (no host is reachable at load) and audited under this name.
+        let log = &self.http_gate.log;
+        self.http_gate.log = Arc::new(RequestLog {
+            plugin: log.plugin.clone(),
+            action: action.to_string(),
+            audit: log.audit.clone(),
+            secrets: log.secrets.clone(),
+        });
     }
 }
 

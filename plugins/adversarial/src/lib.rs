@@ -6,7 +6,8 @@
 //! `/scratch` read-write; the variable `GRANTED_VAR`. Tests grant exactly that. It declares the
 //! settings `greeting` (default `hello`) and `network`: the hosts it requests for wasi:http, as
 //! `HOST:PORT` separated by commas (default none), taken as written, so a test can also make it
-//! request what no policy could grant.
+//! request what no policy could grant; `act-at-load` instead makes `network_requests` try to run
+//! a program and send a request, which the host must refuse at load.
 
 use std::hint::black_box;
 
@@ -42,6 +43,12 @@ impl Plugin for Adversary {
 
     fn network_requests() -> Vec<NetworkRequest> {
         let hosts = setting("network").unwrap_or_default();
+        if hosts == "act-at-load" {
+            // What a load-time call must not be able to do: run a (granted) program, send a request.
+            let _ = exec("sh", &["-c", "echo granted"]);
+            let _ = omni_cpi_sdk::http::Request::get("http://127.0.0.1:9/").send();
+            return Vec::new();
+        }
         hosts
             .split(',')
             .filter(|h| !h.is_empty())

@@ -1042,6 +1042,7 @@ async fn wasi_http_needs_both_the_request_and_the_grant() {
         let err = f.load_with(&f.policy(&requesting(bad)), &f.wasm).await.err().expect("a malformed request");
         assert!(matches!(err, LoadError::NetworkRequests { .. }), "{err}");
         assert!(err.to_string().contains("network-requests() asks for") && err.to_string().contains(named), "{err}");
+        assert!(err.to_string().contains("as written in a policy"), "{err}");
     }
 
     // At load, network-requests() reads settings and nothing else: its exec and its request are
@@ -1076,6 +1077,9 @@ async fn wasi_http_needs_both_the_request_and_the_grant() {
     let err =
         behave(&cpi, &["http", "GET", &format!("http://127.0.0.1:{other_port}/")]).await.expect_err("and nothing else");
     assert_eq!(err.kind, ErrorKind::Denied, "{err:?}");
+    let audited = f.audit_entries();
+    let reason = audited.last().and_then(|e| e["reason"].as_str()).unwrap_or_default();
+    assert!(reason.contains(&format!("no network grant names 127.0.0.1:{other_port}")), "{reason}");
 }
 
 /// `wasi:http` under the network grants: deny by default; a grant of 127.0.0.1:PORT reaches that

@@ -30,6 +30,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::sandbox::NetworkGates;
 use crate::audit::{AuditEntry, AuditLog, Decision};
 use crate::policy::NetworkGrant;
 
@@ -43,11 +44,8 @@ pub struct HttpGate {
     pub log: Arc<RequestLog>,
     /// What the plugin may reach (`Sandbox::network`).
     pub grants: Arc<[NetworkGrant]>,
-    /// `grants` is what the plugin requested and the operator granted (omni:cpi@0.3.0 on), so a
-    /// refusal is the plugin's own `network-requests()`; otherwise the grants alone.
-    pub requested: bool,
-    /// The plugin is being loaded (`describe()`, `network-requests()`): nothing is sent.
-    pub loading: bool,
+    /// How `grants` were decided, which the reason for a refusal names.
+    pub gates: NetworkGates,
     /// [`MAX_REQUESTS_IN_FLIGHT`] permits, one held by each request until its answer is done.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Largest request or response body.
@@ -58,6 +56,7 @@ pub struct HttpGate {
 }
 
 /// Where the requests of one call are audited.
+#[derive(Clone)]
 pub struct RequestLog {
     pub plugin: String,
     pub action: String,
@@ -168,24 +167,22 @@ impl WasiHttpHooks for HttpGate {
         }
         let grants = self.grants_for(&target);
         if grants.is_empty() {
-            let reason = if self.loading {
-                format!(
+            let reason = match self.gates {
+                NetworkGates::Loading => format!(
                     "plugin `{}` sends nothing while it is loaded: describe() and network-requests() only say \
                      what it needs; send requests in actions",
                     self.log.plugin
-                )
-            } else if self.requested {
-                format!(
+                ),
+                NetworkGates::RequestedAndGranted => format!(
                     "not requested by the plugin: {}:{} is not among its network-requests(); plugin `{}` reaches \
                      only what it requests (and the operator grants): rebuild it requesting this, then grant it",
                     target.host, target.port, self.log.plugin
-                )
-            } else {
-                format!(
+                ),
+                NetworkGates::GrantedAlone => format!(
                     "no network grant names {}:{}; the operator grants it in the policy \
                      ([[plugins.{}.network]] host = \"{}\", port = {})",
                     target.host, target.port, self.log.plugin, target.host, target.port
-                )
+                ),
             };
             return Box::new(std::future::ready(Err(self.log.deny(&target, reason))));
         }

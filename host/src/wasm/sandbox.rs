@@ -52,11 +52,23 @@ impl NetworkRequest {
             && NetworkGrant::parse(&format!("{bracketed}:{port}")).is_ok_and(|g| g.host == lowercase);
         if !usable {
             return Err(format!(
-                "network-requests() asks for host `{host}` port {port}: give a bare DNS name or IP address as written                  in a policy (\"ec2.us-east-1.amazonaws.com\", \"127.0.0.1\", \"::1\") and a port from 1 to 65535"
+                "network-requests() asks for host `{host}` port {port}: give a bare DNS name or IP address as written \
+                 in a policy (\"ec2.us-east-1.amazonaws.com\", \"127.0.0.1\", \"::1\") and a port from 1 to 65535"
             ));
         }
         Ok(NetworkRequest { host: lowercase, port, description })
     }
+}
+
+/// How a sandbox's reachable hosts were decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkGates {
+    /// At load: nothing is reachable.
+    Loading,
+    /// What the plugin requested AND the operator granted (omni:cpi@0.3.0 on).
+    RequestedAndGranted,
+    /// What the operator granted (a component that cannot request hosts).
+    GrantedAlone,
 }
 
 /// One program the plugin may run: granted (absolute path, patterns) and requested (patterns).
@@ -300,6 +312,15 @@ impl Sandbox {
             network: network.into(),
             loading: false,
         })
+    }
+
+    /// Which gates `network` passed, so a refused request names the one that refused it.
+    pub fn network_gates(&self) -> NetworkGates {
+        match (self.loading, &self.requests.network) {
+            (true, _) => NetworkGates::Loading,
+            (false, Some(_)) => NetworkGates::RequestedAndGranted,
+            (false, None) => NetworkGates::GrantedAlone,
+        }
     }
 
     /// Decides one exec. `Ok` carries the absolute program to run and the working directory

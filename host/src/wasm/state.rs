@@ -114,8 +114,7 @@ impl CallState {
                 secrets: secrets.clone(),
             }),
             grants: sandbox.network.clone(),
-            requested: sandbox.requests.network.is_some(),
-            loading: sandbox.loading,
+            gates: sandbox.network_gates(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(super::http::MAX_REQUESTS_IN_FLIGHT)),
             body_limit: limits.output_bytes,
             // A request waits like an exec does, and never past the call's own deadline.
@@ -177,13 +176,7 @@ impl CallState {
         self.sandbox = Arc::new(Sandbox { settings, ..(*self.sandbox).clone() });
         self.action = action.to_string();
         // A request it tries is refused (no host is reachable at load) and audited under this name.
-        let log = &self.http_gate.log;
-        self.http_gate.log = Arc::new(RequestLog {
-            plugin: log.plugin.clone(),
-            action: action.to_string(),
-            audit: log.audit.clone(),
-            secrets: log.secrets.clone(),
-        });
+        self.http_gate.log = Arc::new(RequestLog { action: action.to_string(), ..(*self.http_gate.log).clone() });
     }
 }
 
